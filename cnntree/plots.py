@@ -1,0 +1,77 @@
+"""Pictures people would rather look at than numbers: the class hierarchy."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import networkx as nx  # noqa: E402
+
+from .spec import Spec, summarize  # noqa: E402
+
+
+def save_figure(fig, path) -> Path:
+    """Write a figure atomically (temporary file, then rename) and close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix or ".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def hierarchy_layout(graph: nx.DiGraph) -> dict[str, tuple[float, float]]:
+    """Classes on the bottom row in depth-first order; every network above its children."""
+    roots = [n for n in graph if graph.in_degree(n) == 0]
+    order = [n for root in roots for n in nx.dfs_preorder_nodes(graph, root)]
+    classes = list(dict.fromkeys(n for n in order if graph.nodes[n]["kind"] == "class"))
+    depth = {n: min(nx.shortest_path_length(graph, r, n) for r in roots if nx.has_path(graph, r, n)) for n in graph}
+    bottom = max(depth.values())
+    pos = {c: (float(i), -float(bottom)) for i, c in enumerate(classes)}
+    for level in range(bottom - 1, -1, -1):
+        row = [n for n in dict.fromkeys(order) if depth[n] == level and n not in pos]
+        xs = [sum(pos[c][0] for c in graph.successors(n)) / graph.out_degree(n) for n in row]
+        if len(set(round(x, 3) for x in xs)) < len(xs):  # members of a vote share one centre: spread them
+            step = (len(classes) - 1) / max(1, len(row) - 1) if len(row) > 1 else 0
+            xs = [i * step if len(row) > 1 else (len(classes) - 1) / 2 for i in range(len(row))]
+        pos.update({n: (x, -float(level)) for n, x in zip(row, xs)})
+    return pos
+
+
+def draw_hierarchy(spec: Spec, path) -> Path:
+    """The spec's networks (with model and balance settings) above the classes they predict."""
+    graph, pos = spec.graph, hierarchy_layout(spec.graph)
+    width = max(6.0, 1.6 * sum(1 for n in graph if graph.nodes[n]["kind"] == "class"))
+    height = 1.0 + 1.6 * (max(-y for _, y in pos.values()) + 1)
+    fig, ax = plt.subplots(figsize=(width, height))
+    for u, v in graph.edges:
+        ax.annotate("", xy=pos[v], xytext=pos[u],
+                    arrowprops=dict(arrowstyle="-|>", color="#666", shrinkA=22, shrinkB=12, lw=1.2))
+    nodes = {n.id: n for n in spec.nodes}
+    for name, (x, y) in pos.items():
+        if name in nodes:
+            node = nodes[name]
+            text = f"{name}\n{summarize('model', node.model)}\nbalance: {summarize('balance', node.balance)}"
+            style = dict(boxstyle="round,pad=0.4", fc="#dbe9f6", ec="#2c6fad")
+        else:
+            text, style = name, dict(boxstyle="round,pad=0.3", fc="#fdf1d6", ec="#c48a12")
+        ax.text(x, y, text, ha="center", va="center", fontsize=8.5, bbox=style, zorder=3)
+    title = f"{spec.name} ({spec.kind}" + (f", {spec.voting} voting" if spec.voting else "") + ")"
+    ax.set_title(title, fontsize=11)
+    xs = [x for x, _ in pos.values()]
+    ys = [y for _, y in pos.values()]
+    ax.set_xlim(min(xs) - 0.8, max(xs) + 0.8)
+    ax.set_ylim(min(ys) - 0.6, max(ys) + 0.6)
+    ax.axis("off")
+    return save_figure(fig, path)

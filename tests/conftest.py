@@ -1,0 +1,73 @@
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FULL_FER2013 = ROOT.parent / "shared" / "data" / "fer2013.csv.gz"
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Every test reads and writes its own data cache, never the user's."""
+    monkeypatch.setenv("CNNTREE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(scope="session")
+def sample():
+    from cnntree.data import load_faces
+
+    return load_faces("sample", cache=False)
+
+
+def write_csv(path: Path, rows, header="emotion,pixels,Usage"):
+    """Rows are (emotion, pixels: str or array, usage) tuples; ``.gz`` paths are gzipped."""
+    lines = [header]
+    for emotion, pixels, usage in rows:
+        if not isinstance(pixels, str):
+            pixels = " ".join(map(str, np.asarray(pixels).ravel().tolist()))
+        lines.append(f"{emotion},{pixels},{usage}")
+    text = "\n".join(lines) + "\n"
+    if path.suffix == ".gz":
+        with gzip.open(path, "wt") as f:
+            f.write(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+def rows_from(data, n_per_class=4):
+    rows = []
+    for label in range(len(data.classes)):
+        for i in np.flatnonzero(data.labels == label)[:n_per_class]:
+            rows.append((int(data.labels[i]), data.images[i], str(data.splits[i])))
+    return rows
+
+
+@pytest.fixture
+def small_csv(tmp_path, sample):
+    return write_csv(tmp_path / "small.csv", rows_from(sample))
+
+
+def write_folder(root: Path, data, per_class=5, split=None):
+    import cv2
+
+    for label, name in enumerate(data.classes):
+        folder = root / split / name if split else root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for k, i in enumerate(np.flatnonzero(data.labels == label)[:per_class]):
+            cv2.imwrite(str(folder / f"S{k:03d}_{name}_{i}.png"), data.images[i])
+    return root
+
+
+def run_cli(*args):
+    """Run ``cnntree`` in a subprocess, as a user would; returns (code, stdout, stderr)."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run([sys.executable, "-m", "cnntree.cli", *map(str, args)], capture_output=True,
+                          text=True, cwd=ROOT, env=env, timeout=600)
+    return proc.returncode, proc.stdout, proc.stderr
