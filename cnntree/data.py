@@ -410,14 +410,13 @@ def _kfold(data: FaceData, split: dict):
     k, fold = split["folds"], split["fold"]
     if fold >= k:
         raise CnnTreeError(f"data.split.fold: {fold} is out of range for {k} folds (0..{k - 1})")
+    groups = subject_groups(data.names, split["group_regex"]) if split["group_regex"] else None
+    if groups is not None and len(set(groups)) < k:
+        raise CnnTreeError(f"data.split.folds: {k} folds but only {len(set(groups))} subjects (groups) in the data")
     smallest = min(data.counts().items(), key=lambda kv: kv[1])
     if smallest[1] < k:
         raise CnnTreeError(f"data.split.folds: {k} folds but class \"{smallest[0]}\" has only {smallest[1]} images")
-    if split["group_regex"]:
-        groups = subject_groups(data.names, split["group_regex"])
-        n_groups = len(set(groups))
-        if n_groups < k:
-            raise CnnTreeError(f"data.split.folds: {k} folds but only {n_groups} subjects (groups) in the data")
+    if groups is not None:
         splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=split["seed"])
         folds = list(splitter.split(np.zeros(len(data)), data.labels, groups))
     else:

@@ -199,3 +199,26 @@ def test_summaries_show_only_changes():
     assert summarize("model", {"name": "vgg", "blocks": 3, "filters": [64, 128, 256, 256, 512, 512], "dense": 256,
                                "dropout": 0.25, "dense_dropout": 0.5, "width": 1.0, "l2": 0.0}) == "vgg(blocks=3)"
     assert summarize("balance", {"strategy": "oversample", "ratio": 0.5}) == "oversample(ratio=0.5)"
+
+
+def test_docs_cover_every_field_and_the_example_is_valid():
+    import re
+
+    from cnntree.spec import DATA, SECTIONS, SPLIT, TOP
+
+    doc = (ROOT / "docs" / "spec.md").read_text()
+    documented = set(re.findall(r"`([a-z_0-9]+)`", doc))
+    keys = set(TOP) | set(DATA.fields) | {k for v in SPLIT.variants.values() for k in v}
+    for schema in SECTIONS.values():
+        if hasattr(schema, "variants"):
+            keys |= set(schema.variants) | {k for v in schema.variants.values() for k in v}
+        else:
+            keys |= set(schema.fields)
+    for nested in ("optimizer", "schedule"):
+        variants = SECTIONS["train"].fields[nested].variants
+        keys |= set(variants) | {k for v in variants.values() for k in v}
+    assert sorted(keys - documented) == []
+    example = json.loads(doc.split("```json")[-1].split("```")[0])
+    spec = parse_spec(example)
+    assert spec.node("root").groups[0] == ("happy", "surprise")
+    assert [n.id for n in spec.nodes] == ["root", "root.0", "negative"]

@@ -1,0 +1,91 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import FULL_FER2013, ROOT, run_cli
+
+
+def test_validate_ok_and_misspelt_class(tmp_path):
+    code, out, err = run_cli("validate", "trees/moravcik.json")
+    assert code == 0 and "ok (tree \"moravcik\"" in out
+    bad = tmp_path / "x.json"
+    bad.write_text((ROOT / "trees" / "moravcik.json").read_text().replace('"fear", "NN2"', '"feer", "NN2"'))
+    code, out, err = run_cli("validate", bad)
+    assert code == 2
+    assert err.strip() == (f'cnntree: error: {bad}: nodes[0].children[0]: unknown class or node "feer" '
+                           '(did you mean "fear"?)')
+    assert "Traceback" not in err and out == ""
+
+
+def test_every_shipped_spec_validates():
+    for path in sorted((ROOT / "trees").glob("*.json")):
+        code, _, err = run_cli("validate", path)
+        assert code == 0, err
+
+
+def test_show_prints_tree_and_draws_png(tmp_path):
+    png = tmp_path / "tree.png"
+    code, out, err = run_cli("show", "trees/moravcik.json", "--png", png)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[1].startswith("NN1  [vgg(blocks=3) | balance one_vs_rest]")
+    assert "├── fear" in lines[2] and "└── NN2" in lines[3]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import cv2
+
+    picture = cv2.imread(str(png))
+    assert picture.shape[0] > 300 and picture.shape[1] > 600 and picture.std() > 10
+
+
+def test_data_json_contract_on_the_sample():
+    code, out, err = run_cli("data", "trees/moravcik.json", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["splits"] == {"Training": 1134, "Validation": 126, "PublicTest": 245, "PrivateTest": 245}
+    nodes = {n["id"]: n for n in report["nodes"]}
+    assert list(nodes) == ["NN1", "NN2", "NN3", "NN4"]
+    assert nodes["NN1"]["groups"] == [["fear"], ["angry", "disgust", "happy", "sad", "surprise", "neutral"]]
+    assert nodes["NN1"]["before"] == [162, 972] and nodes["NN1"]["after"] == [162, 162]
+    assert nodes["NN2"]["after"] == [389, 389]
+
+
+def test_data_reports_bad_rows_with_skip(tmp_path, sample):
+    from .conftest import rows_from, write_csv
+
+    rows = rows_from(sample, 20)
+    rows[3] = (rows[3][0], "1 2 3", rows[3][2])
+    csv = write_csv(tmp_path / "d.csv", rows)
+    spec = tmp_path / "s.json"
+    spec.write_text('{"name": "s", "kind": "single", "data": {"split": "random"}}')
+    code, out, err = run_cli("data", spec, "--data", csv)
+    assert code == 2 and err.strip() == f"cnntree: error: {csv}: line 5: 3 pixel values, expected 2304 (48x48) " \
+                                        "(use --skip-bad to skip bad rows)"
+    code, out, err = run_cli("data", spec, "--data", csv, "--skip-bad", "--json")
+    assert code == 0 and "skipped 1 bad input(s); first: line 5" in err
+    assert sum(json.loads(out)["splits"].values()) == 139
+
+
+def test_unexpected_arguments_exit_2():
+    code, out, err = run_cli("validate")
+    assert code == 2 and "usage:" in err
+
+
+def test_console_script_is_installed():
+    exe = "cnntree.exe" if sys.platform == "win32" else "cnntree"
+    path = subprocess.run([sys.executable, "-c", "import shutil,sys,os;"
+                           "print(shutil.which('cnntree', path=os.path.dirname(sys.executable)) or '')"],
+                          capture_output=True, text=True).stdout.strip()
+    assert path.endswith(exe)
+
+
+@pytest.mark.skipif(not FULL_FER2013.exists(), reason="full FER2013 not available")
+def test_data_on_full_fer2013():
+    code, out, err = run_cli("data", "trees/moravcik.json", "--data", FULL_FER2013, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["splits"] == {"Training": 25837, "Validation": 2872, "PublicTest": 3589, "PrivateTest": 3589}
+    nodes = {n["id"]: n for n in report["nodes"]}
+    assert nodes["NN1"]["before"] == [3687, 22150] and nodes["NN1"]["after"] == [3687, 3687]
+    assert nodes["NN4"]["before"] == [392, 6493, 2854] and nodes["NN4"]["after"] == [5194] * 3
