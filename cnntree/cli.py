@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import traceback
+from pathlib import Path
 
 from .errors import CnnTreeError
 
@@ -101,6 +103,169 @@ def cmd_data(args) -> int:
     return 0
 
 
+def _evaluation_table(rows: list[tuple[str, dict]]) -> str:
+    """Metrics per split and mode as a fixed-width table."""
+    lines = [f"{'split':12s} {'mode':9s} {'accuracy':>9s} {'macro F1':>9s} {'weighted F1':>12s}"]
+    for split, result in rows:
+        for mode, m in result["modes"].items():
+            star = "*" if mode == result["default_mode"] else " "
+            lines.append(f"{split:12s} {mode + star:9s} {m['accuracy']:9.4f} {m['macro_f1']:9.4f} {m['weighted_f1']:12.4f}")
+    return "\n".join(lines)
+
+
+def _write_evaluation(result: dict, classes, split: str, folder: Path) -> list[Path]:
+    """Reports (JSON, text) and confusion-matrix pictures of one split; returns the files."""
+    from .plots import draw_confusion
+
+    folder.mkdir(parents=True, exist_ok=True)
+    files = [folder / f"{split}_report.json"]
+    files[0].write_text(json.dumps(result, indent=2))
+    text = []
+    for mode, m in result["modes"].items():
+        text.append(f"== {split}, {mode} ==\n" + _report_text(m["report"]))
+        files.append(draw_confusion(m["confusion"], classes, folder / f"{split}_{mode}_confusion.png",
+                                    f"{split} ({mode}): counts"))
+        files.append(draw_confusion(m["confusion"], classes, folder / f"{split}_{mode}_confusion_normalized.png",
+                                    f"{split} ({mode}): recall per class", normalize=True))
+    for node, report in result["nodes"].items():
+        text.append(f"== {split}, network {node} on its own test data ==\n" + _report_text(report["report"]))
+    files.append(folder / f"{split}_report.txt")
+    files[-1].write_text("\n".join(text))
+    return files
+
+
+def _report_text(report: dict) -> str:
+    lines = [f"{'':28s} {'precision':>9s} {'recall':>9s} {'f1':>9s} {'support':>8s}"]
+    for name, row in report.items():
+        if isinstance(row, dict):
+            lines.append(f"{name:28s} {row['precision']:9.3f} {row['recall']:9.3f} {row['f1-score']:9.3f} "
+                         f"{int(row['support']):8d}")
+    return "\n".join(lines) + f"\naccuracy {report['accuracy']:.4f}\n"
+
+
+def cmd_train(args) -> int:
+    import mlflow
+
+    from . import tracking
+    from .classifier import CnnTreeClassifier
+    from .data import load_for_spec
+    from .evaluate import evaluate, headline
+    from .plots import draw_hierarchy
+
+    spec = _spec(args)
+    if args.seed is not None:
+        spec = _with_seed(spec, args.seed)
+    data, splits = load_for_spec(spec, args.data, True if args.skip_bad else None)
+    print(f"data: {data.source}: " + ", ".join(f"{k} {v}" for k, v in splits.sizes().items()))
+    work = Path(args.work_dir or tracking.RUNS / "work" / spec.name)
+    if work.exists() and not args.resume:
+        shutil.rmtree(work)
+    tracking.use_experiment(args.experiment or spec.name)
+    clf = CnnTreeClassifier(spec, epochs=args.epochs, quick=args.quick, work_dir=work)
+    with mlflow.start_run(run_name=f"{spec.name}{' (quick)' if args.quick else ''}") as run:
+        mlflow.set_tags({"cnntree.kind": spec.kind, "cnntree.spec": spec.name, "cnntree.quick": str(args.quick),
+                         "cnntree.source": str(args.spec)})
+        mlflow.log_params(tracking.spec_params(spec))
+        mlflow.log_params({"data.source": data.source, "epochs_override": args.epochs, "quick": args.quick})
+        mlflow.log_dict(spec.raw, "spec.json")
+        mlflow.log_artifact(str(draw_hierarchy(spec, work / "hierarchy.png")))
+        clf.fit(data.images[splits.train], data.labels[splits.train],
+                (data.images[splits.validation], data.labels[splits.validation]), node_context=tracking.network_run)
+        mlflow.log_metric("train_seconds", clf.fit_seconds_)
+        rows = []
+        for split, index in splits.tests.items():
+            result = evaluate(clf, data.images[index], data.labels[index])
+            mlflow.log_metrics(headline(result, split))
+            for file in _write_evaluation(result, spec.classes, split, work / "evaluation"):
+                mlflow.log_artifact(str(file), "evaluation")
+            rows.append((split, result))
+        saved = clf.save(work / "classifier")
+        mlflow.log_artifacts(str(saved), "classifier")
+        tracking.log_pyfunc(saved)
+        if args.out:
+            shutil.copytree(saved, Path(args.out), dirs_exist_ok=True)
+        print(_evaluation_table(rows))
+        print(f"MLflow run {run.info.run_id} in {tracking.tracking_uri()} (experiment {args.experiment or spec.name})")
+        if args.out:
+            print(f"classifier saved to {args.out}")
+    return 0
+
+
+def _with_seed(spec, seed: int):
+    from .spec import parse_spec
+
+    raw = json.loads(json.dumps(spec.raw))
+    raw.setdefault("defaults", {}).setdefault("train", {})["seed"] = seed
+    return parse_spec(raw, source=spec.source, base_dir=spec.base_dir)
+
+
+def _load_classifier(path):
+    from .classifier import CnnTreeClassifier
+
+    return CnnTreeClassifier.load(path)
+
+
+def cmd_evaluate(args) -> int:
+    from .data import load_for_spec
+    from .evaluate import evaluate, headline
+
+    clf = _load_classifier(args.model_dir)
+    data, splits = load_for_spec(clf.spec, args.data, True if args.skip_bad else None)
+    if args.split not in splits.tests:
+        raise CnnTreeError(f"--split: no test split \"{args.split}\"; test splits: {', '.join(splits.tests)}")
+    index = splits.tests[args.split]
+    result = evaluate(clf, data.images[index], data.labels[index])
+    if args.json:
+        print(json.dumps({"split": args.split, "metrics": headline(result, args.split), "result": result}, indent=2))
+    else:
+        print(_evaluation_table([(args.split, result)]))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    import cv2
+    import numpy as np
+
+    clf = _load_classifier(args.model_dir)
+    faces = []
+    for path in args.images:
+        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if image is None:
+            raise CnnTreeError(f"{path}: not a readable image")
+        faces.append(cv2.resize(image, (48, 48), interpolation=cv2.INTER_AREA))
+    proba = clf.predict_proba(np.stack(faces))
+    rows = [{"image": str(p), "label": clf.spec.classes[int(q.argmax())],
+             "probabilities": dict(zip(clf.spec.classes, map(float, q)))} for p, q in zip(args.images, proba)]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            print(f"{row['image']}: {row['label']} ({row['probabilities'][row['label']]:.2f})")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from . import tracking
+
+    runs = tracking.finished_runs(args.experiment)
+    columns = ("public_accuracy", "private_accuracy", "private_accuracy_hard", "private_accuracy_soft",
+               "private_macro_f1", "train_seconds")
+    if args.json:
+        print(json.dumps(runs, indent=2))
+        return 0
+    print(f"{'run':8s} {'status':8s} {'kind':7s} {'spec':24s} " + " ".join(f"{c:>13s}" for c in
+                                                                       ("public acc", "private acc", "private hard",
+                                                                        "private soft", "private mF1", "train s")))
+    for r in runs:
+        values = [r["metrics"].get(c) for c in columns]
+        cells = " ".join(f"{v:13.4f}" if v is not None and c != "train_seconds" else
+                         f"{v:13.0f}" if v is not None else f"{'-':>13s}" for c, v in zip(columns, values))
+        print(f"{r['run_id'][:8]:8s} {r['status'][:8]:8s} {r['kind']:7s} {r['spec'][:24]:24s} {cells}")
+    if not runs:
+        print("(no cnntree runs yet: run cnntree train SPEC)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cnntree", description="Hierarchical ensembles of CNNs for facial "
                                      "expression recognition.")
@@ -122,10 +287,64 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-bad", action="store_true", help="skip bad rows/files and report their count")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=cmd_data)
+
+    p = sub.add_parser("train", help="train every network, evaluate on the test splits, log to MLflow")
+    p.add_argument("spec")
+    p.add_argument("--data", metavar="PATH", help="data instead of the spec's (e.g. path/to/fer2013.csv)")
+    p.add_argument("--epochs", type=_positive, help="override every network's epochs")
+    p.add_argument("--quick", action="store_true", help="smoke run: 1 epoch, <= 512 faces per network, "
+                   "filters x0.25")
+    p.add_argument("--experiment", help="MLflow experiment (default: the spec's name)")
+    p.add_argument("--seed", type=int, help="override every network's seed")
+    p.add_argument("--out", metavar="DIR", help="also keep the trained classifier in DIR")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted training from its checkpoints")
+    p.add_argument("--work-dir", help="checkpoints and outputs (default runs/work/<spec name>)")
+    p.add_argument("--skip-bad", action="store_true", help="skip bad rows/files and report their count")
+    p.set_defaults(run=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a trained classifier on a test split")
+    p.add_argument("model_dir")
+    p.add_argument("--data", metavar="PATH")
+    p.add_argument("--split", default="PrivateTest")
+    p.add_argument("--skip-bad", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="emotion of face images (each resized to grey 48x48)")
+    p.add_argument("model_dir")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_predict)
+
+    p = sub.add_parser("compare", help="cnntree runs in the MLflow store as a table")
+    p.add_argument("--experiment")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_compare)
     return parser
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _quiet_libraries() -> None:
+    """Library chatter (TensorFlow retracing notes, MLflow hints) is not for cnntree's users."""
+    import logging
+    import warnings
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"mlflow\..*")
+
+
 def main(argv=None) -> int:
+    _quiet_libraries()
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = args.debug or os.environ.get("CNNTREE_DEBUG") == "1"

@@ -75,3 +75,28 @@ def draw_hierarchy(spec: Spec, path) -> Path:
     ax.set_ylim(min(ys) - 0.6, max(ys) + 0.6)
     ax.axis("off")
     return save_figure(fig, path)
+
+
+def draw_confusion(confusion, classes, path, title: str = "", normalize: bool = False) -> Path:
+    """A confusion matrix picture: counts, or rows normalised to recall per true class."""
+    import numpy as np
+
+    matrix = np.asarray(confusion, dtype=float)
+    if normalize:
+        matrix = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    size = 1.0 + 0.75 * len(classes)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    image = ax.imshow(matrix, cmap="Blues", vmin=0, vmax=1 if normalize else None)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title or ("confusion (row-normalised)" if normalize else "confusion (counts)"))
+    threshold = matrix.max() / 2 if matrix.size else 0
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            text = f"{matrix[i, j]:.2f}" if normalize else f"{int(matrix[i, j])}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                    color="white" if matrix[i, j] > threshold else "black")
+    return save_figure(fig, path)

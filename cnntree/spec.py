@@ -48,8 +48,8 @@ MODEL = Tagged("name", {
             "dense": _units(256), "dropout": _dropout(0.25), "dense_dropout": _dropout(0.5),
             "width": _width(), "l2": _l2()},
     "mini_xception": {"width": _width(), "l2": _l2(0.01)},
-    "mobilenet_v2": {"widths": _channels([256, 256, 512, 512]), "expansion": Num(2, lo=1, hi=8, integer=True),
-                     "dense": _units(256), "dropout": _dropout(0.2), "l2": _l2()},
+    "mobilenet_v2": {"widths": _channels([256, 256, 512, 512]), "expansion": Num(1, lo=1, hi=8, integer=True),
+                     "dense": _units(128), "dropout": _dropout(0.2), "l2": _l2()},
     "vggnet": {"width": _width(), "dropout": _dropout(0.2), "l2": _l2()},
 }, default={"name": "vgg"})
 

@@ -1,0 +1,200 @@
+"""One scikit-learn-style classifier for every kind of spec: tree, single network, voting ensemble.
+
+``fit`` trains each network on its own balanced data (``nodedata``), ``predict_proba`` combines
+the networks' outputs with the spec's router (``tree``) or vote (``ensemble``), and the whole
+classifier saves to (and loads from) one directory, written atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .augment import tta_views
+from .ensemble import VOTES
+from .errors import CnnTreeError
+from .nodedata import node_dataset, node_targets
+from .spec import Spec, parse_spec
+from .tree import ROUTERS
+
+FORMAT_VERSION = 1
+QUICK_EPOCHS = 1
+QUICK_SAMPLES = 512
+QUICK_WIDTH = 0.25
+
+
+class CnnTreeClassifier:
+    """A classifier made of the spec's networks.
+
+    Parameters are stored as given: ``spec`` (a :class:`Spec`), ``epochs`` (overrides every
+    network's epochs), ``quick`` (a smoke run: 1 epoch, at most 512 training faces per network,
+    filter counts x0.25 for models with a ``width``), ``work_dir`` (per-network checkpoints, so an interrupted ``fit`` resumes there).
+    """
+
+    def __init__(self, spec: Spec, epochs: int | None = None, quick: bool = False, work_dir=None, printer=print):
+        self.spec = spec
+        self.epochs = epochs
+        self.quick = quick
+        self.work_dir = work_dir
+        self.printer = printer
+
+    # ------------------------------------------------------------------ fitting
+
+    def _settings(self, node):
+        train = dict(node.train)
+        if self.epochs is not None:
+            train["epochs"] = self.epochs
+        model = dict(node.model)
+        if self.quick:
+            train["epochs"] = min(train["epochs"], QUICK_EPOCHS)
+            if "width" in model:
+                model["width"] *= QUICK_WIDTH
+        return {"model": model, "augment": node.augment, "train": train}
+
+    def fit(self, images: np.ndarray, labels: np.ndarray, validation: tuple[np.ndarray, np.ndarray],
+            node_context=None) -> "CnnTreeClassifier":
+        """Train every network. ``labels`` index ``spec.classes``; ``validation`` is (images, labels).
+
+        ``node_context(node)`` may return a context manager around one network's training that
+        yields extra Keras callbacks (the MLflow child run uses it).
+        """
+        from .train import train_network
+
+        work = Path(self.work_dir or tempfile.mkdtemp(prefix="cnntree-"))
+        classes = list(self.spec.classes)
+        self.networks_, self.val_accuracy_, self.histories_ = {}, {}, {}
+        started = time.perf_counter()
+        for i, node in enumerate(self.spec.nodes, start=1):
+            label = f"{node.id} {i}/{len(self.spec.nodes)}"
+            folder = work / "nodes" / node.id
+            data = node_dataset(node, labels, classes, np.arange(len(labels)))
+            index, targets = data.index, data.targets
+            if self.quick and len(index) > QUICK_SAMPLES:
+                index, targets = index[:QUICK_SAMPLES], targets[:QUICK_SAMPLES]  # already shuffled
+            val_index, val_targets = node_targets(node, validation[1], classes, np.arange(len(validation[1])))
+            self.printer(f"[{label}] {' | '.join('+'.join(g) for g in node.groups)}: {len(index)} training faces "
+                         f"(balanced {node.balance['strategy']}: {list(data.before)} -> {list(data.after)}), "
+                         f"{len(val_index)} validation")
+            context = node_context(node) if node_context else contextlib.nullcontext([])
+            with context as callbacks:
+                model, state = train_network(self._settings(node), len(node.groups), (images[index], targets),
+                                             (validation[0][val_index], val_targets), folder,
+                                             class_weight=data.class_weight, label=label,
+                                             callbacks=callbacks or (), printer=self.printer)
+                outputs = self._network_output(node, model, validation[0][val_index])
+                self.val_accuracy_[node.id] = float((outputs.argmax(1) == val_targets).mean())
+            self.networks_[node.id] = model
+            self.histories_[node.id] = state["history"]
+        self.fit_seconds_ = time.perf_counter() - started
+        return self
+
+    # ------------------------------------------------------------------ predicting
+
+    def _network_output(self, node, model, images: np.ndarray) -> np.ndarray:
+        from .train import as_input
+
+        if len(images) == 0:
+            return np.zeros((0, len(node.groups)))
+        views = tta_views(images, node.augment["test_time"])
+        total = sum(model.predict(as_input(view), batch_size=256, verbose=0) for view in views)
+        return np.asarray(total / len(views), np.float64)
+
+    def network_outputs(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """Each network's own probabilities over its groups (for diagnostics and combining)."""
+        self._check_fitted()
+        return {node.id: self._network_output(node, self.networks_[node.id], images) for node in self.spec.nodes}
+
+    def modes(self) -> tuple[str, ...]:
+        return tuple(VOTES) if self.spec.kind == "voting" else tuple(ROUTERS)
+
+    def default_mode(self) -> str:
+        return self.spec.voting if self.spec.kind == "voting" else "soft"
+
+    def combiner(self, mode: str | None = None):
+        mode = mode or self.default_mode()
+        if mode not in self.modes():
+            raise CnnTreeError(f"mode \"{mode}\" does not apply to a {self.spec.kind}; use one of {', '.join(self.modes())}")
+        if self.spec.kind == "voting":
+            return VOTES[mode]([n.id for n in self.spec.nodes], self.val_accuracy_)
+        return ROUTERS[mode](self.spec)
+
+    def predict_proba(self, images: np.ndarray, mode: str | None = None) -> np.ndarray:
+        """Class probabilities in ``spec.classes`` order (soft routing / the spec's vote by default)."""
+        return self.combiner(mode).combine(self.network_outputs(images))
+
+    def predict(self, images: np.ndarray, mode: str | None = None) -> np.ndarray:
+        return self.predict_proba(images, mode).argmax(axis=1)
+
+    def score(self, images: np.ndarray, labels: np.ndarray, mode: str | None = None) -> float:
+        return float((self.predict(images, mode) == labels).mean())
+
+    def _check_fitted(self):
+        if not hasattr(self, "networks_"):
+            raise CnnTreeError("this classifier is not trained yet: call fit() or load a model directory")
+
+    # ------------------------------------------------------------------ saving
+
+    def save(self, directory) -> Path:
+        """Write spec, networks (native ``.keras``) and metadata to ``directory`` atomically."""
+        self._check_fitted()
+        directory = Path(directory).resolve()
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
+        try:
+            (tmp / "networks").mkdir()
+            for node in self.spec.nodes:
+                self.networks_[node.id].save(tmp / "networks" / f"{node.id}.keras")
+            (tmp / "spec.json").write_text(json.dumps(self.spec.raw, indent=2))
+            meta = {"format": FORMAT_VERSION, "name": self.spec.name, "kind": self.spec.kind,
+                    "classes": list(self.spec.classes), "default_mode": self.default_mode(),
+                    "networks": [{"id": n.id, "groups": [list(g) for g in n.groups], "file": f"networks/{n.id}.keras",
+                                  "val_accuracy": self.val_accuracy_.get(n.id)} for n in self.spec.nodes],
+                    "histories": self.histories_, "fit_seconds": getattr(self, "fit_seconds_", None)}
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+            old = None
+            if directory.exists():
+                old = directory.parent / f".{directory.name}.old-{os.getpid()}"
+                os.replace(directory, old)
+            os.replace(tmp, directory)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return directory
+
+    @classmethod
+    def load(cls, directory) -> "CnnTreeClassifier":
+        """Read a saved classifier; Keras files are loaded in ``safe_mode`` (no code is unpickled)."""
+        import keras
+
+        directory = Path(directory)
+        meta_file = directory / "meta.json"
+        if not meta_file.exists():
+            raise CnnTreeError(f"{directory}: not a cnntree model directory (no meta.json)")
+        try:
+            meta = json.loads(meta_file.read_text())
+            raw = json.loads((directory / "spec.json").read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise CnnTreeError(f"{directory}: damaged model directory ({error})") from None
+        spec = parse_spec(raw, source=str(directory / "spec.json"), base_dir=directory)
+        clf = cls(spec)
+        clf.networks_, clf.val_accuracy_ = {}, {}
+        clf.histories_ = meta.get("histories", {})
+        for entry in meta["networks"]:
+            path = directory / entry["file"]
+            try:
+                clf.networks_[entry["id"]] = keras.saving.load_model(path, safe_mode=True, compile=False)
+            except Exception as error:  # Keras raises many types for a foreign or damaged file
+                raise CnnTreeError(f"{path}: cannot load network ({type(error).__name__}: "
+                                   f"{str(error).splitlines()[0] if str(error) else ''})") from None
+            if entry.get("val_accuracy") is not None:
+                clf.val_accuracy_[entry["id"]] = entry["val_accuracy"]
+        return clf

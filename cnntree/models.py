@@ -1,0 +1,151 @@
+"""The model registry: one name, one function; ``create_model(name, **params)`` builds it.
+
+Keras 3 public API only (``keras.layers``), so the same code runs on the TensorFlow, JAX and
+PyTorch backends. Every model takes raw grey pixels (0-255, shape (48, 48, 1)) and normalises
+them itself, so a saved model needs no preprocessing knowledge outside it.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+MODELS = {}
+
+NORMALIZERS = {
+    "unit": (1 / 255.0, 0.0),       # [0, 1]
+    "symmetric": (1 / 127.5, -1.0),  # [-1, 1]
+}
+
+
+def register(builder):
+    MODELS[builder.__name__] = builder
+    return builder
+
+
+def create_model(name: str, input_shape=(48, 48, 1), n_outputs: int = 7, normalize: str = "unit",
+                 **params) -> keras.Model:
+    """Build model ``name`` with softmax outputs; ``params`` are the spec's model parameters."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+    inputs = keras.Input(shape=input_shape, name="pixels")
+    scale, offset = NORMALIZERS[normalize]
+    x = layers.Rescaling(scale, offset, name="normalize")(inputs)
+    features = MODELS[name](x, n_outputs=n_outputs, **params)
+    outputs = layers.Activation("softmax", name="probabilities", dtype="float32")(features)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def _reg(l2: float):
+    return keras.regularizers.L2(l2) if l2 else None
+
+
+def _scaled(filters: int, width: float) -> int:
+    return max(1, int(round(filters * width)))
+
+
+@register
+def lenet(x, n_outputs, filters=(64, 128, 160), dense=160, dropout=0.0, l2=0.0):
+    """The reference base model: [conv3x3, maxpool] x 3, dense, output. Overfits by design."""
+    for f in filters:
+        x = layers.Conv2D(f, 3, padding="same", activation="relu", kernel_regularizer=_reg(l2))(x)
+        x = layers.MaxPooling2D(2)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(dense, activation="relu", kernel_regularizer=_reg(l2))(x)
+    if dropout:
+        x = layers.Dropout(dropout)(x)
+    return layers.Dense(n_outputs, kernel_regularizer=_reg(l2))(x)
+
+
+@register
+def vgg(x, n_outputs, blocks=4, filters=(64, 128, 256, 256, 512, 512), dense=256, dropout=0.25,
+        dense_dropout=0.5, width=1.0, l2=0.0):
+    """The reference VGG-style network: blocks of [conv3x3, BN, conv3x3, BN, maxpool, dropout]."""
+    if blocks > len(filters):
+        raise ValueError(f"vgg: {blocks} blocks need {blocks} filter counts, got {len(filters)}")
+    for f in filters[:blocks]:
+        for _ in range(2):
+            x = layers.Conv2D(_scaled(f, width), 3, padding="same", activation="relu",
+                              kernel_regularizer=_reg(l2))(x)
+            x = layers.BatchNormalization()(x)
+        x = layers.MaxPooling2D(2)(x)
+        x = layers.Dropout(dropout)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(_scaled(dense, width), activation="relu", kernel_regularizer=_reg(l2))(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.Dropout(dense_dropout)(x)
+    return layers.Dense(n_outputs, kernel_regularizer=_reg(l2))(x)
+
+
+@register
+def mini_xception(x, n_outputs, width=1.0, l2=0.01):
+    """Arriaga, Ploger & Valdenegro (2017): depthwise-separable residual modules, no dense layer."""
+    reg = _reg(l2)
+    for _ in range(2):
+        x = layers.Conv2D(_scaled(8, width), 3, use_bias=False, kernel_regularizer=reg)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+    for f in (16, 32, 64, 128):
+        f = _scaled(f, width)
+        shortcut = layers.Conv2D(f, 1, strides=2, padding="same", use_bias=False)(x)
+        shortcut = layers.BatchNormalization()(shortcut)
+        x = layers.SeparableConv2D(f, 3, padding="same", use_bias=False, depthwise_regularizer=reg,
+                                   pointwise_regularizer=reg)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+        x = layers.SeparableConv2D(f, 3, padding="same", use_bias=False, depthwise_regularizer=reg,
+                                   pointwise_regularizer=reg)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
+        x = layers.Add()([x, shortcut])
+    x = layers.Conv2D(n_outputs, 3, padding="same")(x)
+    return layers.GlobalAveragePooling2D()(x)
+
+
+def _inverted_residual(x, out_channels, expansion, l2):
+    """MobileNetV2's block: 1x1 expand, depthwise 3x3, 1x1 linear projection, skip when shapes match."""
+    in_channels = x.shape[-1]
+    y = layers.Conv2D(in_channels * expansion, 1, use_bias=False, kernel_regularizer=_reg(l2))(x)
+    y = layers.BatchNormalization()(y)
+    y = layers.ReLU(6.0)(y)
+    y = layers.DepthwiseConv2D(3, padding="same", use_bias=False)(y)
+    y = layers.BatchNormalization()(y)
+    y = layers.ReLU(6.0)(y)
+    y = layers.Conv2D(out_channels, 1, use_bias=False, kernel_regularizer=_reg(l2))(y)
+    y = layers.BatchNormalization()(y)
+    return layers.Add()([x, y]) if in_channels == out_channels else y
+
+
+@register
+def mobilenet_v2(x, n_outputs, widths=(256, 256, 512, 512), expansion=1, dense=128, dropout=0.2, l2=0.0):
+    """The reference MobileNetV2-style model: two plain convs (the second 5x5), then inverted-residual
+    stages at ``widths`` with max-pooling between them, global pooling and a dense head."""
+    x = layers.Conv2D(32, 3, padding="same", use_bias=False, kernel_regularizer=_reg(l2))(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU(6.0)(x)
+    x = layers.Conv2D(64, 5, padding="same", use_bias=False, kernel_regularizer=_reg(l2))(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU(6.0)(x)
+    for w in widths:
+        x = layers.MaxPooling2D(2)(x)
+        x = _inverted_residual(x, w, expansion, l2)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dense(dense, activation="relu", kernel_regularizer=_reg(l2))(x)
+    x = layers.Dropout(dropout)(x)
+    return layers.Dense(n_outputs)(x)
+
+
+@register
+def vggnet(x, n_outputs, width=1.0, dropout=0.2, l2=0.0):
+    """Khaireddin & Chen (2021): 4 stages of 2 [conv3x3, BN, ReLU] blocks with max-pooling, 3 dense layers."""
+    for f in (64, 128, 256, 512):
+        for _ in range(2):
+            x = layers.Conv2D(_scaled(f, width), 3, padding="same", kernel_regularizer=_reg(l2))(x)
+            x = layers.BatchNormalization()(x)
+            x = layers.Activation("relu")(x)
+        x = layers.MaxPooling2D(2)(x)
+    x = layers.Flatten()(x)
+    for _ in range(2):
+        x = layers.Dense(_scaled(4096, width), activation="relu", kernel_regularizer=_reg(l2))(x)
+        x = layers.Dropout(dropout)(x)
+    return layers.Dense(n_outputs)(x)

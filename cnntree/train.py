@@ -1,0 +1,254 @@
+"""Training one network from its spec section: optimiser, schedule, loss, augmentation, checkpoints.
+
+Every epoch ends with an atomic checkpoint (model with optimiser state, plus a small JSON state),
+so an interrupted training resumes from its last finished epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from .augment import augment_batch, build_augmenter
+from .models import create_model
+
+
+# ---------------------------------------------------------------------------- schedules
+# Each schedule is a small class: ``lr(epoch)`` for a base learning rate and a number of epochs.
+
+
+class Constant:
+    def __init__(self, base_lr, epochs):
+        self.base_lr, self.epochs = base_lr, epochs
+
+    def lr(self, epoch):
+        return self.base_lr
+
+
+class Exponential(Constant):
+    def __init__(self, base_lr, epochs, gamma=0.95):
+        super().__init__(base_lr, epochs)
+        self.gamma = gamma
+
+    def lr(self, epoch):
+        return self.base_lr * self.gamma ** epoch
+
+
+class Cosine(Constant):
+    def __init__(self, base_lr, epochs, min_lr=0.0):
+        super().__init__(base_lr, epochs)
+        self.min_lr = min_lr
+
+    def lr(self, epoch):
+        return self.min_lr + 0.5 * (self.base_lr - self.min_lr) * (1 + math.cos(math.pi * epoch / max(1, self.epochs)))
+
+
+class CosineRestarts(Constant):
+    def __init__(self, base_lr, epochs, first_epochs=10, t_mul=2.0, m_mul=1.0, min_lr=0.0):
+        super().__init__(base_lr, epochs)
+        self.first, self.t_mul, self.m_mul, self.min_lr = first_epochs, t_mul, m_mul, min_lr
+
+    def lr(self, epoch):
+        start, length, peak = 0, self.first, self.base_lr
+        while epoch >= start + length:
+            start, length, peak = start + length, length * self.t_mul, peak * self.m_mul
+        t = (epoch - start) / length
+        return self.min_lr + 0.5 * (peak - self.min_lr) * (1 + math.cos(math.pi * t))
+
+
+class OneCycle(Constant):
+    """Linear warm-up to ``max_lr`` for ``pct_start`` of the epochs, then cosine down to base/25."""
+
+    def __init__(self, base_lr, epochs, max_lr=0.01, pct_start=0.3):
+        super().__init__(base_lr, epochs)
+        self.max_lr, self.warm = max_lr, max(1, int(round(pct_start * epochs)))
+
+    def lr(self, epoch):
+        if epoch < self.warm:
+            return self.base_lr + (self.max_lr - self.base_lr) * epoch / self.warm
+        t = (epoch - self.warm) / max(1, self.epochs - self.warm)
+        low = self.base_lr / 25
+        return low + 0.5 * (self.max_lr - low) * (1 + math.cos(math.pi * t))
+
+
+class Step(Constant):
+    def __init__(self, base_lr, epochs, every=10, gamma=0.1):
+        super().__init__(base_lr, epochs)
+        self.every, self.gamma = every, gamma
+
+    def lr(self, epoch):
+        return self.base_lr * self.gamma ** (epoch // self.every)
+
+
+SCHEDULES = {"constant": Constant, "exponential": Exponential, "cosine": Cosine,
+             "cosine_restarts": CosineRestarts, "one_cycle": OneCycle, "step": Step}
+
+
+def schedule_callback(train: dict) -> keras.callbacks.Callback:
+    """The spec's schedule as a Keras callback (plateau is Keras's own, the others per epoch)."""
+    cfg = train["schedule"]
+    params = {k: v for k, v in cfg.items() if k != "name"}
+    if cfg["name"] == "plateau":
+        return keras.callbacks.ReduceLROnPlateau(monitor="val_loss", verbose=0, **params)
+    schedule = SCHEDULES[cfg["name"]](train["optimizer"]["lr"], train["epochs"], **params)
+    return keras.callbacks.LearningRateScheduler(lambda epoch, lr: schedule.lr(epoch))
+
+
+def make_optimizer(cfg: dict) -> keras.optimizers.Optimizer:
+    decay = cfg["weight_decay"] or None
+    if cfg["name"] == "sgd":
+        return keras.optimizers.SGD(cfg["lr"], momentum=cfg["momentum"], nesterov=cfg["nesterov"], weight_decay=decay)
+    cls = keras.optimizers.AdamW if cfg["name"] == "adamw" else keras.optimizers.Adam
+    return cls(cfg["lr"], beta_1=cfg["beta_1"], beta_2=cfg["beta_2"], weight_decay=decay)
+
+
+def make_loss(train: dict) -> keras.losses.Loss:
+    if train["loss"] == "mse":
+        return keras.losses.MeanSquaredError()
+    if train["loss"] == "squared_hinge":
+        return keras.losses.SquaredHinge()
+    return keras.losses.CategoricalCrossentropy(label_smoothing=train["label_smoothing"])
+
+
+# ---------------------------------------------------------------------------- data
+
+
+def as_input(images: np.ndarray) -> np.ndarray:
+    """uint8 (n, 48, 48) faces as the float (n, 48, 48, 1) pixels every model takes."""
+    return images.astype(np.float32)[..., None]
+
+
+class AugmentedBatches(keras.utils.PyDataset):
+    """Shuffled, augmented mini-batches of one network's training set, reshuffled every epoch."""
+
+    def __init__(self, images, targets, n_outputs, batch_size, augment: dict, seed: int, **kwargs):
+        super().__init__(**kwargs)
+        self.images, self.targets, self.n_outputs, self.batch_size = images, targets, n_outputs, batch_size
+        self.augmenter = build_augmenter(augment, seed=seed)
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(len(images))
+
+    def __len__(self):
+        return math.ceil(len(self.images) / self.batch_size)
+
+    def __getitem__(self, index):
+        rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        faces = augment_batch(self.augmenter, self.images[rows])
+        return as_input(faces), keras.utils.to_categorical(self.targets[rows], self.n_outputs)
+
+    def on_epoch_end(self):
+        self.order = self.rng.permutation(len(self.images))
+
+
+# ---------------------------------------------------------------------------- checkpoints
+
+
+def write_atomically(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` and rename the result to ``path``: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix="".join(path.suffixes))
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+class Checkpoint(keras.callbacks.Callback):
+    """Best-epoch tracking, early stopping and an atomic checkpoint after every epoch.
+
+    State (epoch, history, best validation loss, epochs without improvement) lives in
+    ``state.json`` beside ``last.keras`` and ``best.weights.h5`` so that a resumed run continues
+    exactly where the interrupted one stopped.
+    """
+
+    def __init__(self, folder: Path, patience: int, restore_best: bool, state: dict):
+        super().__init__()
+        self.folder, self.patience, self.restore_best = folder, patience, restore_best
+        self.state = state
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        for key, value in logs.items():
+            self.state["history"].setdefault(key, []).append(value)
+        loss = logs.get("val_loss", logs.get("loss"))
+        if loss < self.state["best_loss"]:
+            self.state.update(best_loss=loss, best_epoch=epoch, wait=0)
+            write_atomically(self.folder / "best.weights.h5", self.model.save_weights)
+        else:
+            self.state["wait"] += 1
+        self.state["epoch"] = epoch + 1
+        write_atomically(self.folder / "last.keras", self.model.save)
+        write_atomically(self.folder / "state.json", lambda p: Path(p).write_text(json.dumps(self.state)))
+        if self.patience and self.state["wait"] >= self.patience:
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        best = self.folder / "best.weights.h5"
+        if self.restore_best and best.exists():
+            self.model.load_weights(best)
+
+
+class Progress(keras.callbacks.Callback):
+    """One line per epoch: ``[NN2 2/4] epoch 3/40  loss 0.61  acc 0.68  val_loss 0.66  val_acc 0.65  12s``."""
+
+    def __init__(self, label: str, epochs: int, printer=print):
+        super().__init__()
+        self.label, self.epochs, self.printer = label, epochs, printer
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        parts = [f"{k} {logs[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in logs]
+        self.printer(f"[{self.label}] epoch {epoch + 1}/{self.epochs}  " + "  ".join(parts)
+                     + f"  {time.perf_counter() - self.started:.0f}s")
+
+
+# ---------------------------------------------------------------------------- training
+
+
+def train_network(settings: dict, n_outputs: int, train: tuple, validation: tuple, folder: Path,
+                  class_weight=None, label: str = "net", callbacks=(), printer=print) -> tuple[keras.Model, dict]:
+    """Train one network; ``settings`` holds its ``model``, ``augment`` and ``train`` sections.
+
+    ``train`` and ``validation`` are (uint8 faces, group targets). Resumes from ``folder`` when
+    it holds a checkpoint of an unfinished run. Returns the model (best epoch restored when
+    ``restore_best``) and the state with per-epoch history.
+    """
+    cfg = settings["train"]
+    folder = Path(folder)
+    state_file = folder / "state.json"
+    state = {"epoch": 0, "history": {}, "best_loss": float("inf"), "best_epoch": -1, "wait": 0}
+    keras.utils.set_random_seed(cfg["seed"])
+    if state_file.exists() and (folder / "last.keras").exists():
+        state = json.loads(state_file.read_text())
+        model = keras.saving.load_model(folder / "last.keras", safe_mode=True)
+        printer(f"[{label}] resuming after epoch {state['epoch']}")
+    else:
+        model = create_model(n_outputs=n_outputs, normalize=cfg["normalize"], **settings["model"])
+        model.compile(optimizer=make_optimizer(cfg["optimizer"]), loss=make_loss(cfg), metrics=["accuracy"])
+    batches = AugmentedBatches(train[0], train[1], n_outputs, cfg["batch_size"], settings["augment"],
+                               seed=cfg["seed"] + state["epoch"])
+    x_val, y_val = as_input(validation[0]), keras.utils.to_categorical(validation[1], n_outputs)
+    stopped_early = cfg["early_stopping"] and state["wait"] >= cfg["early_stopping"]
+    if state["epoch"] < cfg["epochs"] and not stopped_early:
+        model.fit(batches, validation_data=(x_val, y_val), epochs=cfg["epochs"], initial_epoch=state["epoch"],
+                  class_weight=class_weight, verbose=0,
+                  callbacks=[schedule_callback(cfg), Checkpoint(folder, cfg["early_stopping"], cfg["restore_best"],
+                                                                state),
+                             Progress(label, cfg["epochs"], printer), *callbacks])
+    elif cfg["restore_best"] and (folder / "best.weights.h5").exists():
+        model.load_weights(folder / "best.weights.h5")
+    return model, state

@@ -1,0 +1,56 @@
+import inspect
+import re
+
+import numpy as np
+import pytest
+
+from cnntree.models import MODELS, create_model
+from cnntree.spec import MODEL
+
+from .conftest import ROOT
+
+
+@pytest.mark.parametrize("name,params,outputs,count", [
+    ("lenet", {}, 7, 1_181_863),
+    ("vgg", {}, 7, 2_922_951),             # the reference's "final" VGG-style network (2.9M)
+    ("vgg", {"blocks": 3}, 2, 3_508_930),   # the moravcik root node
+    ("vgg", {"blocks": 2}, 3, 4_981_187),
+    ("vgg", {"width": 0.25}, 7, 184_695),
+    ("mini_xception", {}, 7, 58_423),       # Arriaga et al.: ~60k
+    ("mobilenet_v2", {}, 7, 1_015_527),
+    ("vggnet", {}, 7, 40_380_359),
+])
+def test_parameter_counts(name, params, outputs, count):
+    assert create_model(name, n_outputs=outputs, **params).count_params() == count
+
+
+def test_every_spec_model_has_a_builder_with_the_same_parameters():
+    assert set(MODEL.variants) == set(MODELS)
+    for name, fields in MODEL.variants.items():
+        signature = inspect.signature(MODELS[name])
+        assert set(fields) == set(signature.parameters) - {"x", "n_outputs"}, name
+        for key, field in fields.items():  # the schema's defaults are the builder's defaults
+            default = signature.parameters[key].default
+            assert list(default) == field.default if isinstance(default, tuple) else default == field.default
+
+
+@pytest.mark.parametrize("normalize,expected", [("unit", (0.0, 1.0)), ("symmetric", (-1.0, 1.0))])
+def test_models_normalise_raw_pixels(normalize, expected):
+    model = create_model("mini_xception", normalize=normalize)
+    layer = model.get_layer("normalize")
+    out = np.asarray(layer(np.array([[0.0], [255.0]], np.float32)))
+    assert out.ravel().tolist() == pytest.approx(expected)
+    probs = np.asarray(model(np.full((2, 48, 48, 1), 128.0, np.float32)))
+    assert probs.shape == (2, 7) and probs.sum(axis=1) == pytest.approx([1, 1], abs=1e-5)
+
+
+def test_models_and_training_use_only_the_keras_public_api():
+    for module in ("models.py", "train.py"):
+        source = (ROOT / "cnntree" / module).read_text()
+        assert not re.search(r"^\s*(import|from)\s+tensorflow", source, re.M), module
+        assert "tf." not in source, module
+
+
+def test_vgg_needs_enough_filter_counts():
+    with pytest.raises(ValueError, match="3 blocks need 3 filter counts"):
+        create_model("vgg", blocks=3, filters=[8, 8])

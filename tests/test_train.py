@@ -1,0 +1,138 @@
+import json
+
+import numpy as np
+import pytest
+
+from cnntree.augment import build_augmenter, tta_views
+from cnntree.classifier import CnnTreeClassifier
+from cnntree.errors import CnnTreeError
+from cnntree.spec import AUGMENT, TRAIN, parse_spec
+from cnntree.train import SCHEDULES, train_network
+
+TINY_MODEL = {"name": "lenet", "filters": [4, 8], "dense": 8}
+
+
+def tiny_spec(kind="tree", **extra):
+    raw = {"name": "tiny", "kind": kind,
+           "defaults": {"model": TINY_MODEL, "train": {"epochs": 2, "batch_size": 32, "seed": 1}}, **extra}
+    if kind == "tree" and "nodes" not in extra:
+        raw["nodes"] = [{"id": "root", "children": ["happy", "rest"]},
+                        {"id": "rest", "children": ["angry", "disgust", "fear", "sad", "surprise", "neutral"],
+                         "balance": "none"}]
+    return parse_spec(raw)
+
+
+@pytest.mark.parametrize("name,params,epoch,expected", [
+    ("constant", {}, 7, 0.1),
+    ("exponential", {"gamma": 0.5}, 3, 0.1 * 0.125),
+    ("step", {"every": 4, "gamma": 0.1}, 9, 0.1 * 0.01),
+    ("cosine", {"min_lr": 0.0}, 5, 0.05),            # half-way through 10 epochs
+    ("cosine_restarts", {"first_epochs": 4, "t_mul": 2.0, "m_mul": 0.5, "min_lr": 0.0}, 4, 0.05),  # restart
+    ("one_cycle", {"max_lr": 1.0, "pct_start": 0.3}, 3, 1.0),  # peak after 3 of 10 epochs
+])
+def test_schedules(name, params, epoch, expected):
+    assert SCHEDULES[name](0.1, 10, **params).lr(epoch) == pytest.approx(expected)
+
+
+def test_augmenter_is_off_by_default_and_deterministic_for_a_seed(sample):
+    assert build_augmenter(AUGMENT.parse({}, "a")) is None
+    config = AUGMENT.parse({"rotation": 30, "h_flip": True, "noise": 0.05, "erasing": 0.5, "fog": 0.5}, "a")
+    a = build_augmenter(config, seed=3)(image=sample.images[0])["image"]
+    b = build_augmenter(config, seed=3)(image=sample.images[0])["image"]
+    assert a.shape == (48, 48) and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, sample.images[0])
+
+
+def test_test_time_views(sample):
+    faces = sample.images[:3]
+    assert len(tta_views(faces, "none")) == 1
+    flip = tta_views(faces, "flip")
+    np.testing.assert_array_equal(flip[1][0], faces[0][:, ::-1])
+    crops = tta_views(faces, "ten_crop")
+    assert len(crops) == 10 and all(v.shape == faces.shape for v in crops)
+
+
+def test_training_resumes_from_its_last_epoch(tmp_path, sample):
+    settings = {"model": TINY_MODEL | {"dropout": 0.0, "l2": 0.0}, "augment": AUGMENT.parse({}, "a"),
+                "train": TRAIN.parse({"epochs": 1, "batch_size": 64, "seed": 2}, "t")}
+    targets = (sample.labels[:300] == 3).astype(int)
+    data, val = (sample.images[:300], targets), (sample.images[300:400], (sample.labels[300:400] == 3).astype(int))
+    lines = []
+    _, first = train_network(settings, 2, data, val, tmp_path, printer=lines.append)
+    assert first["epoch"] == 1 and len(first["history"]["loss"]) == 1
+    settings["train"]["epochs"] = 3  # the same folder again: continues at epoch 2
+    model, state = train_network(settings, 2, data, val, tmp_path, printer=lines.append)
+    assert "resuming after epoch 1" in " ".join(lines)
+    assert state["epoch"] == 3 and len(state["history"]["loss"]) == 3
+    assert json.loads((tmp_path / "state.json").read_text())["epoch"] == 3
+    assert [line.split("]")[1].split()[:2] for line in lines if "] epoch " in line] == \
+        [["epoch", "1/1"], ["epoch", "2/3"], ["epoch", "3/3"]]
+
+
+def _fit(spec, sample, tmp_path, **kw):
+    train = sample.splits == "Training"
+    val = sample.splits == "PublicTest"
+    return CnnTreeClassifier(spec, work_dir=tmp_path / "work", printer=lambda *_: None, **kw).fit(
+        sample.images[train], sample.labels[train], (sample.images[val], sample.labels[val]))
+
+
+def test_tree_fit_predict_save_load(tmp_path, sample):
+    clf = _fit(tiny_spec(), sample, tmp_path)
+    test = sample.splits == "PrivateTest"
+    x, y = sample.images[test], sample.labels[test]
+    proba = clf.predict_proba(x)
+    assert proba.shape == (245, 7) and np.allclose(proba.sum(1), 1, atol=1e-5)
+    outputs = clf.network_outputs(x)
+    assert outputs["root"].shape == (245, 2) and outputs["rest"].shape == (245, 6)
+    happy = clf.spec.classes.index("happy")
+    np.testing.assert_allclose(proba[:, happy], outputs["root"][:, 0], rtol=1e-6)
+    hard = clf.predict_proba(x, mode="hard")
+    assert set(np.unique(hard)) <= {0.0, 1.0} and (hard.sum(1) == 1).all()
+    assert 0.0 <= clf.score(x, y) <= 1.0
+    saved = clf.save(tmp_path / "model")
+    assert sorted(p.name for p in saved.iterdir()) == ["meta.json", "networks", "spec.json"]
+    again = CnnTreeClassifier.load(saved)
+    np.testing.assert_allclose(again.predict_proba(x), proba, atol=1e-6)
+    assert again.val_accuracy_ == pytest.approx(clf.val_accuracy_)
+    clf.save(saved)  # overwriting replaces the directory whole
+    assert not [p for p in saved.parent.iterdir() if p.name.startswith(".")]
+    with pytest.raises(CnnTreeError, match='mode "weighted" does not apply to a tree'):
+        clf.predict(x, mode="weighted")
+
+
+def test_voting_uses_validation_accuracy_weights(tmp_path, sample):
+    members = [{"id": "a"}, {"id": "b", "train": {"seed": 5}}]
+    clf = _fit(tiny_spec("voting", members=members, voting="weighted"), sample, tmp_path)
+    assert set(clf.val_accuracy_) == {"a", "b"}
+    x = sample.images[sample.splits == "PrivateTest"][:20]
+    out = clf.network_outputs(x)
+    w = np.array([clf.val_accuracy_["a"], clf.val_accuracy_["b"]])
+    expected = (w[0] * out["a"] + w[1] * out["b"]) / w.sum()
+    np.testing.assert_allclose(clf.predict_proba(x), expected, rtol=1e-6)
+    assert clf.modes() == ("soft", "weighted", "hard")
+
+
+def test_quick_mode_caps_epochs_faces_and_width(tmp_path, sample):
+    spec = tiny_spec("single", defaults={"model": {"name": "vgg", "blocks": 1, "filters": [8], "dense": 8},
+                                         "train": {"epochs": 5}})
+    clf = _fit(spec, sample, tmp_path, quick=True)
+    assert len(clf.histories_["net"]["loss"]) == 1
+    from cnntree.models import create_model
+
+    full = dict(blocks=1, filters=[8], dense=8, n_outputs=7)
+    assert clf.networks_["net"].count_params() == create_model("vgg", width=0.25, **full).count_params() == 2409
+    assert create_model("vgg", **full).count_params() > 30000
+
+
+def test_loading_errors(tmp_path):
+    with pytest.raises(CnnTreeError, match="not a cnntree model directory"):
+        CnnTreeClassifier.load(tmp_path)
+    (tmp_path / "meta.json").write_text(json.dumps({"networks": [{"id": "net", "file": "networks/net.keras"}]}))
+    (tmp_path / "spec.json").write_text(json.dumps({"name": "x", "kind": "single"}))
+    (tmp_path / "networks").mkdir()
+    (tmp_path / "networks" / "net.keras").write_bytes(b"PK\x03\x04 not a keras file")
+    with pytest.raises(CnnTreeError, match=r"net\.keras: cannot load network"):
+        CnnTreeClassifier.load(tmp_path)
+    with pytest.raises(CnnTreeError, match="not trained yet"):
+        CnnTreeClassifier(tiny_spec()).predict(np.zeros((1, 48, 48), np.uint8))
