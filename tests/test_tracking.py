@@ -1,0 +1,188 @@
+"""End to end: `cnntree train` on the bundled sample, the MLflow store it leaves, and the tools
+that read it (compare, evaluate, predict, the pyfunc model)."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from .conftest import ROOT
+
+TINY = {"name": "tiny_single", "kind": "single",
+        "defaults": {"model": {"name": "lenet", "filters": [4, 8], "dense": 8}, "train": {"epochs": 1}}}
+
+
+def cnntree(cwd, *args, env=None):
+    proc = subprocess.run([sys.executable, "-m", "cnntree.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env={**os.environ, **(env or {})}, timeout=900)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """moravcik --quick and a tiny single network, trained once into one sqlite store."""
+    cwd = tmp_path_factory.mktemp("project")
+    env = {"MLFLOW_TRACKING_URI": ""}
+    code, out, err = cnntree(cwd, "train", ROOT / "trees" / "moravcik.json", "--quick", "--out", cwd / "model",
+                             env=env)
+    assert code == 0, err[-3000:]
+    (cwd / "tiny.json").write_text(json.dumps(TINY))
+    code2, _, err2 = cnntree(cwd, "train", cwd / "tiny.json", "--experiment", "moravcik", env=env)
+    assert code2 == 0, err2[-3000:]
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{cwd}/runs/mlflow.db")
+    return cwd, out, mlflow.MlflowClient()
+
+
+def test_train_prints_progress_and_results(trained):
+    _, out, _ = trained
+    assert "[NN1 1/4] epoch 1/1" in out and "[NN4 4/4] epoch 1/1" in out
+    assert "PrivateTest  soft*" in out and "PrivateTest  hard" in out
+
+
+def test_parent_run_with_four_nested_node_runs(trained):
+    cwd, _, client = trained
+    experiment = client.get_experiment_by_name("moravcik")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("cnntree.kind") == "tree"]
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(r.info.run_name for r in children) == ["NN1", "NN2", "NN3", "NN4"]
+    assert all(r.info.status == "FINISHED" for r in children)
+    history = client.get_metric_history(children[0].info.run_id, "loss")
+    assert [m.step for m in history] == [0]
+    metrics = parent.data.metrics
+    for key in ("public_accuracy", "private_accuracy", "private_macro_f1", "private_weighted_f1",
+                "private_accuracy_hard", "private_accuracy_soft", "private_hierarchical_f1", "private_NN1_accuracy",
+                "train_seconds"):
+        assert key in metrics, key
+    assert metrics["private_accuracy"] == metrics["private_accuracy_soft"]
+    assert parent.data.params["net.NN1.model.blocks"] == "3"
+    assert parent.data.params["net.NN1.balance.strategy"] == "one_vs_rest"
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"spec.json", "hierarchy.png", "evaluation", "classifier"} <= artifacts
+    evaluation = {a.path for a in client.list_artifacts(parent.info.run_id, "evaluation")}
+    assert "evaluation/PrivateTest_soft_confusion.png" in evaluation
+    assert "evaluation/PublicTest_hard_confusion_normalized.png" in evaluation
+    assert (cwd / "runs" / "artifacts" / "moravcik").is_dir()  # artifacts under runs/, not ./mlruns
+    assert not (cwd / "mlruns").exists()
+
+
+def test_compare_lists_tree_beside_single(trained):
+    cwd, _, _ = trained
+    code, out, err = cnntree(cwd, "compare", "--experiment", "moravcik", env={"MLFLOW_TRACKING_URI": ""})
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split()[:4] == ["run", "status", "kind", "spec"]
+    kinds = sorted((line.split()[2], line.split()[3]) for line in lines[1:])
+    assert kinds == [("single", "tiny_single"), ("tree", "moravcik")]
+    code, out, _ = cnntree(cwd, "compare", "--json", env={"MLFLOW_TRACKING_URI": ""})
+    assert {r["kind"] for r in json.loads(out)} == {"single", "tree"}
+
+
+def test_saved_classifier_evaluates_and_predicts(trained, sample):
+    import cv2
+
+    cwd, _, _ = trained
+    code, out, err = cnntree(cwd, "evaluate", cwd / "model", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["split"] == "PrivateTest" and report["result"]["n"] == 245
+    assert set(report["result"]["modes"]) == {"soft", "hard"}
+    face = cwd / "face.png"
+    cv2.imwrite(str(face), cv2.resize(sample.images[0], (96, 96)))
+    code, out, err = cnntree(cwd, "predict", cwd / "model", face, "--json")
+    assert code == 0, err
+    (row,) = json.loads(out)
+    assert row["label"] in row["probabilities"] and sum(row["probabilities"].values()) == pytest.approx(1, abs=1e-4)
+
+
+def test_pyfunc_model_matches_the_classifier(trained, sample):
+    import mlflow
+    import pandas as pd
+
+    from cnntree.classifier import CnnTreeClassifier
+
+    cwd, _, client = trained
+    parent = [r for r in client.search_runs([client.get_experiment_by_name("moravcik").experiment_id])
+              if r.data.tags.get("cnntree.kind") == "tree"][0]
+    model = mlflow.pyfunc.load_model(f"runs:/{parent.info.run_id}/model")
+    faces = sample.images[:5]
+    frame = pd.DataFrame({"pixels": [" ".join(map(str, f.ravel())) for f in faces]})
+    served = model.predict(frame)
+    expected = CnnTreeClassifier.load(cwd / "model").predict_proba(faces)
+    np.testing.assert_allclose(served[list(expected_classes())].to_numpy(), expected, atol=1e-5)
+    assert list(served["label"]) == [expected_classes()[i] for i in expected.argmax(1)]
+
+
+def expected_classes():
+    return ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+
+
+def test_a_crash_ends_the_run_failed(tmp_path, monkeypatch):
+    import mlflow
+
+    from cnntree import cli
+    from cnntree.classifier import CnnTreeClassifier
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (tmp_path / "tiny.json").write_text(json.dumps(TINY))
+
+    def boom(self, *args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(CnnTreeClassifier, "fit", boom)
+    assert cli.main(["train", "tiny.json"]) == 1
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/runs/mlflow.db")
+    (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert run.info.status == "FAILED"
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_real_mlflow_server(tmp_path):
+    import urllib.request
+
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+                               "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
+                               "--artifacts-destination", str(tmp_path / "artifacts"), "--workers", "1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except OSError:
+                assert time.time() < deadline, "mlflow server did not start"
+                time.sleep(1)
+        (tmp_path / "tiny.json").write_text(json.dumps(TINY))
+        uri = f"http://127.0.0.1:{port}"
+        code, out, err = cnntree(tmp_path, "train", tmp_path / "tiny.json", env={"MLFLOW_TRACKING_URI": uri})
+        assert code == 0, err[-3000:]
+        assert f"in {uri}" in out
+        import mlflow
+
+        client = mlflow.MlflowClient(tracking_uri=uri)
+        runs = client.search_runs([client.get_experiment_by_name("tiny_single").experiment_id])
+        assert sorted((r.info.run_name, r.info.status) for r in runs) == [("net", "FINISHED"),
+                                                                           ("tiny_single", "FINISHED")]
+        assert any((tmp_path / "artifacts").rglob("PrivateTest_soft_confusion.png"))
+        assert not (tmp_path / "runs" / "mlflow.db").exists()
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
