@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import traceback
-from pathlib import Path
 
 from .errors import CnnTreeError
 
@@ -103,7 +101,7 @@ def cmd_data(args) -> int:
     return 0
 
 
-def _evaluation_table(rows: list[tuple[str, dict]]) -> str:
+def _evaluation_table(rows) -> str:
     """Metrics per split and mode as a fixed-width table."""
     lines = [f"{'split':12s} {'mode':9s} {'accuracy':>9s} {'macro F1':>9s} {'weighted F1':>12s}"]
     for split, result in rows:
@@ -113,90 +111,45 @@ def _evaluation_table(rows: list[tuple[str, dict]]) -> str:
     return "\n".join(lines)
 
 
-def _write_evaluation(result: dict, classes, split: str, folder: Path) -> list[Path]:
-    """Reports (JSON, text) and confusion-matrix pictures of one split; returns the files."""
-    from .plots import draw_confusion
-
-    folder.mkdir(parents=True, exist_ok=True)
-    files = [folder / f"{split}_report.json"]
-    files[0].write_text(json.dumps(result, indent=2))
-    text = []
-    for mode, m in result["modes"].items():
-        text.append(f"== {split}, {mode} ==\n" + _report_text(m["report"]))
-        files.append(draw_confusion(m["confusion"], classes, folder / f"{split}_{mode}_confusion.png",
-                                    f"{split} ({mode}): counts"))
-        files.append(draw_confusion(m["confusion"], classes, folder / f"{split}_{mode}_confusion_normalized.png",
-                                    f"{split} ({mode}): recall per class", normalize=True))
-    for node, report in result["nodes"].items():
-        text.append(f"== {split}, network {node} on its own test data ==\n" + _report_text(report["report"]))
-    files.append(folder / f"{split}_report.txt")
-    files[-1].write_text("\n".join(text))
-    return files
-
-
-def _report_text(report: dict) -> str:
-    lines = [f"{'':28s} {'precision':>9s} {'recall':>9s} {'f1':>9s} {'support':>8s}"]
-    for name, row in report.items():
-        if isinstance(row, dict):
-            lines.append(f"{name:28s} {row['precision']:9.3f} {row['recall']:9.3f} {row['f1-score']:9.3f} "
-                         f"{int(row['support']):8d}")
-    return "\n".join(lines) + f"\naccuracy {report['accuracy']:.4f}\n"
-
-
 def cmd_train(args) -> int:
-    import mlflow
-
-    from . import tracking
-    from .classifier import CnnTreeClassifier
-    from .data import load_for_spec
-    from .evaluate import evaluate, headline
-    from .plots import draw_hierarchy
+    from .experiment import run_experiment
 
     spec = _spec(args)
-    if args.seed is not None:
-        spec = _with_seed(spec, args.seed)
-    data, splits = load_for_spec(spec, args.data, True if args.skip_bad else None)
-    print(f"data: {data.source}: " + ", ".join(f"{k} {v}" for k, v in splits.sizes().items()))
-    work = Path(args.work_dir or tracking.RUNS / "work" / spec.name)
-    if work.exists() and not args.resume:
-        shutil.rmtree(work)
-    tracking.use_experiment(args.experiment or spec.name)
-    clf = CnnTreeClassifier(spec, epochs=args.epochs, quick=args.quick, work_dir=work)
-    with mlflow.start_run(run_name=f"{spec.name}{' (quick)' if args.quick else ''}") as run:
-        mlflow.set_tags({"cnntree.kind": spec.kind, "cnntree.spec": spec.name, "cnntree.quick": str(args.quick),
-                         "cnntree.source": str(args.spec)})
-        mlflow.log_params(tracking.spec_params(spec))
-        mlflow.log_params({"data.source": data.source, "epochs_override": args.epochs, "quick": args.quick})
-        mlflow.log_dict(spec.raw, "spec.json")
-        mlflow.log_artifact(str(draw_hierarchy(spec, work / "hierarchy.png")))
-        clf.fit(data.images[splits.train], data.labels[splits.train],
-                (data.images[splits.validation], data.labels[splits.validation]), node_context=tracking.network_run)
-        mlflow.log_metric("train_seconds", clf.fit_seconds_)
-        rows = []
-        for split, index in splits.tests.items():
-            result = evaluate(clf, data.images[index], data.labels[index])
-            mlflow.log_metrics(headline(result, split))
-            for file in _write_evaluation(result, spec.classes, split, work / "evaluation"):
-                mlflow.log_artifact(str(file), "evaluation")
-            rows.append((split, result))
-        saved = clf.save(work / "classifier")
-        mlflow.log_artifacts(str(saved), "classifier")
-        tracking.log_pyfunc(saved)
-        if args.out:
-            shutil.copytree(saved, Path(args.out), dirs_exist_ok=True)
-        print(_evaluation_table(rows))
-        print(f"MLflow run {run.info.run_id} in {tracking.tracking_uri()} (experiment {args.experiment or spec.name})")
-        if args.out:
-            print(f"classifier saved to {args.out}")
+    outcome = run_experiment(spec, data_path=args.data, epochs=args.epochs, quick=args.quick, seed=args.seed,
+                             experiment=args.experiment, work_dir=args.work_dir, resume=args.resume,
+                             skip_bad=True if args.skip_bad else None, out=args.out)
+    print(_evaluation_table(outcome.results.items()))
+    print(f"MLflow run {outcome.run_id} in {outcome.tracking_uri} (experiment {outcome.experiment})")
+    if args.out:
+        print(f"classifier saved to {args.out}")
     return 0
 
 
-def _with_seed(spec, seed: int):
-    from .spec import parse_spec
+def cmd_augment(args) -> int:
+    import cv2
+    import numpy as np
 
-    raw = json.loads(json.dumps(spec.raw))
-    raw.setdefault("defaults", {}).setdefault("train", {})["seed"] = seed
-    return parse_spec(raw, source=spec.source, base_dir=spec.base_dir)
+    from .augment import build_augmenter, preview_grid
+    from .data import load_for_spec
+    from .files import write_atomically
+    from .nodedata import node_targets
+
+    spec = _spec(args)
+    node = spec.node(args.node)
+    data, splits = load_for_spec(spec, args.data)
+    index, groups = node_targets(node, data.labels, list(spec.classes), splits.train)
+    rng = np.random.default_rng(args.seed)
+    faces = [rng.choice(index[groups == g]) for g in range(len(node.groups)) for _ in range(args.rows)]
+    grid = preview_grid(build_augmenter(node.augment, seed=args.seed), data.images[faces], columns=args.columns)
+    grid = cv2.resize(grid, None, fx=args.scale, fy=args.scale, interpolation=cv2.INTER_NEAREST)
+    ok, encoded = cv2.imencode(".png", grid)
+    write_atomically(args.out, lambda tmp: encoded.tofile(tmp))
+    from .spec import summarize
+
+    print(f"{node.id}: augmentation {summarize('augment', node.augment)}")
+    print(f"wrote {args.out}: {len(faces)} faces (rows: {', '.join('+'.join(g) for g in node.groups)}), "
+          "first column original")
+    return 0
 
 
 def _load_classifier(path):
@@ -287,6 +240,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-bad", action="store_true", help="skip bad rows/files and report their count")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=cmd_data)
+
+    p = sub.add_parser("augment", help="a preview grid of one node's training augmentation")
+    p.add_argument("spec")
+    p.add_argument("--node", required=True, help="node or member id (a single network's is \"net\")")
+    p.add_argument("--out", required=True, metavar="PNG")
+    p.add_argument("--data", metavar="PATH")
+    p.add_argument("--rows", type=_positive, default=2, help="faces per output group")
+    p.add_argument("--columns", type=_positive, default=8)
+    p.add_argument("--scale", type=_positive, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=cmd_augment)
 
     p = sub.add_parser("train", help="train every network, evaluate on the test splits, log to MLflow")
     p.add_argument("spec")

@@ -12,7 +12,6 @@ import gzip
 import hashlib
 import os
 import re
-import tempfile
 import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CnnTreeError
+from .files import write_atomically
 from .schema import did_you_mean
 from .spec import FER2013_CLASSES
 
@@ -110,13 +110,13 @@ def _read_cache(cached: Path, source: str) -> FaceData:
 
 
 def _write_cache(cached: Path, data: FaceData) -> None:
-    try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".tmp.npz")
-        with os.fdopen(fd, "wb") as f:
+    def write(tmp):
+        with open(tmp, "wb") as f:
             np.savez(f, images=data.images, labels=data.labels, classes=np.array(data.classes),
                      splits=data.splits, names=data.names, skipped=np.array(data.skipped, dtype=str))
-        os.replace(tmp, cached)
+
+    try:
+        write_atomically(cached, write)
     except OSError:
         pass  # a read-only cache folder only costs speed
 

@@ -414,3 +414,14 @@ def summarize(section: str, config: dict) -> str:
     if tag:
         return f"{tag}({inner})" if inner else tag
     return inner or "none"
+
+
+def with_seed(spec: Spec, seed: int) -> Spec:
+    """The same spec with every network's ``train.seed`` set to ``seed`` (a defaults override)."""
+    raw = json.loads(json.dumps(spec.raw))
+    raw.setdefault("defaults", {}).setdefault("train", {})["seed"] = seed
+    for key in ("nodes", "members"):
+        for entry in raw.get(key) or []:
+            if isinstance(entry.get("train"), dict):
+                entry["train"].pop("seed", None)
+    return parse_spec(raw, source=spec.source, base_dir=spec.base_dir)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import keras
 import numpy as np
 
 from .augment import augment_batch, build_augmenter
+from .files import write_atomically
 from .models import create_model
 
 
@@ -148,19 +147,6 @@ class AugmentedBatches(keras.utils.PyDataset):
 
 
 # ---------------------------------------------------------------------------- checkpoints
-
-
-def write_atomically(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` and rename the result to ``path``: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix="".join(path.suffixes))
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 class Checkpoint(keras.callbacks.Callback):

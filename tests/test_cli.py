@@ -89,3 +89,18 @@ def test_data_on_full_fer2013():
     nodes = {n["id"]: n for n in report["nodes"]}
     assert nodes["NN1"]["before"] == [3687, 22150] and nodes["NN1"]["after"] == [3687, 3687]
     assert nodes["NN4"]["before"] == [392, 6493, 2854] and nodes["NN4"]["after"] == [5194] * 3
+
+
+def test_augment_preview_grid(tmp_path):
+    import cv2
+
+    out = tmp_path / "grid.png"
+    code, stdout, err = run_cli("augment", "trees/moravcik.json", "--node", "NN3", "--out", out, "--scale", "1")
+    assert code == 0, err
+    assert "rotation=40.0" in stdout and "rows: angry, sad, neutral" in stdout
+    grid = cv2.imread(str(out), cv2.IMREAD_GRAYSCALE)
+    assert grid.shape == (6 * 52, 8 * 52)  # 2 faces per group x 3 groups, 8 columns, 2-pixel frames
+    first, second = grid[2:50, 2:50], grid[2:50, 54:102]
+    assert not (first == second).all()  # augmented copies differ from the original
+    code, _, err = run_cli("augment", "trees/moravcik.json", "--node", "NN9", "--out", out)
+    assert code == 2 and 'no node "NN9" (did you mean "NN4"?)' in err

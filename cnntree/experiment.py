@@ -1,0 +1,98 @@
+"""One tracked experiment: data -> fit every network -> evaluate each test split -> log and save.
+
+This is what ``cnntree train`` runs (and ``bench/accuracy.py`` reuses): one MLflow parent run,
+a nested run per network, the test metrics under one vocabulary, the reports and pictures, the
+saved classifier and its pyfunc model.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow
+
+from . import tracking
+from .classifier import CnnTreeClassifier
+from .data import load_for_spec
+from .evaluate import evaluate, headline
+from .plots import draw_confusion, draw_hierarchy
+from .spec import Spec, with_seed
+
+
+@dataclass
+class Outcome:
+    run_id: str
+    experiment: str
+    tracking_uri: str
+    classifier: CnnTreeClassifier
+    results: dict = field(default_factory=dict)  # test split -> evaluate() result
+    metrics: dict = field(default_factory=dict)  # the parent run's final metrics
+
+
+def run_experiment(spec: Spec, data_path=None, epochs=None, quick=False, seed=None, experiment=None, work_dir=None,
+                   resume=False, skip_bad=None, out=None, printer=print) -> Outcome:
+    if seed is not None:
+        spec = with_seed(spec, seed)
+    data, splits = load_for_spec(spec, data_path, skip_bad)
+    printer(f"data: {data.source}: " + ", ".join(f"{k} {v}" for k, v in splits.sizes().items()))
+    work = Path(work_dir or tracking.RUNS / "work" / spec.name)
+    if work.exists() and not resume:
+        shutil.rmtree(work)
+    experiment = experiment or spec.name
+    tracking.use_experiment(experiment)
+    clf = CnnTreeClassifier(spec, epochs=epochs, quick=quick, work_dir=work, printer=printer)
+    with mlflow.start_run(run_name=f"{spec.name}{' (quick)' if quick else ''}") as run:
+        mlflow.set_tags({"cnntree.kind": spec.kind, "cnntree.spec": spec.name, "cnntree.quick": str(quick),
+                         "cnntree.source": str(spec.source)})
+        mlflow.log_params(tracking.spec_params(spec))
+        mlflow.log_params({"data.source": data.source, "epochs_override": epochs, "quick": quick})
+        mlflow.log_dict(spec.raw, "spec.json")
+        mlflow.log_artifact(str(draw_hierarchy(spec, work / "hierarchy.png")))
+        clf.fit(data.images[splits.train], data.labels[splits.train],
+                (data.images[splits.validation], data.labels[splits.validation]), node_context=tracking.network_run)
+        outcome = Outcome(run.info.run_id, experiment, tracking.tracking_uri(), clf,
+                          metrics={"train_seconds": clf.fit_seconds_})
+        for split, index in splits.tests.items():
+            result = evaluate(clf, data.images[index], data.labels[index])
+            outcome.results[split] = result
+            outcome.metrics.update(headline(result, split))
+            for file in write_evaluation(result, spec.classes, split, work / "evaluation"):
+                mlflow.log_artifact(str(file), "evaluation")
+        mlflow.log_metrics(outcome.metrics)
+        saved = clf.save(work / "classifier")
+        mlflow.log_artifacts(str(saved), "classifier")
+        tracking.log_pyfunc(saved)
+        if out:
+            shutil.copytree(saved, Path(out), dirs_exist_ok=True)
+    return outcome
+
+
+def write_evaluation(result: dict, classes, split: str, folder: Path) -> list[Path]:
+    """Reports (JSON, text) and confusion-matrix pictures of one split; returns the files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = [folder / f"{split}_report.json"]
+    files[0].write_text(json.dumps(result, indent=2))
+    text = []
+    for mode, m in result["modes"].items():
+        text.append(f"== {split}, {mode} ==\n" + report_text(m["report"]))
+        files.append(draw_confusion(m["confusion"], classes, folder / f"{split}_{mode}_confusion.png",
+                                    f"{split} ({mode}): counts"))
+        files.append(draw_confusion(m["confusion"], classes, folder / f"{split}_{mode}_confusion_normalized.png",
+                                    f"{split} ({mode}): recall per class", normalize=True))
+    for node, report in result["nodes"].items():
+        text.append(f"== {split}, network {node} on its own test data ==\n" + report_text(report["report"]))
+    files.append(folder / f"{split}_report.txt")
+    files[-1].write_text("\n".join(text))
+    return files
+
+
+def report_text(report: dict) -> str:
+    lines = [f"{'':28s} {'precision':>9s} {'recall':>9s} {'f1':>9s} {'support':>8s}"]
+    for name, row in report.items():
+        if isinstance(row, dict):
+            lines.append(f"{name:28s} {row['precision']:9.3f} {row['recall']:9.3f} {row['f1-score']:9.3f} "
+                         f"{int(row['support']):8d}")
+    return "\n".join(lines) + f"\naccuracy {report['accuracy']:.4f}\n"
