@@ -68,6 +68,7 @@ class CnnTreeClassifier:
         from .train import train_network
 
         work = Path(self.work_dir or tempfile.mkdtemp(prefix="cnntree-"))
+        self._claim(work, labels)
         classes = list(self.spec.classes)
         self.networks_, self.val_accuracy_, self.histories_ = {}, {}, {}
         started = time.perf_counter()
@@ -94,6 +95,17 @@ class CnnTreeClassifier:
             self.histories_[node.id] = state["history"]
         self.fit_seconds_ = time.perf_counter() - started
         return self
+
+    def _claim(self, work: Path, labels: np.ndarray) -> None:
+        """Resume only the same training: a work folder remembers the spec, settings and data size."""
+        stamp = {"spec": self.spec.raw, "epochs": self.epochs, "quick": self.quick,
+                 "counts": np.bincount(labels, minlength=len(self.spec.classes)).tolist()}
+        file = work / "training.json"
+        if file.exists() and json.loads(file.read_text()) != stamp:
+            raise CnnTreeError(f"{work}: holds checkpoints of another training (other spec, settings or data); "
+                               "use another work folder or delete this one")
+        work.mkdir(parents=True, exist_ok=True)
+        file.write_text(json.dumps(stamp))
 
     # ------------------------------------------------------------------ predicting
 

@@ -136,3 +136,13 @@ def test_loading_errors(tmp_path):
         CnnTreeClassifier.load(tmp_path)
     with pytest.raises(CnnTreeError, match="not trained yet"):
         CnnTreeClassifier(tiny_spec()).predict(np.zeros((1, 48, 48), np.uint8))
+
+
+def test_a_work_folder_only_resumes_the_same_training(tmp_path, sample):
+    spec = tiny_spec("single")
+    _fit(spec, sample, tmp_path)
+    again = _fit(spec, sample, tmp_path)  # same training: resumes, nothing left to train
+    assert len(again.histories_["net"]["loss"]) == 2
+    other = tiny_spec("single", defaults={"model": TINY_MODEL, "train": {"epochs": 3}})
+    with pytest.raises(CnnTreeError, match="holds checkpoints of another training"):
+        _fit(other, sample, tmp_path)
