@@ -186,3 +186,38 @@ def test_real_mlflow_server(tmp_path):
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=30)
+
+
+def test_mlflow_models_serve_answers_for_the_tree(trained, sample):
+    import urllib.request
+
+    cwd, _, client = trained
+    parent = [r for r in client.search_runs([client.get_experiment_by_name("moravcik").experiment_id])
+              if r.data.tags.get("cnntree.kind") == "tree"][0]
+    port = _free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{cwd}/runs/mlflow.db",
+           "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m",
+                               f"runs:/{parent.info.run_id}/model", "--env-manager", "local", "-h", "127.0.0.1",
+                               "-p", str(port)], cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 180
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
+                break
+            except OSError:
+                assert server.poll() is None and time.time() < deadline, "mlflow models serve did not start"
+                time.sleep(1)
+        rows = [[" ".join(map(str, face.ravel()))] for face in sample.images[:2]]
+        body = json.dumps({"dataframe_split": {"columns": ["pixels"], "data": rows}}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", body,
+                                         {"Content-Type": "application/json"})
+        predictions = json.loads(urllib.request.urlopen(request, timeout=120).read())["predictions"]
+        assert len(predictions) == 2
+        assert all(p["label"] in expected_classes() for p in predictions)
+        assert sum(predictions[0][c] for c in expected_classes()) == pytest.approx(1, abs=1e-4)
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
