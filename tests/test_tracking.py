@@ -147,6 +147,20 @@ def test_a_crash_ends_the_run_failed(tmp_path, monkeypatch):
     assert run.info.status == "FAILED"
 
 
+def _wait_until_up(url: str, process, seconds: int) -> None:
+    """Poll ``url`` until it answers; fail if ``process`` exits or ``seconds`` pass."""
+    import urllib.request
+
+    deadline = time.time() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            assert process.poll() is None and time.time() < deadline, f"{url} did not come up"
+            time.sleep(1)
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -154,22 +168,13 @@ def _free_port():
 
 
 def test_real_mlflow_server(tmp_path):
-    import urllib.request
-
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
                                "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
                                "--artifacts-destination", str(tmp_path / "artifacts"), "--workers", "1"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
-                break
-            except OSError:
-                assert time.time() < deadline, "mlflow server did not start"
-                time.sleep(1)
+        _wait_until_up(f"http://127.0.0.1:{port}/health", server, 120)
         (tmp_path / "tiny.json").write_text(json.dumps(TINY))
         uri = f"http://127.0.0.1:{port}"
         code, out, err = cnntree(tmp_path, "train", tmp_path / "tiny.json", env={"MLFLOW_TRACKING_URI": uri})
@@ -202,14 +207,7 @@ def test_mlflow_models_serve_answers_for_the_tree(trained, sample):
                                "-p", str(port)], cwd=cwd, env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        deadline = time.time() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
-                break
-            except OSError:
-                assert server.poll() is None and time.time() < deadline, "mlflow models serve did not start"
-                time.sleep(1)
+        _wait_until_up(f"http://127.0.0.1:{port}/ping", server, 180)
         rows = [[" ".join(map(str, face.ravel()))] for face in sample.images[:2]]
         body = json.dumps({"dataframe_split": {"columns": ["pixels"], "data": rows}}).encode()
         request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", body,
