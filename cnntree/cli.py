@@ -133,6 +133,7 @@ def cmd_augment(args) -> int:
     from .data import load_for_spec
     from .files import write_atomically
     from .nodedata import node_targets
+    from .spec import summarize
 
     spec = _spec(args)
     node = spec.node(args.node)
@@ -142,10 +143,8 @@ def cmd_augment(args) -> int:
     faces = [rng.choice(index[groups == g]) for g in range(len(node.groups)) for _ in range(args.rows)]
     grid = preview_grid(build_augmenter(node.augment, seed=args.seed), data.images[faces], columns=args.columns)
     grid = cv2.resize(grid, None, fx=args.scale, fy=args.scale, interpolation=cv2.INTER_NEAREST)
-    ok, encoded = cv2.imencode(".png", grid)
+    _, encoded = cv2.imencode(".png", grid)
     write_atomically(args.out, lambda tmp: encoded.tofile(tmp))
-    from .spec import summarize
-
     print(f"{node.id}: augmentation {summarize('augment', node.augment)}")
     print(f"wrote {args.out}: {len(faces)} faces (rows: {', '.join('+'.join(g) for g in node.groups)}), "
           "first column original")
@@ -176,17 +175,12 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    import cv2
     import numpy as np
 
+    from .data import read_face
+
     clf = _load_classifier(args.model_dir)
-    faces = []
-    for path in args.images:
-        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-        if image is None:
-            raise CnnTreeError(f"{path}: not a readable image")
-        faces.append(cv2.resize(image, (48, 48), interpolation=cv2.INTER_AREA))
-    proba = clf.predict_proba(np.stack(faces))
+    proba = clf.predict_proba(np.stack([read_face(path)[0] for path in args.images]))
     rows = [{"image": str(p), "label": clf.spec.classes[int(q.argmax())],
              "probabilities": dict(zip(clf.spec.classes, map(float, q)))} for p, q in zip(args.images, proba)]
     if args.json:

@@ -244,9 +244,23 @@ def _walk_two_levels(root: Path):
                     yield second
 
 
-def _read_folder(root: Path, skip_bad: bool) -> FaceData:
+def read_face(path) -> tuple[np.ndarray, bool]:
+    """One image file as a grey 48x48 face, and whether it had to be resized."""
     import cv2
 
+    try:
+        buffer = np.fromfile(path, np.uint8)
+    except OSError as error:
+        raise CnnTreeError(f"{path}: cannot read ({error.strerror or error})") from None
+    image = cv2.imdecode(buffer, cv2.IMREAD_GRAYSCALE) if buffer.size else None
+    if image is None or image.size == 0:
+        raise CnnTreeError(f"{path}: {'empty file' if buffer.size == 0 else 'unreadable image'}")
+    if image.shape == (SIZE, SIZE):
+        return image, False
+    return cv2.resize(image, (SIZE, SIZE), interpolation=cv2.INTER_AREA), True
+
+
+def _read_folder(root: Path, skip_bad: bool) -> FaceData:
     entries = [e for e in sorted(root.iterdir()) if not e.name.startswith(".")]
     dirs = [e for e in entries if e.is_dir()]
     if not dirs:
@@ -266,17 +280,11 @@ def _read_folder(root: Path, skip_bad: bool) -> FaceData:
                 bad.append(f"{file}: not an image file (expected {', '.join(sorted(IMAGE_SUFFIXES))})")
                 continue
             try:
-                buffer = np.fromfile(file, np.uint8)
-            except OSError as error:
-                bad.append(f"{file}: cannot read ({error.strerror or error})")
+                image, was_resized = read_face(file)
+            except CnnTreeError as error:
+                bad.append(str(error))
                 continue
-            image = cv2.imdecode(buffer, cv2.IMREAD_GRAYSCALE) if buffer.size else None
-            if image is None or image.size == 0:
-                bad.append(f"{file}: {'empty file' if buffer.size == 0 else 'unreadable image'}")
-                continue
-            if image.shape != (SIZE, SIZE):
-                image = cv2.resize(image, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
-                resized += 1
+            resized += was_resized
             images.append(image)
             labels.append(classes.index(folder.name))
             splits.append(split)
