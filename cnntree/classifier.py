@@ -21,6 +21,7 @@ from .augment import tta_views
 from .ensemble import VOTES
 from .errors import CnnTreeError
 from .nodedata import node_dataset, node_targets
+from .runtime import EXPORTS, KerasRuntime, export_network, load_network
 from .spec import Spec, parse_spec
 from .tree import ROUTERS
 
@@ -89,9 +90,9 @@ class CnnTreeClassifier:
                                              (validation[0][val_index], val_targets), folder,
                                              class_weight=data.class_weight, label=label,
                                              callbacks=callbacks or (), printer=self.printer)
-                outputs = self._network_output(node, model, validation[0][val_index])
-                self.val_accuracy_[node.id] = float((outputs.argmax(1) == val_targets).mean())
-            self.networks_[node.id] = model
+            self.networks_[node.id] = KerasRuntime(model)
+            outputs = self._network_output(node, validation[0][val_index])
+            self.val_accuracy_[node.id] = float((outputs.argmax(1) == val_targets).mean())
             self.histories_[node.id] = state["history"]
         self.fit_seconds_ = time.perf_counter() - started
         return self
@@ -109,19 +110,18 @@ class CnnTreeClassifier:
 
     # ------------------------------------------------------------------ predicting
 
-    def _network_output(self, node, model, images: np.ndarray) -> np.ndarray:
-        from .train import as_input
-
+    def _network_output(self, node, images: np.ndarray) -> np.ndarray:
         if len(images) == 0:
             return np.zeros((0, len(node.groups)))
+        network = self.networks_[node.id]
         views = tta_views(images, node.augment["test_time"])
-        total = sum(model.predict(as_input(view), batch_size=256, verbose=0) for view in views)
+        total = sum(network(view.astype(np.float32)[..., None]) for view in views)
         return np.asarray(total / len(views), np.float64)
 
     def network_outputs(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """Each network's own probabilities over its groups (for diagnostics and combining)."""
         self._check_fitted()
-        return {node.id: self._network_output(node, self.networks_[node.id], images) for node in self.spec.nodes}
+        return {node.id: self._network_output(node, images) for node in self.spec.nodes}
 
     def modes(self) -> tuple[str, ...]:
         return tuple(VOTES) if self.spec.kind == "voting" else tuple(ROUTERS)
@@ -153,21 +153,45 @@ class CnnTreeClassifier:
 
     # ------------------------------------------------------------------ saving
 
+    def keras_models(self) -> dict:
+        """The Keras model of every network (saving, exporting and transfer need them)."""
+        self._check_fitted()
+        if not all(isinstance(n, KerasRuntime) for n in self.networks_.values()):
+            raise CnnTreeError(f"this classifier runs exported {self.runtime} networks; "
+                               "save, export and retrain from the Keras model directory")
+        return {node_id: network.model for node_id, network in self.networks_.items()}
+
     def save(self, directory) -> Path:
         """Write spec, networks (native ``.keras``) and metadata to ``directory`` atomically."""
-        self._check_fitted()
+        models = self.keras_models()
+        return self._write(directory, ".keras", lambda node_id, path: models[node_id].save(path))
+
+    def export(self, directory, fmt: str) -> Path:
+        """Write the networks in ``fmt`` (onnx, tflite, savedmodel) with the routing metadata, atomically.
+
+        The directory loads like a saved one (``load``) and runs on that format's runtime.
+        """
+        if fmt not in EXPORTS:
+            raise CnnTreeError(f"--format: unknown export format \"{fmt}\"; use one of {', '.join(EXPORTS)}")
+        models = self.keras_models()
+        return self._write(directory, EXPORTS[fmt][1],
+                           lambda node_id, path: export_network(models[node_id], fmt, path), fmt)
+
+    def _write(self, directory, suffix: str, write_network, exported: str | None = None) -> Path:
+        """Fill a temporary directory beside ``directory``, then rename it into place."""
         directory = Path(directory).resolve()
         directory.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
         try:
             (tmp / "networks").mkdir()
             for node in self.spec.nodes:
-                self.networks_[node.id].save(tmp / "networks" / f"{node.id}.keras")
+                write_network(node.id, tmp / "networks" / f"{node.id}{suffix}")
             (tmp / "spec.json").write_text(json.dumps(self.spec.raw, indent=2))
             meta = {"format": FORMAT_VERSION, "name": self.spec.name, "kind": self.spec.kind,
-                    "classes": list(self.spec.classes), "default_mode": self.default_mode(),
-                    "networks": [{"id": n.id, "groups": [list(g) for g in n.groups], "file": f"networks/{n.id}.keras",
-                                  "val_accuracy": self.val_accuracy_.get(n.id)} for n in self.spec.nodes],
+                    "classes": list(self.spec.classes), "default_mode": self.default_mode(), "exported": exported,
+                    "networks": [{"id": n.id, "groups": [list(g) for g in n.groups],
+                                  "file": f"networks/{n.id}{suffix}", "val_accuracy": self.val_accuracy_.get(n.id)}
+                                 for n in self.spec.nodes],
                     "histories": self.histories_, "fit_seconds": getattr(self, "fit_seconds_", None)}
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
             old = None
@@ -184,29 +208,36 @@ class CnnTreeClassifier:
 
     @classmethod
     def load(cls, directory) -> "CnnTreeClassifier":
-        """Read a saved classifier; Keras files are loaded in ``safe_mode`` (no code is unpickled)."""
-        import keras
+        """Read a saved or exported classifier; each network runs on the runtime its file suffix names.
 
+        Keras files are loaded in ``safe_mode`` (no code is unpickled).
+        """
         directory = Path(directory)
         meta_file = directory / "meta.json"
+        if not directory.is_dir():
+            raise CnnTreeError(f"{directory}: no such model directory")
         if not meta_file.exists():
             raise CnnTreeError(f"{directory}: not a cnntree model directory (no meta.json)")
         try:
             meta = json.loads(meta_file.read_text())
             raw = json.loads((directory / "spec.json").read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise CnnTreeError(f"{directory}: damaged model directory ({error})") from None
+            entries = [(entry["id"], directory / entry["file"], entry.get("val_accuracy")) for entry in meta["networks"]]
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as error:
+            raise CnnTreeError(f"{directory}: damaged model directory ({type(error).__name__}: {error})") from None
         spec = parse_spec(raw, source=str(directory / "spec.json"), base_dir=directory)
         clf = cls(spec)
         clf.networks_, clf.val_accuracy_ = {}, {}
         clf.histories_ = meta.get("histories", {})
-        for entry in meta["networks"]:
-            path = directory / entry["file"]
-            try:
-                clf.networks_[entry["id"]] = keras.saving.load_model(path, safe_mode=True, compile=False)
-            except Exception as error:  # Keras raises many types for a foreign or damaged file
-                raise CnnTreeError(f"{path}: cannot load network ({type(error).__name__}: "
-                                   f"{str(error).splitlines()[0] if str(error) else ''})") from None
-            if entry.get("val_accuracy") is not None:
-                clf.val_accuracy_[entry["id"]] = entry["val_accuracy"]
+        for node_id, path, val_accuracy in entries:
+            clf.networks_[node_id] = load_network(path)
+            if val_accuracy is not None:
+                clf.val_accuracy_[node_id] = val_accuracy
+        if sorted(clf.networks_) != sorted(n.id for n in spec.nodes):
+            raise CnnTreeError(f"{meta_file}: lists networks {sorted(clf.networks_)}, the spec has "
+                               f"{sorted(n.id for n in spec.nodes)}")
         return clf
+
+    @property
+    def runtime(self) -> str:
+        self._check_fitted()
+        return next(iter(self.networks_.values())).name

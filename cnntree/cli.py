@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import traceback
+from pathlib import Path
 
 from .errors import CnnTreeError
 
@@ -191,6 +192,72 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def _mirror(args, clf):
+    from .detect import FaceDetector, FaceTracker
+    from .mirror import Mirror
+
+    if args.runtime and clf.runtime != args.runtime:
+        raise CnnTreeError(f"--runtime {args.runtime}: {args.model_dir} holds {clf.runtime} networks; make a "
+                           f"{args.runtime} copy with: cnntree export {args.model_dir} --format {args.runtime} --out DIR")
+    clf.combiner(args.mode)  # an unknown mode fails before any frame
+    detector = FaceDetector(detect_width=args.detect_width, min_face=args.min_face)
+    return Mirror(clf, detector, FaceTracker(smoothing=args.smoothing), mode=args.mode)
+
+
+def cmd_mirror(args) -> int:
+    from .mirror import open_source, run_mirror
+
+    clf = _load_classifier(args.model_dir)
+    mirror = _mirror(args, clf)
+    source = open_source(args.source)
+    run = run_mirror(mirror, source, out=args.out, jsonl=args.jsonl, timeline=args.timeline, show=args.show,
+                     max_frames=args.max_frames, printer=lambda line: print(line, file=sys.stderr, flush=True))
+    summary = run.summary()
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"{summary['source']}: {summary['frames']} frame(s), {summary['faces']} face(s) in "
+              f"{summary['frames_with_faces']} frame(s), {summary['fps'] or 0:.1f} frames/s on the {clf.runtime} runtime")
+        for name, path in summary["outputs"].items():
+            print(f"wrote {path} ({name})")
+    return 0
+
+
+def cmd_rehearse(args) -> int:
+    from .mirror import open_source, run_mirror
+    from .plots import draw_timeline
+    from .rehearse import check_report_path, load_script, report, score_segments
+
+    clf = _load_classifier(args.model_dir)
+    classes = list(clf.spec.classes)
+    segments = load_script(args.script, classes)
+    check_report_path(args.out)
+    source = open_source(args.source)
+    if source.kind == "image":
+        raise CnnTreeError(f"--source {args.source}: rehearsal needs a video or a camera, not an image")
+    run = run_mirror(_mirror(args, clf), source, max_frames=args.max_frames,
+                     printer=lambda line: print(line, file=sys.stderr, flush=True))
+    rows = score_segments(segments, run.times, run.main, classes)
+    if args.timeline:
+        draw_timeline(run.times, run.main, classes, args.timeline, bands=[(s.start, s.end, s.expected) for s in segments],
+                      title=f"{Path(args.source).name}: detected (curves) vs expected (bands)")
+    report(rows, args.out, f"Rehearsal of {Path(args.script).name} on {Path(args.source).name}", args.timeline)
+    for i, r in enumerate(rows, 1):
+        score = f"{r['score']:.2f}" if r["score"] is not None else "  - "
+        print(f"{i:2d} {r['start']:6.1f}-{r['end']:<6.1f} expected {r['expected']:9s} dominant "
+              f"{r['dominant'] or '-':9s} score {score}  {r['verdict']}")
+    print(f"wrote {args.out}" + (f" and {args.timeline}" if args.timeline else ""))
+    return 0
+
+
+def cmd_export(args) -> int:
+    clf = _load_classifier(args.model_dir)
+    out = clf.export(args.out, args.format)
+    print(f"wrote {out} ({args.format}: {len(clf.spec.nodes)} network(s) with the routing metadata; "
+          f"run it with cnntree mirror {out})")
+    return 0
+
+
 def cmd_compare(args) -> int:
     from . import tracking
 
@@ -274,6 +341,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_predict)
 
+    for name, help_text in (("mirror", "label the faces of a webcam, video or photo with their emotion"),
+                            ("rehearse", "score a rehearsal video against a script of expected emotions")):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("model_dir")
+        if name == "mirror":
+            p.add_argument("--source", required=True, help="webcam, a camera index, a video or an image file")
+            p.add_argument("--out", metavar="FILE", help="the annotated video (.mp4/.avi) or image")
+            p.add_argument("--show", action="store_true", help="open a window (needs a display); q quits")
+            p.add_argument("--timeline", metavar="PNG", help="the main face's emotions over time")
+            p.add_argument("--jsonl", metavar="FILE", help="one JSON line per frame")
+            p.add_argument("--json", action="store_true", help="print the run summary as JSON")
+            p.set_defaults(run=cmd_mirror)
+        else:
+            p.add_argument("--script", required=True, metavar="JSON", help="segments: start, end, line, expected")
+            p.add_argument("--source", required=True, help="the rehearsal video (or webcam / a camera index)")
+            p.add_argument("--out", required=True, metavar="REPORT", help="report.md or report.html")
+            p.add_argument("--timeline", metavar="PNG", help="detected curves over expected bands")
+            p.set_defaults(run=cmd_rehearse)
+        p.add_argument("--runtime", choices=("keras", "onnx", "tflite"),
+                       help="check the model directory runs on this runtime (default: whatever it holds)")
+        p.add_argument("--mode", help="combining mode (tree: soft or hard; ensemble: soft, weighted or hard)")
+        p.add_argument("--smoothing", type=_fraction, default=0.6,
+                       help="weight of the past in the per-face moving average, 0 = none (default 0.6)")
+        p.add_argument("--detect-width", type=_positive, default=320, help="detect on frames downscaled to this width")
+        p.add_argument("--min-face", type=_positive, default=40, help="smallest face in pixels (default 40)")
+        p.add_argument("--max-frames", type=_positive, help="stop after this many frames")
+
+    p = sub.add_parser("export", help="write a trained classifier as ONNX, TFLite or SavedModel networks")
+    p.add_argument("model_dir")
+    p.add_argument("--format", required=True, choices=("onnx", "tflite", "savedmodel"))
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.set_defaults(run=cmd_export)
+
     p = sub.add_parser("compare", help="cnntree runs in the MLflow store as a table")
     p.add_argument("--experiment")
     p.add_argument("--json", action="store_true")
@@ -288,6 +388,16 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {value}")
     return value
 
 

@@ -1,4 +1,4 @@
-"""Pictures people would rather look at than numbers: the class hierarchy."""
+"""Pictures people would rather look at than numbers: hierarchies, confusion matrices, timelines."""
 
 from __future__ import annotations
 
@@ -90,4 +90,44 @@ def draw_confusion(confusion, classes, path, title: str = "", normalize: bool = 
             text = f"{matrix[i, j]:.2f}" if normalize else f"{int(matrix[i, j])}"
             ax.text(j, i, text, ha="center", va="center", fontsize=8,
                     color="white" if matrix[i, j] > threshold else "black")
+    return save_figure(fig, path)
+
+
+def class_colours(classes) -> dict[str, tuple]:
+    """One fixed colour per class, so every timeline of a classifier reads the same."""
+    palette = plt.get_cmap("tab10").colors
+    return {name: palette[i % len(palette)] for i, name in enumerate(classes)}
+
+
+def draw_timeline(times, probabilities, classes, path, bands=(), title: str = "") -> Path:
+    """The main face's emotion probabilities over time, and the last frame's distribution.
+
+    ``probabilities`` is (frames, classes) with NaN rows where no face was seen; ``bands`` are
+    (start, end, class) spans drawn under the curves (a rehearsal script's expected emotions).
+    """
+    import numpy as np
+
+    times, probabilities = np.asarray(times, float), np.asarray(probabilities, float).reshape(len(times), len(classes))
+    colours = class_colours(classes)
+    fig, (ax, bars) = plt.subplots(1, 2, figsize=(12, 3.8), gridspec_kw={"width_ratios": [4, 1]})
+    for start, end, name in bands:
+        ax.axvspan(start, end, ymin=0, ymax=0.06, color=colours[name], alpha=0.9, lw=0)
+        ax.axvspan(start, end, color=colours[name], alpha=0.08, lw=0)
+        ax.text((start + end) / 2, 0.035, name, ha="center", va="center", fontsize=7, transform=ax.get_xaxis_transform())
+    for k, name in enumerate(classes):
+        ax.plot(times, probabilities[:, k], color=colours[name], lw=1.6, label=name)
+    ax.set_ylim(0, 1)
+    ax.set_xlim(times.min() if len(times) else 0, max(times.max() if len(times) else 1, 1e-3))
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("probability (main face, smoothed)")
+    ax.set_title(title or "emotion timeline")
+    ax.legend(loc="upper left", bbox_to_anchor=(0, -0.18), ncol=len(classes), fontsize=8, frameon=False)
+    seen = np.flatnonzero(~np.isnan(probabilities).any(axis=1))
+    last = probabilities[seen[-1]] if len(seen) else np.zeros(len(classes))
+    bars.barh(range(len(classes)), last, color=[colours[c] for c in classes])
+    bars.set_yticks(range(len(classes)), classes)
+    bars.invert_yaxis()
+    bars.set_xlim(0, 1)
+    bars.set_title(f"last frame with a face ({times[seen[-1]]:.1f} s)" if len(seen) else "no face seen", fontsize=9)
+    fig.tight_layout()
     return save_figure(fig, path)

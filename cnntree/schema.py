@@ -9,11 +9,41 @@ from __future__ import annotations
 
 import abc
 import difflib
+import json
+from pathlib import Path
 from typing import Any
 
 from .errors import CnnTreeError
 
 REQUIRED = object()
+
+
+def load_json(path, what: str = "file"):
+    """A JSON file's value; errors name the file (and line), duplicate keys included."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CnnTreeError(f"{path}: no such {what} file") from None
+    except IsADirectoryError:
+        raise CnnTreeError(f"{path}: is a folder, not a {what} file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise CnnTreeError(f"{path}: cannot read {what} ({error})") from None
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except json.JSONDecodeError as error:
+        raise CnnTreeError(f"{path}: invalid JSON: {error.msg} (line {error.lineno}, column {error.colno})") from None
+    except CnnTreeError as error:
+        raise CnnTreeError(f"{path}: {error}") from None
+
+
+def _no_duplicate_keys(pairs):
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise CnnTreeError(f'duplicate key "{key}" in one JSON object')
+        out[key] = value
+    return out
 
 
 def did_you_mean(word: str, options) -> str:

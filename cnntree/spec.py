@@ -14,7 +14,7 @@ from pathlib import Path
 import networkx as nx
 
 from .errors import CnnTreeError
-from .schema import Bool, Either, Field, ListOf, MapOf, Num, Obj, Tagged, Text, did_you_mean, fail
+from .schema import Bool, Either, Field, ListOf, MapOf, Num, Obj, Tagged, Text, did_you_mean, fail, load_json
 
 FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 KINDS = ("tree", "single", "voting")
@@ -204,20 +204,7 @@ class Spec:
 
 def load_spec(path) -> Spec:
     """Read, validate and build a spec file; every error names the file and the JSON path."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CnnTreeError(f"{path}: no such spec file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise CnnTreeError(f"{path}: cannot read spec ({error})") from None
-    try:
-        raw = json.loads(text, object_pairs_hook=_no_duplicate_keys)
-    except json.JSONDecodeError as error:
-        raise CnnTreeError(f"{path}: invalid JSON: {error.msg} (line {error.lineno}, column {error.colno})") from None
-    except CnnTreeError as error:
-        raise CnnTreeError(f"{path}: {error}") from None
-    return parse_spec(raw, source=str(path), base_dir=path.parent)
+    return parse_spec(load_json(path, "spec"), source=str(path), base_dir=Path(path).parent)
 
 
 def parse_spec(raw, source: str = "<spec>", base_dir=".") -> Spec:
@@ -225,15 +212,6 @@ def parse_spec(raw, source: str = "<spec>", base_dir=".") -> Spec:
         return _parse(raw, source, Path(base_dir))
     except CnnTreeError as error:
         raise CnnTreeError(f"{source}: {error}") from None
-
-
-def _no_duplicate_keys(pairs):
-    out = {}
-    for key, value in pairs:
-        if key in out:
-            raise CnnTreeError(f'duplicate key "{key}" in one JSON object')
-        out[key] = value
-    return out
 
 
 def _parse(raw, source: str, base_dir: Path) -> Spec:

@@ -71,3 +71,24 @@ def run_cli(*args):
     proc = subprocess.run([sys.executable, "-m", "cnntree.cli", *map(str, args)], capture_output=True,
                           text=True, cwd=ROOT, env=env, timeout=600)
     return proc.returncode, proc.stdout, proc.stderr
+
+
+TINY_MODEL = {"name": "lenet", "filters": [4, 8], "dense": 8}
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, sample):
+    """A small tree (happy vs the rest, then the six others) trained 2 epochs on the sample, saved."""
+    from cnntree.classifier import CnnTreeClassifier
+    from cnntree.spec import parse_spec
+
+    spec = parse_spec({"name": "tiny", "kind": "tree",
+                       "defaults": {"model": TINY_MODEL, "train": {"epochs": 2, "batch_size": 32, "seed": 1}},
+                       "nodes": [{"id": "root", "children": ["happy", "rest"]},
+                                 {"id": "rest", "children": ["angry", "disgust", "fear", "sad", "surprise", "neutral"],
+                                  "balance": "none"}]})
+    root = tmp_path_factory.mktemp("tiny_model")
+    train, val = sample.splits == "Training", sample.splits == "PublicTest"
+    clf = CnnTreeClassifier(spec, work_dir=root / "work", printer=lambda *_: None).fit(
+        sample.images[train], sample.labels[train], (sample.images[val], sample.labels[val]))
+    return clf.save(root / "model")

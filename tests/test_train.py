@@ -121,7 +121,7 @@ def test_quick_mode_caps_epochs_faces_and_width(tmp_path, sample):
     from cnntree.models import create_model
 
     full = dict(blocks=1, filters=[8], dense=8, n_outputs=7)
-    assert clf.networks_["net"].count_params() == create_model("vgg", width=0.25, **full).count_params() == 2409
+    assert clf.networks_["net"].model.count_params() == create_model("vgg", width=0.25, **full).count_params() == 2409
     assert create_model("vgg", **full).count_params() > 30000
 
 
