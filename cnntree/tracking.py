@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import mlflow
 import numpy as np
@@ -94,7 +93,7 @@ class PyfuncClassifier(mlflow.pyfunc.PythonModel):
 
         self.classifier = CnnTreeClassifier.load(context.artifacts["classifier"])
 
-    def predict(self, context, model_input: Any, params=None):
+    def predict(self, context, model_input, params=None):  # no type hints: MLflow would warn about them
         import pandas as pd
 
         frame = pd.DataFrame(model_input)
