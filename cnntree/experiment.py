@@ -17,7 +17,9 @@ import mlflow
 from . import tracking
 from .classifier import CnnTreeClassifier
 from .data import load_for_spec
+from .errors import CnnTreeError
 from .evaluate import evaluate, headline
+from .files import try_lock
 from .plots import draw_confusion, draw_hierarchy
 from .spec import Spec, with_seed
 
@@ -38,36 +40,65 @@ def run_experiment(spec: Spec, data_path=None, epochs=None, quick=False, seed=No
         spec = with_seed(spec, seed)
     data, splits = load_for_spec(spec, data_path, skip_bad)
     printer(f"data: {data.source}: " + ", ".join(f"{k} {v}" for k, v in splits.sizes().items()))
-    work = Path(work_dir or tracking.RUNS / "work" / spec.name)
-    if work.exists() and not resume:
-        shutil.rmtree(work)
     experiment = experiment or spec.name
     tracking.use_experiment(experiment)
-    clf = CnnTreeClassifier(spec, epochs=epochs, quick=quick, work_dir=work, printer=printer)
-    with mlflow.start_run(run_name=f"{spec.name}{' (quick)' if quick else ''}") as run:
-        mlflow.set_tags({"cnntree.kind": spec.kind, "cnntree.spec": spec.name, "cnntree.quick": str(quick),
-                         "cnntree.source": str(spec.source)})
-        mlflow.log_params(tracking.spec_params(spec))
-        mlflow.log_params({"data.source": data.source, "epochs_override": epochs, "quick": quick})
-        mlflow.log_dict(spec.raw, "spec.json")
-        mlflow.log_artifact(str(draw_hierarchy(spec, work / "hierarchy.png")))
-        clf.fit(data.images[splits.train], data.labels[splits.train],
-                (data.images[splits.validation], data.labels[splits.validation]), node_context=tracking.network_run)
-        outcome = Outcome(run.info.run_id, experiment, tracking.tracking_uri(), clf,
-                          metrics={"train_seconds": clf.fit_seconds_})
-        for split, index in splits.tests.items():
-            result = evaluate(clf, data.images[index], data.labels[index])
-            outcome.results[split] = result
-            outcome.metrics.update(headline(result, split))
-            for file in write_evaluation(result, spec.classes, split, work / "evaluation"):
-                mlflow.log_artifact(str(file), "evaluation")
-        mlflow.log_metrics(outcome.metrics)
-        saved = clf.save(work / "classifier")
-        mlflow.log_artifacts(str(saved), "classifier")
-        tracking.log_pyfunc(saved)
-        if out:
-            shutil.copytree(saved, Path(out), dirs_exist_ok=True)
+    work, lock = claim_work_folder(Path(work_dir) if work_dir else None, tracking.RUNS / "work" / spec.name, resume,
+                                   printer)
+    try:
+        previous = tracking.end_abandoned_run(work / "run.json")
+        if (work / "training.json").exists() and not resume:
+            printer(f"starting afresh: removing the checkpoints of the previous training in {work} "
+                    "(--resume continues it instead)")
+        if work.exists() and not resume:
+            shutil.rmtree(work)
+        work.mkdir(parents=True, exist_ok=True)
+        clf = CnnTreeClassifier(spec, epochs=epochs, quick=quick, work_dir=work, printer=printer)
+        with mlflow.start_run(run_name=f"{spec.name}{' (quick)' if quick else ''}") as run:
+            (work / "run.json").write_text(json.dumps({"run_id": run.info.run_id, "tracking_uri": tracking.tracking_uri()}))
+            mlflow.set_tags({"cnntree.kind": spec.kind, "cnntree.spec": spec.name, "cnntree.quick": str(quick),
+                             "cnntree.source": str(spec.source), "cnntree.work_dir": str(work.resolve())})
+            if resume and previous:
+                mlflow.set_tag("cnntree.resumed_from", previous)
+            mlflow.log_params(tracking.spec_params(spec))
+            mlflow.log_params({"data.source": data.source, "epochs_override": epochs, "quick": quick})
+            mlflow.log_dict(spec.raw, "spec.json")
+            mlflow.log_artifact(str(draw_hierarchy(spec, work / "hierarchy.png")))
+            clf.fit(data.images[splits.train], data.labels[splits.train],
+                    (data.images[splits.validation], data.labels[splits.validation]), node_context=tracking.network_run)
+            outcome = Outcome(run.info.run_id, experiment, tracking.tracking_uri(), clf,
+                              metrics={"train_seconds": clf.fit_seconds_})
+            for split, index in splits.tests.items():
+                result = evaluate(clf, data.images[index], data.labels[index])
+                outcome.results[split] = result
+                outcome.metrics.update(headline(result, split))
+                for file in write_evaluation(result, spec.classes, split, work / "evaluation"):
+                    mlflow.log_artifact(str(file), "evaluation")
+            mlflow.log_metrics(outcome.metrics)
+            saved = clf.save(work / "classifier")
+            mlflow.log_artifacts(str(saved), "classifier")
+            tracking.log_pyfunc(saved)
+            if out:
+                clf.save(out)
+    finally:
+        lock.close()
     return outcome
+
+
+def claim_work_folder(given: Path | None, default: Path, resume: bool, printer) -> tuple[Path, object]:
+    """Lock the training's work folder. A busy default folder (another training of the same spec
+    is running) gives way to ``<default>-2``, ``-3``, ...; a busy folder named with ``--work-dir``
+    or one to ``--resume`` is an error: two trainings must never write one checkpoint."""
+    candidates = [given] if given else [default] + [default.with_name(f"{default.name}-{k}") for k in range(2, 100)]
+    for k, folder in enumerate(candidates):
+        lock = try_lock(folder)
+        if lock is not None:
+            if k:
+                printer(f"{default} is in use by another training; using {folder}")
+            return folder, lock
+        if resume or given:
+            break
+    raise CnnTreeError(f"{candidates[0]}: in use by another cnntree train; wait for it to end"
+                       + ("" if resume or given else " or give --work-dir"))
 
 
 def write_evaluation(result: dict, classes, split: str, folder: Path) -> list[Path]:

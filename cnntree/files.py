@@ -1,4 +1,4 @@
-"""Atomic writes: a file appears under its final name only once it is complete."""
+"""Files: atomic writes (a file appears under its final name only once complete) and folder locks."""
 
 from __future__ import annotations
 
@@ -31,3 +31,20 @@ def write_atomically(path, write) -> Path:
     with atomic_path(path) as tmp:
         write(str(tmp))
     return Path(path)
+
+
+def try_lock(folder) -> object | None:
+    """An exclusive lock on ``folder`` (a lock file beside it), held while the returned handle lives;
+    None when another process holds it. The operating system drops it when the process dies, so a
+    killed training never leaves a stale lock."""
+    import fcntl
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(folder.parent / f".{folder.name}.lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle

@@ -25,12 +25,57 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
 
 
+def check_server(uri: str, timeout: float = 5.0) -> None:
+    """Fail at once, before any training, when an HTTP tracking server does not answer.
+
+    cnntree does not fall back to the local store: runs logged where the user did not look are
+    as good as lost. MLflow itself would retry for minutes first.
+    """
+    if not uri.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
+            pass
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise CnnTreeError(f"MLflow server {uri}: unreachable ({reason}); start it, or unset MLFLOW_TRACKING_URI "
+                           f"to log to the local store {DEFAULT_URI}") from None
+
+
 def use_experiment(name: str) -> str:
     """Point MLflow at the store and the experiment ``name`` (created on first use)."""
     uri = tracking_uri()
+    check_server(uri)
     if uri == DEFAULT_URI:
         RUNS.mkdir(exist_ok=True)
     mlflow.set_tracking_uri(uri)
+    with _store_lock(uri):
+        return _use_experiment(uri, name)
+
+
+@contextlib.contextmanager
+def _store_lock(uri: str):
+    """Serialise the first touch of a sqlite store across processes: MLflow creates and migrates its
+    tables then, and two processes doing it at once fail ("duplicate column")."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    database = Path(uri[len("sqlite:///"):])
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(database.parent / f".{database.name}.lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _use_experiment(uri: str, name: str) -> str:
     try:
         experiment = mlflow.get_experiment_by_name(name)
         if experiment is None:
@@ -42,6 +87,27 @@ def use_experiment(name: str) -> str:
         return experiment_id
     except mlflow.exceptions.MlflowException as error:
         raise CnnTreeError(f"MLflow store {uri}: {str(error).splitlines()[0]}") from None
+
+
+def end_abandoned_run(record: Path) -> str | None:
+    """The run id an earlier training of this work folder recorded; if that run is still RUNNING, its
+    process was killed (the folder's lock was free), so it is ended FAILED and tagged why."""
+    if not record.exists():
+        return None
+    try:
+        previous = json.loads(record.read_text())
+        client = mlflow.tracking.MlflowClient(previous["tracking_uri"])
+        run = client.get_run(previous["run_id"])
+    except (OSError, ValueError, KeyError, mlflow.exceptions.MlflowException):
+        return None  # a record from another store or a damaged one: nothing to end
+    if run.info.status == "RUNNING":
+        client.set_tag(run.info.run_id, "cnntree.ended", "killed or crashed: found RUNNING by the next training "
+                       "of its work folder")
+        for child in client.search_runs([run.info.experiment_id],
+                                        f"tags.mlflow.parentRunId = '{run.info.run_id}' and attributes.status = 'RUNNING'"):
+            client.set_terminated(child.info.run_id, "FAILED")
+        client.set_terminated(run.info.run_id, "FAILED")
+    return run.info.run_id
 
 
 def flatten(value, prefix: str = "") -> dict[str, str]:
@@ -93,7 +159,7 @@ class PyfuncClassifier(mlflow.pyfunc.PythonModel):
 
         self.classifier = CnnTreeClassifier.load(context.artifacts["classifier"])
 
-    def predict(self, context, model_input, params=None):  # no type hints: MLflow would warn about them
+    def predict(self, context, model_input, params=None):
         import pandas as pd
 
         frame = pd.DataFrame(model_input)
@@ -110,6 +176,14 @@ class PyfuncClassifier(mlflow.pyfunc.PythonModel):
 
 def log_pyfunc(classifier_dir: Path) -> None:
     """Log the saved classifier as an MLflow pyfunc model (``mlflow models serve`` serves it)."""
+    import warnings
+
+    with warnings.catch_warnings():  # MLflow's type-hint advice and pickling notes are not for cnntree's users
+        warnings.simplefilter("ignore")
+        _log_pyfunc(classifier_dir)
+
+
+def _log_pyfunc(classifier_dir: Path) -> None:
     mlflow.pyfunc.log_model(name="model", python_model=PyfuncClassifier(),
                             artifacts={"classifier": str(classifier_dir)},
                             code_paths=[str(Path(__file__).parent)],

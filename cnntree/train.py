@@ -127,12 +127,20 @@ def as_input(images: np.ndarray) -> np.ndarray:
 class AugmentedBatches(keras.utils.PyDataset):
     """Shuffled, augmented mini-batches of one network's training set, reshuffled every epoch."""
 
-    def __init__(self, images, targets, n_outputs, batch_size, augment: dict, seed: int, **kwargs):
+    def __init__(self, images, targets, n_outputs, batch_size, augment: dict, seed: int, first_epoch: int = 0,
+                 **kwargs):
         super().__init__(**kwargs)
         self.images, self.targets, self.n_outputs, self.batch_size = images, targets, n_outputs, batch_size
         self.augmenter = build_augmenter(augment, seed=seed)
-        self.rng = np.random.default_rng(seed)
-        self.order = self.rng.permutation(len(images))
+        self.seed = seed
+        self.start_epoch(first_epoch)
+
+    def start_epoch(self, epoch: int) -> None:
+        """Order and augmentation depend on (seed, epoch) only, so a resumed training sees the same batches."""
+        self.epoch = epoch
+        self.order = np.random.default_rng([self.seed, epoch]).permutation(len(self.images))
+        if self.augmenter is not None:
+            self.augmenter.set_random_seed(self.seed * 100003 + epoch)
 
     def __len__(self):
         return math.ceil(len(self.images) / self.batch_size)
@@ -143,7 +151,7 @@ class AugmentedBatches(keras.utils.PyDataset):
         return as_input(faces), keras.utils.to_categorical(self.targets[rows], self.n_outputs)
 
     def on_epoch_end(self):
-        self.order = self.rng.permutation(len(self.images))
+        self.start_epoch(self.epoch + 1)
 
 
 # ---------------------------------------------------------------------------- checkpoints
@@ -226,7 +234,7 @@ def train_network(settings: dict, n_outputs: int, train: tuple, validation: tupl
         model = create_model(n_outputs=n_outputs, normalize=cfg["normalize"], **settings["model"])
         model.compile(optimizer=make_optimizer(cfg["optimizer"]), loss=make_loss(cfg), metrics=["accuracy"])
     batches = AugmentedBatches(train[0], train[1], n_outputs, cfg["batch_size"], settings["augment"],
-                               seed=cfg["seed"] + state["epoch"])
+                               seed=cfg["seed"], first_epoch=state["epoch"])
     x_val, y_val = as_input(validation[0]), keras.utils.to_categorical(validation[1], n_outputs)
     stopped_early = cfg["early_stopping"] and state["wait"] >= cfg["early_stopping"]
     if state["epoch"] < cfg["epochs"] and not stopped_early:

@@ -1,0 +1,91 @@
+"""Faults: a training killed mid-epoch resumes to the same result, and two trainings share a store.
+
+Two identical trainings run at once against one sqlite store and one ``runs/`` folder (the
+concurrency case, and the uninterrupted reference); a third is SIGKILLed in the middle of its
+second network's epoch and resumed with ``--resume``.
+"""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ..conftest import ROOT, TINY_MODEL
+
+SPEC = {"name": "faults", "kind": "tree", "data": {"path": "sample"},
+        "defaults": {"model": TINY_MODEL, "train": {"epochs": 4, "batch_size": 32, "seed": 3,
+                                                    "early_stopping": 0}},
+        "nodes": [{"id": "root", "children": ["happy", "rest"]},
+                  {"id": "rest", "children": ["angry", "disgust", "fear", "sad", "surprise", "neutral"],
+                   "balance": "none"}]}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("faults")
+    (root / "faults.json").write_text(json.dumps(SPEC))
+    return root
+
+
+def train(store, *extra):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "MLFLOW_TRACKING_URI": f"sqlite:///{store}/mlflow.db"}
+    return subprocess.Popen([sys.executable, "-m", "cnntree.cli", "train", str(store / "faults.json"), *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=store, env=env)
+
+
+def runs(store):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{store}/mlflow.db")
+    experiment = client.get_experiment_by_name("faults")
+    return [r for r in client.search_runs([experiment.experiment_id]) if "mlflow.parentRunId" not in r.data.tags]
+
+
+def test_two_trainings_at_once_share_the_store(store):
+    first, second = train(store), train(store)
+    outputs = [p.communicate(timeout=600)[0] for p in (first, second)]
+    assert [first.returncode, second.returncode] == [0, 0], outputs
+    parents = runs(store)
+    assert len(parents) == 2 and len({r.info.run_id for r in parents}) == 2
+    assert {r.info.status for r in parents} == {"FINISHED"}
+    # the second found the default work folder busy and used its own
+    assert sum("is in use by another training; using" in out for out in outputs) == 1
+    accuracies = [r.data.metrics["private_accuracy"] for r in parents]
+    assert abs(accuracies[0] - accuracies[1]) <= 0.005  # same seed, same result
+    with sqlite3.connect(store / "mlflow.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_a_killed_training_resumes_to_the_same_result(store):
+    reference = runs(store)[0].data.metrics["private_accuracy"]
+    work = store / "killed"
+    victim = train(store, "--work-dir", work)
+    seen = []
+    for line in victim.stdout:  # wait until the second network is inside its second epoch
+        seen.append(line)
+        if line.startswith("[rest 2/2] epoch 1/4"):
+            time.sleep(0.3)
+            victim.send_signal(signal.SIGKILL)
+            break
+    victim.wait(timeout=60)
+    assert victim.returncode == -signal.SIGKILL, "".join(seen)
+    killed = {r.info.run_id for r in runs(store) if r.info.status == "RUNNING"}
+    assert len(killed) == 1
+    assert not (work / "classifier").exists()  # no half-written model
+
+    again = train(store, "--work-dir", work, "--resume")
+    output = again.communicate(timeout=600)[0]
+    assert again.returncode == 0, output
+    assert "[root 1/2] resuming after epoch 4" in output and "[root 1/2] epoch" not in output  # not retrained
+    assert "[rest 2/2] resuming after epoch 1" in output
+    by_id = {r.info.run_id: r for r in runs(store)}
+    old = by_id[killed.pop()]
+    assert old.info.status == "FAILED" and "killed" in old.data.tags["cnntree.ended"]
+    resumed = [r for r in by_id.values() if r.data.tags.get("cnntree.resumed_from") == old.info.run_id]
+    assert len(resumed) == 1 and resumed[0].info.status == "FINISHED"
+    assert abs(resumed[0].data.metrics["private_accuracy"] - reference) <= 0.005
