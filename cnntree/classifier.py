@@ -20,6 +20,7 @@ import numpy as np
 from .augment import tta_views
 from .ensemble import VOTES
 from .errors import CnnTreeError
+from .files import write_text_atomically
 from .nodedata import node_dataset, node_targets
 from .runtime import EXPORTS, KerasRuntime, export_network, load_network
 from .spec import Spec, parse_spec
@@ -106,7 +107,7 @@ class CnnTreeClassifier:
             raise CnnTreeError(f"{work}: holds checkpoints of another training (other spec, settings or data); "
                                "use another work folder or delete this one")
         work.mkdir(parents=True, exist_ok=True)
-        file.write_text(json.dumps(stamp))
+        write_text_atomically(file, json.dumps(stamp))
 
     # ------------------------------------------------------------------ predicting
 

@@ -19,7 +19,7 @@ from .classifier import CnnTreeClassifier
 from .data import load_for_spec
 from .errors import CnnTreeError
 from .evaluate import evaluate, headline
-from .files import try_lock
+from .files import try_lock, write_text_atomically
 from .plots import draw_confusion, draw_hierarchy
 from .spec import Spec, with_seed
 
@@ -54,7 +54,8 @@ def run_experiment(spec: Spec, data_path=None, epochs=None, quick=False, seed=No
         work.mkdir(parents=True, exist_ok=True)
         clf = CnnTreeClassifier(spec, epochs=epochs, quick=quick, work_dir=work, printer=printer)
         with mlflow.start_run(run_name=f"{spec.name}{' (quick)' if quick else ''}") as run:
-            (work / "run.json").write_text(json.dumps({"run_id": run.info.run_id, "tracking_uri": tracking.tracking_uri()}))
+            write_text_atomically(work / "run.json", json.dumps({"run_id": run.info.run_id,
+                                                                 "tracking_uri": tracking.tracking_uri()}))
             mlflow.set_tags({"cnntree.kind": spec.kind, "cnntree.spec": spec.name, "cnntree.quick": str(quick),
                              "cnntree.source": str(spec.source), "cnntree.work_dir": str(work.resolve())})
             if resume and previous:
@@ -105,7 +106,7 @@ def write_evaluation(result: dict, classes, split: str, folder: Path) -> list[Pa
     """Reports (JSON, text) and confusion-matrix pictures of one split; returns the files."""
     folder.mkdir(parents=True, exist_ok=True)
     files = [folder / f"{split}_report.json"]
-    files[0].write_text(json.dumps(result, indent=2))
+    write_text_atomically(files[0], json.dumps(result, indent=2))
     text = []
     for mode, m in result["modes"].items():
         text.append(f"== {split}, {mode} ==\n" + report_text(m["report"]))
@@ -116,7 +117,7 @@ def write_evaluation(result: dict, classes, split: str, folder: Path) -> list[Pa
     for node, report in result["nodes"].items():
         text.append(f"== {split}, network {node} on its own test data ==\n" + report_text(report["report"]))
     files.append(folder / f"{split}_report.txt")
-    files[-1].write_text("\n".join(text))
+    write_text_atomically(files[-1], "\n".join(text))
     return files
 
 

@@ -33,6 +33,10 @@ def write_atomically(path, write) -> Path:
     return Path(path)
 
 
+def write_text_atomically(path, text: str) -> Path:
+    return write_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
 def try_lock(folder) -> object | None:
     """An exclusive lock on ``folder`` (a lock file beside it), held while the returned handle lives;
     None when another process holds it. The operating system drops it when the process dies, so a

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CnnTreeError
-from .files import write_atomically
+from .files import write_text_atomically
 from .schema import ListOf, Num, Obj, Text, did_you_mean, fail, load_json
 
 SEGMENT = Obj({"start": Num(lo=0), "end": Num(lo=0), "line": Text(""), "expected": Text()})
@@ -111,7 +111,7 @@ def report(rows, path, title: str, timeline=None) -> Path:
         if picture:
             lines += ["", f"![timeline]({_relative(picture, path)})"]
         text = "\n".join(lines) + "\n"
-    return write_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    return write_text_atomically(path, text)
 
 
 def check_report_path(path) -> None:

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 
 from .augment import augment_batch, build_augmenter
-from .files import write_atomically
+from .files import write_atomically, write_text_atomically
 from .models import create_model
 
 
@@ -183,7 +183,7 @@ class Checkpoint(keras.callbacks.Callback):
             self.state["wait"] += 1
         self.state["epoch"] = epoch + 1
         write_atomically(self.folder / "last.keras", self.model.save)
-        write_atomically(self.folder / "state.json", lambda p: Path(p).write_text(json.dumps(self.state)))
+        write_text_atomically(self.folder / "state.json", json.dumps(self.state))
         if self.patience and self.state["wait"] >= self.patience:
             self.model.stop_training = True
 

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from ..conftest import ROOT, TINY_MODEL
+from ..conftest import TINY_MODEL
 
 SPEC = {"name": "faults", "kind": "tree", "data": {"path": "sample"},
         "defaults": {"model": TINY_MODEL, "train": {"epochs": 4, "batch_size": 32, "seed": 3,

@@ -5,7 +5,6 @@ interpreter start); a few run the real command in a subprocess. Each case is one
 so ``pytest tests/hostile -v`` lists them by command.
 """
 
-import gzip
 import json
 import os
 import zipfile
