@@ -159,19 +159,119 @@ def _load_classifier(path):
 
 
 def cmd_evaluate(args) -> int:
-    from .data import load_for_spec
+    import numpy as np
+
+    from .data import load_faces, load_for_spec
     from .evaluate import evaluate, headline
+    from .transfer import align, parse_label_map
 
     clf = _load_classifier(args.model_dir)
-    data, splits = load_for_spec(clf.spec, args.data, True if args.skip_bad else None)
-    if args.split not in splits.tests:
-        raise CnnTreeError(f"--split: no test split \"{args.split}\"; test splits: {', '.join(splits.tests)}")
-    index = splits.tests[args.split]
-    result = evaluate(clf, data.images[index], data.labels[index])
-    if args.json:
-        print(json.dumps({"split": args.split, "metrics": headline(result, args.split), "result": result}, indent=2))
+    alignment = None
+    if args.data is None:
+        data, splits = load_for_spec(clf.spec, None, True if args.skip_bad else None)
+    else:  # another data set: its classes meet the model's through the label map
+        data, alignment = align(load_faces(args.data, skip_bad=args.skip_bad), clf.spec.classes,
+                                parse_label_map(args.label_map))
+        splits = None
+    if splits is not None or args.split in set(data.splits.tolist()):
+        tests = splits.tests if splits is not None else {args.split: np.flatnonzero(data.splits == args.split)}
+        if args.split not in tests:
+            raise CnnTreeError(f"--split: no test split \"{args.split}\"; test splits: {', '.join(tests)}")
+        split, index = args.split, tests[args.split]
     else:
-        print(_evaluation_table([(args.split, result)]))
+        split, index = "all", np.arange(len(data.labels))  # a folder without that split: every image
+    result = evaluate(clf, data.images[index], data.labels[index])
+    if alignment is not None:
+        result["alignment"] = alignment.as_dict()
+    if args.json:
+        print(json.dumps({"split": split, "metrics": headline(result, split), "result": result}, indent=2))
+        return 0
+    if alignment is not None:
+        print(f"{args.data}: {len(index)} images of {len(alignment.mapped)} classes mapped to the model's "
+              f"({', '.join(f'{a}->{b}' if a != b else a for a, b in alignment.mapped.items())})")
+        if alignment.excluded:
+            print(f"excluded (no model class): {', '.join(alignment.excluded)}")
+        if alignment.missing:
+            print(f"model classes this data never shows: {', '.join(alignment.missing)}")
+    print(_evaluation_table([(split, result)]))
+    return 0
+
+
+def cmd_transfer(args) -> int:
+    import mlflow
+
+    from . import tracking
+    from .data import load_faces
+    from .plots import draw_confusion
+    from .transfer import cross_validate, parse_label_map, problem, transferred
+
+    clf = _load_classifier(args.model_dir)
+    label_map = parse_label_map(args.label_map)
+    data = load_faces(args.data, skip_bad=args.skip_bad)
+    problem(clf, data, label_map)  # a tree's leaves must cover the target's classes: fail before any fold
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731  (stdout: the result)
+    tracking.use_experiment(args.experiment)
+    with mlflow.start_run(run_name=f"transfer {Path(args.model_dir).name} -> {Path(args.data).name}") as parent:
+        mlflow.set_tags({"cnntree.kind": "transfer", "cnntree.spec": clf.spec.name, "cnntree.source_kind": clf.spec.kind})
+        mlflow.log_params({"model_dir": str(Path(args.model_dir).resolve()), "data": str(args.data), "mode": args.mode,
+                           "folds": args.folds, "epochs": args.epochs, "group_regex": args.group_regex,
+                           "label_map": json.dumps(label_map), "seed": args.seed})
+        result = cross_validate(args.model_dir, data, label_map, args.mode, args.folds, args.epochs, args.group_regex,
+                                args.seed, log, fold_run=tracking.fold_run)
+        mlflow.log_metrics({k: result[k] for k in ("accuracy_mean", "accuracy_std", "macro_f1_mean", "macro_f1_std")})
+        mlflow.log_dict(result, "transfer.json")
+        work = Path(tracking.RUNS) / "transfer" / parent.info.run_id
+        mlflow.log_artifact(str(draw_confusion(result["confusion"], result["classes"], work / "confusion.png",
+                                               f"{args.folds} folds, summed: counts")), "evaluation")
+        mlflow.log_artifact(str(draw_confusion(result["confusion"], result["classes"], work / "confusion_normalized.png",
+                                               f"{args.folds} folds, summed: recall per class", normalize=True)),
+                            "evaluation")
+        if args.out:
+            log(f"[final] retraining ({args.mode}) on all {len(data.labels)} faces")
+            final = transferred(args.model_dir, *_all(problem(clf, data, label_map)[0]),
+                                {} if clf.spec.kind == "tree" else label_map, args.mode, args.epochs, args.seed)
+            saved = final.save(args.out)
+            mlflow.log_artifacts(str(saved), "classifier")
+            result["out"] = str(saved)
+        result["run_id"] = parent.info.run_id
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    for row in result["folds"]:
+        print(f"fold {row['fold']}: train {row['train']:5d}  test {row['test']:5d}  accuracy {row['accuracy']:.4f}  "
+              f"macro-F1 {row['macro_f1']:.4f}" + (f"  subjects {','.join(row['subjects'])}" if "subjects" in row else ""))
+    print(f"{args.mode}: accuracy {result['accuracy_mean']:.4f} +- {result['accuracy_std']:.4f}, macro-F1 "
+          f"{result['macro_f1_mean']:.4f} +- {result['macro_f1_std']:.4f} over {args.folds} "
+          f"{'subject-independent ' if result['grouped'] else ''}folds")
+    print(f"MLflow run {result['run_id']} in {tracking.tracking_uri()} (experiment {args.experiment})")
+    if args.out:
+        print(f"classifier retrained on all folds saved to {result['out']}")
+    return 0
+
+
+def _all(data):
+    import numpy as np
+
+    return data, np.arange(len(data.labels))
+
+
+def cmd_suggest_labels(args) -> int:
+    from .data import load_faces, load_for_spec
+    from .transfer import suggest_labels
+
+    clf = _load_classifier(args.model_dir)
+    target = load_faces(args.data, skip_bad=args.skip_bad)
+    source, _ = load_for_spec(clf.spec, args.source_data)
+    rows = suggest_labels(clf, target, source)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'target class':16s} {'images':>6s}  {'model assigns':>18s}  {'nearest mean face':>22s}  "
+          f"{'nearest histogram':>22s}")
+    for r in rows:
+        print(f"{r['target']:16s} {r['images']:6d}  {r['model']:>11s} ({r['model_share']:.2f})  "
+              f"{r['pixels']:>13s} ({r['pixels_distance']:.3f})  {r['histogram']:>13s} ({r['histogram_distance']:.3f})")
+    print("nothing is applied: pass the mapping you choose as --label-map target=model,...")
     return 0
 
 
@@ -327,13 +427,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-bad", action="store_true", help="skip bad rows/files and report their count")
     p.set_defaults(run=cmd_train)
 
-    p = sub.add_parser("evaluate", help="evaluate a trained classifier on a test split")
+    p = sub.add_parser("evaluate", help="evaluate a trained classifier on a test split or another data set")
     p.add_argument("model_dir")
-    p.add_argument("--data", metavar="PATH")
-    p.add_argument("--split", default="PrivateTest")
+    p.add_argument("--data", metavar="PATH", help="another data set (e.g. a CK+48 class folder); its classes are "
+                   "matched to the model's by name and --label-map")
+    p.add_argument("--label-map", metavar="T=M,...", help="rename target classes to model classes, e.g. anger=angry")
+    p.add_argument("--split", default="PrivateTest", help="the test split (data without it: every image)")
     p.add_argument("--skip-bad", action="store_true")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_evaluate)
+
+    p = sub.add_parser("transfer", help="retrain heads on another data set, with K-fold cross-validation")
+    p.add_argument("model_dir")
+    p.add_argument("--data", required=True, metavar="FOLDER")
+    p.add_argument("--label-map", metavar="T=M,...", help="rename (or merge) target classes, e.g. anger=angry")
+    p.add_argument("--mode", choices=("head", "last_dense", "full"), default="head",
+                   help="head: output layer only; last_dense: and the layer before; full: all, at lr x0.1")
+    p.add_argument("--folds", type=_positive, default=5)
+    p.add_argument("--group-regex", metavar="REGEX", help="subject id from file names, e.g. '^(S\\d+)_': "
+                   "no subject in two folds")
+    p.add_argument("--epochs", type=_positive, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", metavar="DIR", help="keep the classifier retrained on all folds")
+    p.add_argument("--experiment", default="transfer", help="MLflow experiment (default: transfer)")
+    p.add_argument("--skip-bad", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_transfer)
+
+    p = sub.add_parser("suggest-labels", help="which model class each target class resembles (nothing applied)")
+    p.add_argument("model_dir")
+    p.add_argument("--data", required=True, metavar="FOLDER")
+    p.add_argument("--source-data", metavar="PATH", help="the model's training data for the mean faces "
+                   "(default: the spec's, the bundled sample unless told otherwise)")
+    p.add_argument("--skip-bad", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_suggest_labels)
 
     p = sub.add_parser("predict", help="emotion of face images (each resized to grey 48x48)")
     p.add_argument("model_dir")

@@ -110,6 +110,21 @@ def end_abandoned_run(record: Path) -> str | None:
     return run.info.run_id
 
 
+class _FoldLog:
+    def log(self, row: dict) -> None:
+        mlflow.log_metrics({k: v for k, v in row.items() if isinstance(v, (int, float)) and k != "fold"})
+        if "subjects" in row:
+            mlflow.log_param("subjects", ",".join(row["subjects"])[:6000])
+
+
+@contextlib.contextmanager
+def fold_run(index: int):
+    """One nested MLflow run per cross-validation fold; ``log(row)`` records the fold's figures."""
+    with mlflow.start_run(run_name=f"fold {index + 1}", nested=True):
+        mlflow.set_tag("cnntree.fold", str(index + 1))
+        yield _FoldLog()
+
+
 def flatten(value, prefix: str = "") -> dict[str, str]:
     """Nested settings as MLflow params: ``{"train": {"epochs": 3}}`` -> ``{"train.epochs": "3"}``."""
     if isinstance(value, dict):

@@ -104,7 +104,7 @@ def test_a_new_output_layer_and_freezing(single_model, sample):
     head = [w.copy() for w in weighted[-1].get_weights()]
     retrain(grown, sample.images[:64], np.arange(64) % 9, 9, "head", epochs=1)
     assert all(np.array_equal(a, b) for a, b in zip(before, weighted[0].get_weights()))  # frozen stays
-    assert not np.array_equal(head[0], weighted[-1].get_weights()[0])  # the head learned
+    assert not all(np.array_equal(a, b) for a, b in zip(head, weighted[-1].get_weights()))  # the head learned
     assert np.array_equal(model.get_weights()[0], weighted[0].get_weights()[0])  # features shared, unchanged
 
 
@@ -148,8 +148,8 @@ def test_transfer_a_single_network_with_subject_independent_folds(tmp_path, targ
     assert metrics["accuracy_std"] == pytest.approx(np.std(accuracies))
     artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id, "evaluation")}
     assert "evaluation/confusion.png" in artifacts
-    final = CnnTreeClassifier.load(out)  # trained on all folds, over the target's own seven classes
-    assert final.spec.classes == ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "contempt")
+    final = CnnTreeClassifier.load(out)  # trained on all folds, over the target's classes after the label map
+    assert final.spec.classes == ("angry", "contempt", "disgust", "fear", "happy", "sad", "surprise")
     assert final.predict_proba(np.zeros((3, 48, 48), np.uint8)).shape == (3, 7)
 
 
@@ -175,8 +175,10 @@ def test_transfer_a_tree_keeps_its_routing(tmp_path, sample, tiny_model, store, 
     original, moved = CnnTreeClassifier.load(tiny_model), CnnTreeClassifier.load(out)
     assert moved.spec.raw == original.spec.raw and moved.spec.classes == original.spec.classes
     x = sample.images[:20]
-    root_before = original.keras_models()["root"].layers[1].get_weights()[0]
-    assert np.array_equal(root_before, moved.keras_models()["root"].layers[1].get_weights()[0])  # frozen features
+    def first_conv(clf):
+        return next(layer for layer in clf.keras_models()["root"].layers if layer.weights).get_weights()[0]
+
+    assert np.array_equal(first_conv(original), first_conv(moved))  # frozen features
     assert not np.allclose(original.network_outputs(x)["rest"], moved.network_outputs(x)["rest"])  # new heads
 
 
