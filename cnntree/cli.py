@@ -199,16 +199,18 @@ def cmd_evaluate(args) -> int:
 
 def cmd_transfer(args) -> int:
     import mlflow
+    import numpy as np
 
     from . import tracking
     from .data import load_faces
     from .plots import draw_confusion
-    from .transfer import cross_validate, parse_label_map, problem, transferred
+    from .transfer import cross_validate, folds_of, parse_label_map, problem, transferred
 
     clf = _load_classifier(args.model_dir)
     label_map = parse_label_map(args.label_map)
     data = load_faces(args.data, skip_bad=args.skip_bad)
-    problem(clf, data, label_map)  # a tree's leaves must cover the target's classes: fail before any fold
+    target, _, labels = problem(clf, data, label_map)  # bad classes, folds or groups fail before any run starts
+    folds_of(labels, args.folds, target.names, args.group_regex, args.seed)
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731  (stdout: the result)
     tracking.use_experiment(args.experiment)
     with mlflow.start_run(run_name=f"transfer {Path(args.model_dir).name} -> {Path(args.data).name}") as parent:
@@ -228,7 +230,7 @@ def cmd_transfer(args) -> int:
                             "evaluation")
         if args.out:
             log(f"[final] retraining ({args.mode}) on all {len(data.labels)} faces")
-            final = transferred(args.model_dir, *_all(problem(clf, data, label_map)[0]),
+            final = transferred(args.model_dir, target, np.arange(len(labels)),
                                 {} if clf.spec.kind == "tree" else label_map, args.mode, args.epochs, args.seed)
             saved = final.save(args.out)
             mlflow.log_artifacts(str(saved), "classifier")
@@ -247,12 +249,6 @@ def cmd_transfer(args) -> int:
     if args.out:
         print(f"classifier retrained on all folds saved to {result['out']}")
     return 0
-
-
-def _all(data):
-    import numpy as np
-
-    return data, np.arange(len(data.labels))
 
 
 def cmd_suggest_labels(args) -> int:

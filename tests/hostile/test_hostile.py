@@ -308,3 +308,49 @@ def test_the_real_command_prints_one_line_for_a_bad_spec(tmp_path):
     assert code == 2 and stdout == ""
     assert [line for line in stderr.splitlines() if line.startswith("cnntree")] == \
         [f"cnntree: error: {tmp_path / 's.json'}: name: expected a non-empty string, got a number"]
+
+
+# ---------------------------------------------------------------------------- transfer, suggest-labels, export
+
+@pytest.fixture
+def faces_folder(tmp_path, sample):
+    return write_folder(tmp_path / "faces", sample, per_class=6)
+
+
+@pytest.mark.parametrize("extra,fragment", [
+    (["--label-map", "angr=angry"], '--label-map: "angr" is not a class of'),
+    (["--label-map", "angry"], "is not of the form target_class=model_class"),
+    (["--folds", "1"], "--folds: 1 folds; cross-validation needs at least 2"),
+    (["--folds", "7"], "--folds: 7 folds but a class has only 6 images"),
+    (["--folds", "2", "--group-regex", r"^(P\d+)_"], "does not match this file name"),
+], ids=["unknown label-map name", "malformed label map", "one fold", "more folds than images", "regex misses"])
+def test_transfer_bad_settings_fail_before_any_run(tmp_path, capsys, monkeypatch, tiny_model, faces_folder,
+                                                   extra, fragment):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    expect_error(capsys, ["transfer", tiny_model, "--data", faces_folder, *extra], fragment)
+    assert not (tmp_path / "mlflow.db").exists()  # nothing was logged for a run that could not start
+
+
+def test_transfer_onto_a_tree_with_classes_it_lacks(tmp_path, capsys, monkeypatch, tiny_model, faces_folder):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    (faces_folder / "contempt").mkdir()
+    cv2.imwrite(str(faces_folder / "contempt" / "S000_x.png"), np.zeros((48, 48), np.uint8))
+    expect_error(capsys, ["transfer", tiny_model, "--data", faces_folder, "--folds", "2"],
+                 "contempt are not leaves of the tree")
+
+
+def test_suggest_labels_on_a_missing_folder(tmp_path, capsys, tiny_model):
+    expect_error(capsys, ["suggest-labels", tiny_model, "--data", tmp_path / "ck"], "ck: no such file or folder")
+
+
+def test_evaluate_with_a_map_to_an_unknown_model_class(capsys, tiny_model, faces_folder):
+    expect_error(capsys, ["evaluate", tiny_model, "--data", faces_folder, "--label-map", "angry=rage"],
+                 '"rage" is not a class of the model')
+
+
+def test_export_of_an_export(tmp_path, capsys, tiny_model):
+    assert main(["export", str(tiny_model), "--format", "onnx", "--out", str(tmp_path / "onnx")]) == 0
+    capsys.readouterr()
+    expect_error(capsys, ["export", tmp_path / "onnx", "--format", "tflite", "--out", tmp_path / "t"],
+                 "runs exported onnx networks")
+    assert not (tmp_path / "t").exists()
