@@ -533,7 +533,6 @@ def _quiet_libraries() -> None:
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"mlflow\..*")
-    warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\..*")
 
 
 def main(argv=None) -> int:

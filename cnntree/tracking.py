@@ -169,6 +169,8 @@ class PyfuncClassifier(mlflow.pyfunc.PythonModel):
     """Serves a saved classifier: input rows are faces, as FER2013's space-separated ``pixels``
     column or 2304 numeric columns; output is one probability column per class and ``label``."""
 
+    _skip_type_hint_validation = True  # rows are parsed in predict; MLflow's type-hint check only warns
+
     def load_context(self, context):
         from .classifier import CnnTreeClassifier
 
