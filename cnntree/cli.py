@@ -354,6 +354,58 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _model_or_run(reference: str) -> Path:
+    """A model directory, or the classifier logged by an MLflow run (``cnntree train``) with that id."""
+    if Path(reference).exists():
+        return Path(reference)
+    import mlflow
+
+    from . import tracking
+
+    mlflow.set_tracking_uri(tracking.tracking_uri())
+    try:
+        return Path(mlflow.artifacts.download_artifacts(run_id=reference, artifact_path="classifier"))
+    except Exception as error:  # MLflow raises several types for an unknown run or a missing artifact
+        raise CnnTreeError(f"{reference}: neither a model directory nor a run with a classifier in "
+                           f"{tracking.tracking_uri()} ({type(error).__name__})") from None
+
+
+def cmd_suggest(args) -> int:
+    from .data import load_for_spec
+    from .files import write_text_atomically
+    from .plots import draw_hierarchy
+    from .spec import parse_spec
+    from .suggest import confusion_affinity, suggest_hierarchy, tree_spec
+
+    source = _model_or_run(args.model)
+    clf = _load_classifier(source)
+    if clf.spec.kind == "tree":
+        raise CnnTreeError(f"{args.model}: a tree; suggest reads the confusions of a flat classifier "
+                           "(a single network or a voting ensemble)")
+    data, splits = load_for_spec(clf.spec, args.data)
+    index = splits.validation if args.split == "Validation" else splits.tests.get(args.split)
+    if index is None:
+        raise CnnTreeError(f"--split: no split \"{args.split}\"; use Validation or one of {', '.join(splits.tests)}")
+    from sklearn.metrics import confusion_matrix
+
+    classes = list(clf.spec.classes)
+    confusion = confusion_matrix(data.labels[index], clf.predict(data.images[index]), labels=range(len(classes)))
+    hierarchy = suggest_hierarchy(confusion, classes, args.method, args.max_children)
+    out = Path(args.out)
+    raw = tree_spec(hierarchy, out.stem, clf.spec.raw,
+                    f"Suggested by cnntree suggest ({args.method}, at most {args.max_children} children) from the "
+                    f"confusions of {clf.spec.name} on {args.split} ({len(index)} faces of {data.source}).")
+    spec = parse_spec(raw, source=str(out), base_dir=out.parent)  # what is written must validate
+    write_text_atomically(out, json.dumps(raw, indent=2) + "\n")
+    affinity = confusion_affinity(confusion)
+    pairs = sorted(((affinity[i, j], classes[i], classes[j]) for i in range(len(classes))
+                    for j in range(i + 1, len(classes))), reverse=True)[:5]
+    print("most confused pairs: " + ", ".join(f"{a}-{b} {v:.3f}" for v, a, b in pairs))
+    print(text_tree(spec))
+    print(f"wrote {out} and {draw_hierarchy(spec, out.with_suffix('.png'))}")
+    return 0
+
+
 def cmd_compare(args) -> int:
     from . import tracking
 
@@ -497,6 +549,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", required=True, choices=("onnx", "tflite", "savedmodel"))
     p.add_argument("--out", required=True, metavar="DIR")
     p.set_defaults(run=cmd_export)
+
+    p = sub.add_parser("suggest", help="propose a class hierarchy from a flat classifier's confusions")
+    p.add_argument("model", metavar="MODEL_DIR|RUN_ID")
+    p.add_argument("--data", metavar="PATH")
+    p.add_argument("--split", default="Validation", help="where the confusions are counted (default Validation)")
+    p.add_argument("--method", choices=("agglomerative", "spectral"), default="agglomerative")
+    p.add_argument("--max-children", type=_positive, default=2)
+    p.add_argument("--out", required=True, metavar="trees/NAME.json")
+    p.set_defaults(run=cmd_suggest)
 
     p = sub.add_parser("compare", help="cnntree runs in the MLflow store as a table")
     p.add_argument("--experiment")
