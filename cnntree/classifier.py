@@ -73,6 +73,7 @@ class CnnTreeClassifier:
         self._claim(work, labels)
         classes = list(self.spec.classes)
         self.networks_, self.val_accuracy_, self.histories_ = {}, {}, {}
+        self.images_seen_ = 0  # training faces times epochs, over every network: the budget actually spent
         started = time.perf_counter()
         for i, node in enumerate(self.spec.nodes, start=1):
             label = f"{node.id} {i}/{len(self.spec.nodes)}"
@@ -95,6 +96,7 @@ class CnnTreeClassifier:
             outputs = self._network_output(node, validation[0][val_index])
             self.val_accuracy_[node.id] = float((outputs.argmax(1) == val_targets).mean())
             self.histories_[node.id] = state["history"]
+            self.images_seen_ += len(index) * len(state["history"].get("loss", []))
         self.fit_seconds_ = time.perf_counter() - started
         return self
 

@@ -406,6 +406,23 @@ def cmd_suggest(args) -> int:
     return 0
 
 
+def cmd_compare_trees(args) -> int:
+    from .compare import compare_specs, ranking_table
+    from .spec import load_spec
+
+    specs = [load_spec(path) for path in args.specs]
+    result = compare_specs(specs, args.data, args.seeds, args.epochs, args.quick, args.experiment,
+                           printer=lambda line: print(line, file=sys.stderr, flush=True))
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    budget = "quick" if args.quick else f"{args.epochs} epochs per network" if args.epochs else "each spec's own epochs"
+    print(f"{len(specs)} specs x {args.seeds} seed(s), {budget}, ranked on {result['test_faces']} PrivateTest faces "
+          f"(MLflow experiment {args.experiment}):")
+    print(ranking_table(result))
+    return 0
+
+
 def cmd_compare(args) -> int:
     from . import tracking
 
@@ -558,6 +575,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-children", type=_positive, default=2)
     p.add_argument("--out", required=True, metavar="trees/NAME.json")
     p.set_defaults(run=cmd_suggest)
+
+    p = sub.add_parser("compare-trees", help="train specs under one budget and rank them with a paired test")
+    p.add_argument("specs", nargs="+", metavar="SPEC")
+    p.add_argument("--data", metavar="PATH")
+    p.add_argument("--seeds", type=_positive, default=1, help="seeds 0..N-1 for every spec (default 1)")
+    p.add_argument("--epochs", type=_positive, help="the same epochs for every network of every spec")
+    p.add_argument("--quick", action="store_true", help="smoke budget: 1 epoch, <= 512 faces per network")
+    p.add_argument("--experiment", default="compare-trees", help="the one MLflow experiment holding every run")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_compare_trees)
 
     p = sub.add_parser("compare", help="cnntree runs in the MLflow store as a table")
     p.add_argument("--experiment")

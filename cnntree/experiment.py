@@ -67,7 +67,8 @@ def run_experiment(spec: Spec, data_path=None, epochs=None, quick=False, seed=No
             clf.fit(data.images[splits.train], data.labels[splits.train],
                     (data.images[splits.validation], data.labels[splits.validation]), node_context=tracking.network_run)
             outcome = Outcome(run.info.run_id, experiment, tracking.tracking_uri(), clf,
-                              metrics={"train_seconds": clf.fit_seconds_})
+                              metrics={"train_seconds": clf.fit_seconds_,
+                                       "images_seen": clf.images_seen_})
             for split, index in splits.tests.items():
                 result = evaluate(clf, data.images[index], data.labels[index])
                 outcome.results[split] = result
