@@ -126,7 +126,7 @@ def test_grouped_folds_never_share_a_subject(target):
 def test_transfer_a_single_network_with_subject_independent_folds(tmp_path, target, single_model, store, capsys):
     out = tmp_path / "transferred"
     code = main(["transfer", str(single_model), "--data", str(target), "--label-map", LABEL_MAP, "--folds", "5",
-                 "--group-regex", r"^(S\d+)_", "--epochs", "2", "--out", str(out), "--json"])
+                 "--group-regex", r"^(S\d+)_", "--epochs", "1", "--out", str(out), "--json"])
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     assert len(result["folds"]) == 5 and result["grouped"]

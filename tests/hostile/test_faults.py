@@ -18,7 +18,7 @@ import pytest
 from ..conftest import TINY_MODEL
 
 SPEC = {"name": "faults", "kind": "tree", "data": {"path": "sample"},
-        "defaults": {"model": TINY_MODEL, "train": {"epochs": 4, "batch_size": 32, "seed": 3,
+        "defaults": {"model": TINY_MODEL, "train": {"epochs": 3, "batch_size": 32, "seed": 3,
                                                     "early_stopping": 0}},
         "nodes": [{"id": "root", "children": ["happy", "rest"]},
                   {"id": "rest", "children": ["angry", "disgust", "fear", "sad", "surprise", "neutral"],
@@ -68,7 +68,7 @@ def test_a_killed_training_resumes_to_the_same_result(store):
     seen = []
     for line in victim.stdout:  # wait until the second network is inside its second epoch
         seen.append(line)
-        if line.startswith("[rest 2/2] epoch 1/4"):
+        if line.startswith("[rest 2/2] epoch 1/3"):
             time.sleep(0.3)
             victim.send_signal(signal.SIGKILL)
             break
@@ -81,7 +81,7 @@ def test_a_killed_training_resumes_to_the_same_result(store):
     again = train(store, "--work-dir", work, "--resume")
     output = again.communicate(timeout=600)[0]
     assert again.returncode == 0, output
-    assert "[root 1/2] resuming after epoch 4" in output and "[root 1/2] epoch" not in output  # not retrained
+    assert "[root 1/2] resuming after epoch 3" in output and "[root 1/2] epoch" not in output  # not retrained
     assert "[rest 2/2] resuming after epoch 1" in output
     by_id = {r.info.run_id: r for r in runs(store)}
     old = by_id[killed.pop()]
