@@ -76,5 +76,5 @@ BALANCERS = {"oversample": Oversample, "one_vs_rest": OneVsRest, "class_weight":
 
 def make_balancer(config: dict) -> Balancer:
     """The strategy a spec's ``balance`` section names, with its parameters."""
-    params = {k: v for k, v in config.items() if k != "strategy"}
+    params = {k: v for k, v in config.items() if k not in ("strategy", "calibrate")}  # calibrate: at prediction
     return BALANCERS[config["strategy"]](**params)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .augment import tta_views
+from .calibrate import make_calibration, training_priors
 from .ensemble import VOTES
 from .errors import CnnTreeError
 from .files import write_text_atomically
@@ -73,6 +74,7 @@ class CnnTreeClassifier:
         self._claim(work, labels)
         classes = list(self.spec.classes)
         self.networks_, self.val_accuracy_, self.histories_ = {}, {}, {}
+        self.priors_ = {}
         self.images_seen_ = 0  # training faces times epochs, over every network: the budget actually spent
         started = time.perf_counter()
         for i, node in enumerate(self.spec.nodes, start=1):
@@ -86,6 +88,7 @@ class CnnTreeClassifier:
             self.printer(f"[{label}] {' | '.join('+'.join(g) for g in node.groups)}: {len(index)} training faces "
                          f"(balanced {node.balance['strategy']}: {list(data.before)} -> {list(data.after)}), "
                          f"{len(val_index)} validation")
+            self.priors_[node.id] = training_priors(data.before, data.after, data.class_weight)
             context = node_context(node) if node_context else contextlib.nullcontext([])
             with context as callbacks:
                 model, state = train_network(self._settings(node), len(node.groups), (images[index], targets),
@@ -119,7 +122,8 @@ class CnnTreeClassifier:
         network = self.networks_[node.id]
         views = tta_views(images, node.augment["test_time"])
         total = sum(network(view.astype(np.float32)[..., None]) for view in views)
-        return np.asarray(total / len(views), np.float64)
+        calibration = make_calibration(node.balance["calibrate"], getattr(self, "priors_", {}).get(node.id))
+        return calibration.apply(np.asarray(total / len(views), np.float64))
 
     def network_outputs(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """Each network's own probabilities over its groups (for diagnostics and combining)."""
@@ -193,7 +197,8 @@ class CnnTreeClassifier:
             meta = {"format": FORMAT_VERSION, "name": self.spec.name, "kind": self.spec.kind,
                     "classes": list(self.spec.classes), "default_mode": self.default_mode(), "exported": exported,
                     "networks": [{"id": n.id, "groups": [list(g) for g in n.groups],
-                                  "file": f"networks/{n.id}{suffix}", "val_accuracy": self.val_accuracy_.get(n.id)}
+                                  "file": f"networks/{n.id}{suffix}", "val_accuracy": self.val_accuracy_.get(n.id),
+                                  "priors": getattr(self, "priors_", {}).get(n.id)}
                                  for n in self.spec.nodes],
                     "histories": self.histories_, "fit_seconds": getattr(self, "fit_seconds_", None)}
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
@@ -224,15 +229,18 @@ class CnnTreeClassifier:
         try:
             meta = json.loads(meta_file.read_text())
             raw = json.loads((directory / "spec.json").read_text())
-            entries = [(entry["id"], directory / entry["file"], entry.get("val_accuracy")) for entry in meta["networks"]]
+            entries = [(entry["id"], directory / entry["file"], entry.get("val_accuracy"), entry.get("priors"))
+                       for entry in meta["networks"]]
         except (OSError, json.JSONDecodeError, KeyError, TypeError) as error:
             raise CnnTreeError(f"{directory}: damaged model directory ({type(error).__name__}: {error})") from None
         spec = parse_spec(raw, source=str(directory / "spec.json"), base_dir=directory)
         clf = cls(spec)
-        clf.networks_, clf.val_accuracy_ = {}, {}
+        clf.networks_, clf.val_accuracy_, clf.priors_ = {}, {}, {}
         clf.histories_ = meta.get("histories", {})
-        for node_id, path, val_accuracy in entries:
+        for node_id, path, val_accuracy, priors in entries:
             clf.networks_[node_id] = load_network(path)
+            if priors is not None:
+                clf.priors_[node_id] = priors
             if val_accuracy is not None:
                 clf.val_accuracy_[node_id] = val_accuracy
         if sorted(clf.networks_) != sorted(n.id for n in spec.nodes):

@@ -105,11 +105,12 @@ TRAIN = Obj({
     "seed": _seed,
 }, default={})
 
+_calibrate = Text("prior", choices=["prior", "none"])  # undo the resampling's prior shift at prediction
 BALANCE = Tagged("strategy", {
-    "oversample": {"ratio": Num(0.8, lo=0, hi=4, lo_open=True)},
-    "one_vs_rest": {},
-    "class_weight": {},
-    "none": {},
+    "oversample": {"ratio": Num(0.8, lo=0, hi=4, lo_open=True), "calibrate": _calibrate},
+    "one_vs_rest": {"calibrate": _calibrate},
+    "class_weight": {"calibrate": _calibrate},
+    "none": {"calibrate": _calibrate},
 }, default={"strategy": "oversample"})
 
 SECTIONS = {"model": MODEL, "augment": AUGMENT, "train": TRAIN, "balance": BALANCE}

@@ -170,6 +170,7 @@ def transferred(source_dir, data: FaceData, index: np.ndarray, label_map: dict, 
     out = CnnTreeClassifier(spec)
     out.networks_ = {node_id: KerasRuntime(model) for node_id, model in models.items()}
     out.val_accuracy_, out.histories_ = dict(clf.val_accuracy_), {}
+    out.priors_ = {}  # retrained heads saw the target's own frequencies: nothing to undo
     return out
 
 

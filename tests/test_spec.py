@@ -136,8 +136,8 @@ def test_moravcik_tree_structure():
     assert nn2.groups == (("angry", "sad", "neutral"), ("disgust", "happy", "surprise"))
     assert nn3.groups == (("angry",), ("sad",), ("neutral",))
     assert [n.model["blocks"] for n in spec.nodes] == [3, 2, 3, 2]
-    assert nn1.balance == {"strategy": "one_vs_rest"}
-    assert nn2.balance == {"strategy": "oversample", "ratio": 0.8}
+    assert nn1.balance == {"strategy": "one_vs_rest", "calibrate": "prior"}
+    assert nn2.balance == {"strategy": "oversample", "ratio": 0.8, "calibrate": "prior"}
     assert (nn3.augment["rotation"], nn3.augment["width_shift"], nn3.augment["h_flip"]) == (40, 0.4, True)
     assert nn1.augment["h_flip"] is False and nn1.augment["zoom"] == 0.15
     # the graph: one root, classes are exactly the leaves
