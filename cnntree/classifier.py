@@ -7,7 +7,6 @@ classifier saves to (and loads from) one directory, written atomically.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -23,6 +22,7 @@ from .ensemble import VOTES
 from .errors import CnnTreeError
 from .files import write_text_atomically
 from .nodedata import node_dataset, node_targets
+from .parallel import NetworkJob, make_runner
 from .runtime import EXPORTS, KerasRuntime, export_network, load_network
 from .spec import Spec, parse_spec
 from .tree import ROUTERS
@@ -38,14 +38,19 @@ class CnnTreeClassifier:
 
     Parameters are stored as given: ``spec`` (a :class:`Spec`), ``epochs`` (overrides every
     network's epochs), ``quick`` (a smoke run: 1 epoch, at most 512 training faces per network,
-    filter counts x0.25 for models with a ``width``), ``work_dir`` (per-network checkpoints, so an interrupted ``fit`` resumes there).
+    filter counts x0.25 for models with a ``width``), ``work_dir`` (per-network checkpoints, so an interrupted ``fit`` resumes there),
+    ``jobs`` (networks trained at once in local processes) and ``ray`` (a Ray cluster address, or
+    ``"local"``, to train them as Ray tasks instead).
     """
 
-    def __init__(self, spec: Spec, epochs: int | None = None, quick: bool = False, work_dir=None, printer=print):
+    def __init__(self, spec: Spec, epochs: int | None = None, quick: bool = False, work_dir=None, jobs: int = 1,
+                 ray: str | None = None, printer=print):
         self.spec = spec
         self.epochs = epochs
         self.quick = quick
         self.work_dir = work_dir
+        self.jobs = jobs
+        self.ray = ray
         self.printer = printer
 
     # ------------------------------------------------------------------ fitting
@@ -62,24 +67,23 @@ class CnnTreeClassifier:
         return {"model": model, "augment": node.augment, "train": train}
 
     def fit(self, images: np.ndarray, labels: np.ndarray, validation: tuple[np.ndarray, np.ndarray],
-            node_context=None) -> "CnnTreeClassifier":
+            network_run=None) -> "CnnTreeClassifier":
         """Train every network. ``labels`` index ``spec.classes``; ``validation`` is (images, labels).
 
-        ``node_context(node)`` may return a context manager around one network's training that
-        yields extra Keras callbacks (the MLflow child run uses it).
+        ``network_run(node)`` may return a picklable context manager around one network's training
+        that yields extra Keras callbacks (the MLflow child run); it is entered where the network
+        trains, which with ``jobs`` or ``ray`` is another process.
         """
-        from .train import train_network
-
-        work = Path(self.work_dir or tempfile.mkdtemp(prefix="cnntree-"))
+        work = Path(self.work_dir or tempfile.mkdtemp(prefix="cnntree-")).resolve()
         self._claim(work, labels)
         classes = list(self.spec.classes)
         self.networks_, self.val_accuracy_, self.histories_ = {}, {}, {}
         self.priors_ = {}
         self.images_seen_ = 0  # training faces times epochs, over every network: the budget actually spent
         started = time.perf_counter()
+        jobs, validation_sets = [], []
         for i, node in enumerate(self.spec.nodes, start=1):
             label = f"{node.id} {i}/{len(self.spec.nodes)}"
-            folder = work / "nodes" / node.id
             data = node_dataset(node, labels, classes, np.arange(len(labels)))
             index, targets = data.index, data.targets
             if self.quick and len(index) > QUICK_SAMPLES:
@@ -89,17 +93,18 @@ class CnnTreeClassifier:
                          f"(balanced {node.balance['strategy']}: {list(data.before)} -> {list(data.after)}), "
                          f"{len(val_index)} validation")
             self.priors_[node.id] = training_priors(data.before, data.after, data.class_weight)
-            context = node_context(node) if node_context else contextlib.nullcontext([])
-            with context as callbacks:
-                model, state = train_network(self._settings(node), len(node.groups), (images[index], targets),
-                                             (validation[0][val_index], val_targets), folder,
-                                             class_weight=data.class_weight, label=label,
-                                             callbacks=callbacks or (), printer=self.printer)
+            validation_sets.append((validation[0][val_index], val_targets))
+            jobs.append(NetworkJob(label, self._settings(node), len(node.groups), (images[index], targets),
+                                   validation_sets[-1], work / "nodes" / node.id, data.class_weight,
+                                   **({"tracking": network_run(node)} if network_run else {})))
+        for position, model, state in make_runner(self.jobs, self.ray).run(jobs, self.printer):
+            node = self.spec.nodes[position]
             self.networks_[node.id] = KerasRuntime(model)
-            outputs = self._network_output(node, validation[0][val_index])
-            self.val_accuracy_[node.id] = float((outputs.argmax(1) == val_targets).mean())
+            val_images, val_targets = validation_sets[position]
+            self.val_accuracy_[node.id] = float((self._network_output(node, val_images).argmax(1) == val_targets).mean())
             self.histories_[node.id] = state["history"]
-            self.images_seen_ += len(index) * len(state["history"].get("loss", []))
+            self.images_seen_ += len(jobs[position].train[1]) * len(state["history"].get("loss", []))
+        self.networks_ = {node.id: self.networks_[node.id] for node in self.spec.nodes}  # spec order
         self.fit_seconds_ = time.perf_counter() - started
         return self
 

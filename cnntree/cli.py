@@ -118,7 +118,7 @@ def cmd_train(args) -> int:
     spec = _spec(args)
     outcome = run_experiment(spec, data_path=args.data, epochs=args.epochs, quick=args.quick, seed=args.seed,
                              experiment=args.experiment, work_dir=args.work_dir, resume=args.resume,
-                             skip_bad=True if args.skip_bad else None, out=args.out)
+                             skip_bad=True if args.skip_bad else None, out=args.out, jobs=args.jobs, ray=args.ray)
     print(_evaluation_table(outcome.results.items()))
     print(f"MLflow run {outcome.run_id} in {outcome.tracking_uri} (experiment {outcome.experiment})")
     if args.out:
@@ -412,7 +412,7 @@ def cmd_compare_trees(args) -> int:
 
     specs = [load_spec(path) for path in args.specs]
     result = compare_specs(specs, args.data, args.seeds, args.epochs, args.quick, args.experiment,
-                           printer=lambda line: print(line, file=sys.stderr, flush=True))
+                           jobs=args.jobs, ray=args.ray, printer=lambda line: print(line, file=sys.stderr, flush=True))
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -490,6 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted training from its checkpoints")
     p.add_argument("--work-dir", help="checkpoints and outputs (default runs/work/<spec name>)")
     p.add_argument("--skip-bad", action="store_true", help="skip bad rows/files and report their count")
+    _parallel_arguments(p)
     p.set_defaults(run=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a trained classifier on a test split or another data set")
@@ -584,6 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="smoke budget: 1 epoch, <= 512 faces per network")
     p.add_argument("--experiment", default="compare-trees", help="the one MLflow experiment holding every run")
     p.add_argument("--json", action="store_true")
+    _parallel_arguments(p)
     p.set_defaults(run=cmd_compare_trees)
 
     p = sub.add_parser("compare", help="cnntree runs in the MLflow store as a table")
@@ -591,6 +593,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_compare)
     return parser
+
+
+def _parallel_arguments(p) -> None:
+    p.add_argument("--jobs", type=_positive, default=1, metavar="N",
+                   help="train up to N networks at once in local processes, sharing the cores")
+    p.add_argument("--ray", metavar="ADDRESS", help="train the networks as tasks on a Ray cluster (an address, "
+                   "'auto', or 'local' to start one here); needs pip install 'cnntree[ray]'")
 
 
 def _positive(text: str) -> int:

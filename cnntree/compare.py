@@ -28,7 +28,7 @@ def mcnemar(right_a: np.ndarray, right_b: np.ndarray) -> dict:
 
 
 def compare_specs(specs, data_path=None, seeds: int = 1, epochs=None, quick=False, experiment="compare-trees",
-                  printer=print) -> dict:
+                  jobs=1, ray=None, printer=print) -> dict:
     from .data import load_for_spec
     from .experiment import run_experiment
 
@@ -51,7 +51,7 @@ def compare_specs(specs, data_path=None, seeds: int = 1, epochs=None, quick=Fals
             printer(f"== {spec.name}, seed {seed} ==")
             outcome = run_experiment(spec, data_path=data_path, epochs=epochs, quick=quick, seed=seed,
                                      experiment=experiment, work_dir=Path("runs") / "work" / experiment /
-                                     f"{spec.name}-seed{seed}", printer=printer)
+                                     f"{spec.name}-seed{seed}", jobs=jobs, ray=ray, printer=printer)
             runs.append({"seed": seed, "run_id": outcome.run_id, "metrics": outcome.metrics,
                          "right": outcome.classifier.predict(data.images[test]) == truth})
         rows.append(_summary(spec, runs))

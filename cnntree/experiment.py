@@ -20,6 +20,7 @@ from .data import load_for_spec
 from .errors import CnnTreeError
 from .evaluate import evaluate, headline
 from .files import try_lock, write_text_atomically
+from .parallel import make_runner
 from .plots import draw_confusion, draw_hierarchy
 from .spec import Spec, with_seed
 
@@ -35,7 +36,8 @@ class Outcome:
 
 
 def run_experiment(spec: Spec, data_path=None, epochs=None, quick=False, seed=None, experiment=None, work_dir=None,
-                   resume=False, skip_bad=None, out=None, printer=print) -> Outcome:
+                   resume=False, skip_bad=None, out=None, jobs=1, ray=None, printer=print) -> Outcome:
+    make_runner(jobs, ray).check()
     if seed is not None:
         spec = with_seed(spec, seed)
     data, splits = load_for_spec(spec, data_path, skip_bad)
@@ -52,7 +54,7 @@ def run_experiment(spec: Spec, data_path=None, epochs=None, quick=False, seed=No
         if work.exists() and not resume:
             shutil.rmtree(work)
         work.mkdir(parents=True, exist_ok=True)
-        clf = CnnTreeClassifier(spec, epochs=epochs, quick=quick, work_dir=work, printer=printer)
+        clf = CnnTreeClassifier(spec, epochs=epochs, quick=quick, work_dir=work, jobs=jobs, ray=ray, printer=printer)
         with mlflow.start_run(run_name=f"{spec.name}{' (quick)' if quick else ''}") as run:
             write_text_atomically(work / "run.json", json.dumps({"run_id": run.info.run_id,
                                                                  "tracking_uri": tracking.tracking_uri()}))
@@ -65,7 +67,7 @@ def run_experiment(spec: Spec, data_path=None, epochs=None, quick=False, seed=No
             mlflow.log_dict(spec.raw, "spec.json")
             mlflow.log_artifact(str(draw_hierarchy(spec, work / "hierarchy.png")))
             clf.fit(data.images[splits.train], data.labels[splits.train],
-                    (data.images[splits.validation], data.labels[splits.validation]), node_context=tracking.network_run)
+                    (data.images[splits.validation], data.labels[splits.validation]), network_run=tracking.NetworkRun)
             outcome = Outcome(run.info.run_id, experiment, tracking.tracking_uri(), clf,
                               metrics={"train_seconds": clf.fit_seconds_,
                                        "images_seen": clf.images_seen_})

@@ -10,10 +10,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from pathlib import Path
 
 import mlflow
 import numpy as np
+from mlflow.entities import Metric, Param
 
 from .errors import CnnTreeError
 
@@ -146,23 +148,51 @@ def spec_params(spec) -> dict[str, str]:
     return params
 
 
-def epoch_logger():
-    """A Keras callback logging every epoch's metrics to the active (child) run."""
-    import keras
+def absolute_uri(uri: str) -> str:
+    """A sqlite URI with an absolute path, so a worker in another folder opens the same store."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
+        return prefix + str(Path(uri[len(prefix):]).resolve())
+    return uri
 
-    return keras.callbacks.LambdaCallback(
-        on_epoch_end=lambda epoch, logs: mlflow.log_metrics(
-            {k.replace("learning_rate", "lr"): float(v) for k, v in (logs or {}).items()}, step=epoch))
 
+class NetworkRun:
+    """One network's nested MLflow run, under the active parent run.
 
-@contextlib.contextmanager
-def network_run(node):
-    """A nested child run for one network, yielding the callbacks that log its epochs."""
-    with mlflow.start_run(run_name=node.id, nested=True):
-        mlflow.set_tags({"cnntree.network": node.id, "cnntree.kind": "network"})
-        mlflow.log_params(flatten({"model": node.model, "augment": node.augment, "train": node.train,
-                                   "balance": node.balance, "groups": ["+".join(g) for g in node.groups]}))
-        yield [epoch_logger()]
+    Picklable, so a worker process or Ray task opens it where the network trains: entering
+    creates the child run and yields the callback that logs every epoch; leaving ends it FINISHED,
+    or FAILED when training raised.
+    """
+
+    def __init__(self, node):
+        parent = mlflow.active_run()
+        self.uri = absolute_uri(mlflow.get_tracking_uri())
+        self.experiment_id, self.parent_id = parent.info.experiment_id, parent.info.run_id
+        self.name = node.id
+        self.params = flatten({"model": node.model, "augment": node.augment, "train": node.train,
+                               "balance": node.balance, "groups": ["+".join(g) for g in node.groups]})
+
+    def __enter__(self):
+        import keras
+
+        client = mlflow.tracking.MlflowClient(self.uri)
+        run = client.create_run(self.experiment_id, run_name=self.name,
+                                tags={"mlflow.parentRunId": self.parent_id, "cnntree.network": self.name,
+                                      "cnntree.kind": "network"})
+        self.run_id = run.info.run_id
+        params = [Param(k, v) for k, v in self.params.items()]
+        for start in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
+            client.log_batch(self.run_id, params=params[start:start + 100])
+        return [keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: self._log_epoch(client, epoch, logs))]
+
+    def _log_epoch(self, client, epoch: int, logs: dict | None) -> None:
+        now = int(time.time() * 1000)
+        client.log_batch(self.run_id, metrics=[Metric(k.replace("learning_rate", "lr"), float(v), now, epoch)
+                                               for k, v in (logs or {}).items()])
+
+    def __exit__(self, kind, error, trace):
+        mlflow.tracking.MlflowClient(self.uri).set_terminated(self.run_id, "FAILED" if kind else "FINISHED")
+        return False
 
 
 class PyfuncClassifier(mlflow.pyfunc.PythonModel):

@@ -283,7 +283,9 @@ def test_rehearse_on_a_photo(tmp_path, capsys, tiny_model, sample):
     (["mirror", "M", "--source", "0", "--smoothing", "1.5"], "--smoothing"),
     (["export", "M", "--format", "pdf", "--out", "x"], "--format"),
     (["train", "trees/moravcik.json", "--epochs", "0"], "--epochs"),
-], ids=["smoothing out of range", "unknown export format", "zero epochs"])
+    (["train", "trees/moravcik.json", "--jobs", "0"], "--jobs"),
+    (["compare-trees", "trees/moravcik.json", "--jobs", "-2"], "--jobs"),
+], ids=["smoothing out of range", "unknown export format", "zero epochs", "zero jobs", "negative jobs"])
 def test_bad_options_are_usage_errors(capsys, argv, fragment):
     with pytest.raises(SystemExit) as stop:
         main(argv)
@@ -298,6 +300,13 @@ def test_an_unreachable_tracking_server_is_a_clear_error_before_training(tmp_pat
     assert code == 2 and "Traceback" not in stderr
     assert "MLflow server http://127.0.0.1:9: unreachable" in stderr and "MLFLOW_TRACKING_URI" in stderr
     assert not (tmp_path / "work").exists()  # it failed before any training
+
+
+def test_an_unreachable_ray_cluster_is_a_clear_error_before_training(tmp_path, capsys):
+    pytest.importorskip("ray")
+    expect_error(capsys, ["train", MORAVCIK, "--quick", "--ray", "127.0.0.1:9", "--work-dir", tmp_path / "work"],
+                 "--ray 127.0.0.1:9: no Ray cluster answers there")
+    assert not (tmp_path / "work").exists()
 
 
 def _train_against(uri, tmp_path):

@@ -1,0 +1,110 @@
+"""Parallel training: ``--jobs N`` (local processes) and ``--ray local`` (Ray tasks) train a tree's
+networks at once, give the sequential result for a seed, and nest each network's MLflow run under
+its training's parent run.
+
+Results are bit-identical when every network trains with the same number of math threads, so the
+sequential reference runs with the thread count each parallel worker gets (``share``).
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from cnntree.parallel import NetworkJob, ProcessPool, RayTasks, Sequential, make_runner, share
+
+from .conftest import TINY_MODEL
+
+SPEC = {"name": "par", "kind": "tree", "data": {"path": "sample"},
+        "defaults": {"model": TINY_MODEL, "train": {"epochs": 2, "batch_size": 32, "seed": 3, "early_stopping": 0}},
+        "nodes": [{"id": "root", "children": ["happy", "rest"]},
+                  {"id": "rest", "children": ["angry", "disgust", "fear", "sad", "surprise", "neutral"],
+                   "balance": "none"}]}
+THREADS = share(os.cpu_count() or 1, 2)  # what each of two workers gets here
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("parallel")
+    (root / "par.json").write_text(json.dumps(SPEC))
+    return root
+
+
+def train(store, name, *extra, threads=None):
+    """``cnntree train`` into model directory ``store/name``; returns (output, MLflow parent run id)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "MLFLOW_TRACKING_URI": f"sqlite:///{store}/mlflow.db",
+           "TF_DETERMINISTIC_OPS": "1"}
+    if threads:
+        env.update(TF_NUM_INTRAOP_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
+                   TF_NUM_INTEROP_THREADS="1" if threads == 1 else "2")
+    proc = subprocess.run([sys.executable, "-m", "cnntree.cli", "train", "par.json", "--work-dir", f"work-{name}",
+                           "--out", name, *extra], capture_output=True, text=True, cwd=store, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    run_id = next(line.split()[2] for line in proc.stdout.splitlines() if line.startswith("MLflow run "))
+    return proc.stdout, run_id
+
+
+@pytest.fixture(scope="module")
+def reference(store, sample):
+    train(store, "sequential", threads=THREADS)
+    return probabilities(store / "sequential", sample)
+
+
+def probabilities(model_dir, sample):
+    from cnntree.classifier import CnnTreeClassifier
+
+    return CnnTreeClassifier.load(model_dir).predict_proba(sample.images[sample.splits == "PrivateTest"])
+
+
+def assert_nested(store, parent_id):
+    """Two FINISHED child runs, ``root`` and ``rest``, under the parent, each with 2 logged epochs."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{store}/mlflow.db")
+    parent = client.get_run(parent_id)
+    children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'")
+    assert sorted(c.info.run_name for c in children) == ["rest", "root"]
+    for child in children:
+        assert child.info.status == "FINISHED" and child.data.tags["cnntree.network"] == child.info.run_name
+        assert [m.step for m in client.get_metric_history(child.info.run_id, "val_loss")] == [0, 1]
+        assert child.data.params["train.epochs"] == "2"
+    assert parent.info.status == "FINISHED"
+
+
+def test_runner_choice_and_core_share():
+    assert isinstance(make_runner(), Sequential) and isinstance(make_runner(3), ProcessPool)
+    assert isinstance(make_runner(1, "local"), RayTasks) and make_runner(1, "local").jobs is None
+    assert make_runner(2, "auto").jobs == 2
+    assert [share(16, 2), share(16, 3), share(2, 4), share(8, 0)] == [8, 5, 1, 8]
+
+
+def test_a_network_job_pickles_with_its_tracking_context(tmp_path):
+    import pickle
+
+    job = NetworkJob("root 1/2", {"model": TINY_MODEL}, 2, (np.zeros((3, 48, 48), np.uint8), np.zeros(3, int)),
+                     (np.zeros((1, 48, 48), np.uint8), np.zeros(1, int)), tmp_path)
+    again = pickle.loads(pickle.dumps(job))
+    assert again.folder == tmp_path and again.train[0].shape == (3, 48, 48)
+    with again.tracking as callbacks:
+        assert callbacks == []
+
+
+def test_jobs_train_networks_at_once_to_the_sequential_result(store, reference, sample):
+    output, run_id = train(store, "jobs", "--jobs", "2")
+    assert f"training 2 networks, 2 at once ({THREADS} thread" in output
+    for node in ("root 1/2", "rest 2/2"):  # workers' progress reaches the user
+        assert f"[{node}] epoch 2/2" in output
+    np.testing.assert_array_equal(probabilities(store / "jobs", sample), reference)
+    assert_nested(store, run_id)
+
+
+def test_ray_tasks_train_networks_to_the_sequential_result(store, reference, sample):
+    pytest.importorskip("ray")
+    output, run_id = train(store, "ray", "--ray", "local")
+    assert "training 2 networks as Ray tasks on local" in output and "[rest 2/2] epoch 2/2" in output
+    np.testing.assert_array_equal(probabilities(store / "ray", sample), reference)
+    assert_nested(store, run_id)
