@@ -223,20 +223,36 @@ class PyfuncClassifier(mlflow.pyfunc.PythonModel):
 
 def log_pyfunc(classifier_dir: Path) -> None:
     """Log the saved classifier as an MLflow pyfunc model (``mlflow models serve`` serves it)."""
+    with _quiet_mlflow():
+        mlflow.pyfunc.log_model(name="model", python_model=PyfuncClassifier(),
+                                artifacts={"classifier": str(classifier_dir)},
+                                code_paths=[str(Path(__file__).parent)],
+                                pip_requirements=["tensorflow", "keras>=3", "numpy", "pandas", "scikit-learn",
+                                                  "networkx", "albumentations", "opencv-python-headless<5",
+                                                  "matplotlib", "mlflow"])
+
+
+@contextlib.contextmanager
+def _quiet_mlflow():
+    """MLflow's advice on type hints and pickling, and its copy progress bars, are not for cnntree's
+    users: their console shows cnntree's progress and results only."""
+    import logging
     import warnings
 
-    with warnings.catch_warnings():  # MLflow's type-hint advice and pickling notes are not for cnntree's users
-        warnings.simplefilter("ignore")
-        _log_pyfunc(classifier_dir)
-
-
-def _log_pyfunc(classifier_dir: Path) -> None:
-    mlflow.pyfunc.log_model(name="model", python_model=PyfuncClassifier(),
-                            artifacts={"classifier": str(classifier_dir)},
-                            code_paths=[str(Path(__file__).parent)],
-                            pip_requirements=["tensorflow", "keras>=3", "numpy", "pandas", "scikit-learn",
-                                              "networkx", "albumentations", "opencv-python-headless<5",
-                                              "matplotlib", "mlflow"])
+    logger = logging.getLogger("mlflow")
+    level, bar = logger.level, os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    logger.setLevel(logging.ERROR)
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+        if bar is None:
+            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+        else:
+            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = bar
 
 
 def finished_runs(experiment: str | None = None) -> list[dict]:
