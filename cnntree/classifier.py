@@ -81,7 +81,7 @@ class CnnTreeClassifier:
         self.priors_ = {}
         self.images_seen_ = 0  # training faces times epochs, over every network: the budget actually spent
         started = time.perf_counter()
-        jobs, validation_sets = [], []
+        jobs = []
         for i, node in enumerate(self.spec.nodes, start=1):
             label = f"{node.id} {i}/{len(self.spec.nodes)}"
             data = node_dataset(node, labels, classes, np.arange(len(labels)))
@@ -93,14 +93,13 @@ class CnnTreeClassifier:
                          f"(balanced {node.balance['strategy']}: {list(data.before)} -> {list(data.after)}), "
                          f"{len(val_index)} validation")
             self.priors_[node.id] = training_priors(data.before, data.after, data.class_weight)
-            validation_sets.append((validation[0][val_index], val_targets))
             jobs.append(NetworkJob(label, self._settings(node), len(node.groups), (images[index], targets),
-                                   validation_sets[-1], work / "nodes" / node.id, data.class_weight,
-                                   **({"tracking": network_run(node)} if network_run else {})))
+                                   (validation[0][val_index], val_targets), work / "nodes" / node.id,
+                                   data.class_weight, network_run(node) if network_run else None))
         for position, model, state in make_runner(self.jobs, self.ray).run(jobs, self.printer):
             node = self.spec.nodes[position]
             self.networks_[node.id] = KerasRuntime(model)
-            val_images, val_targets = validation_sets[position]
+            val_images, val_targets = jobs[position].validation
             self.val_accuracy_[node.id] = float((self._network_output(node, val_images).argmax(1) == val_targets).mean())
             self.histories_[node.id] = state["history"]
             self.images_seen_ += len(jobs[position].train[1]) * len(state["history"].get("loss", []))
@@ -127,7 +126,7 @@ class CnnTreeClassifier:
         network = self.networks_[node.id]
         views = tta_views(images, node.augment["test_time"])
         total = sum(network(view.astype(np.float32)[..., None]) for view in views)
-        calibration = make_calibration(node.balance["calibrate"], getattr(self, "priors_", {}).get(node.id))
+        calibration = make_calibration(node.balance["calibrate"], self.priors_.get(node.id))
         return calibration.apply(np.asarray(total / len(views), np.float64))
 
     def network_outputs(self, images: np.ndarray) -> dict[str, np.ndarray]:
@@ -203,7 +202,7 @@ class CnnTreeClassifier:
                     "classes": list(self.spec.classes), "default_mode": self.default_mode(), "exported": exported,
                     "networks": [{"id": n.id, "groups": [list(g) for g in n.groups],
                                   "file": f"networks/{n.id}{suffix}", "val_accuracy": self.val_accuracy_.get(n.id),
-                                  "priors": getattr(self, "priors_", {}).get(n.id)}
+                                  "priors": self.priors_.get(n.id)}
                                  for n in self.spec.nodes],
                     "histories": self.histories_, "fit_seconds": getattr(self, "fit_seconds_", None)}
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2))

@@ -9,12 +9,13 @@ so ``--resume`` works the same however the networks were trained.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import logging
 import os
 import socket
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import CnnTreeError
@@ -31,14 +32,14 @@ class NetworkJob:
     validation: tuple
     folder: Path
     class_weight: dict | None = None
-    tracking: object = field(default_factory=lambda: contextlib.nullcontext([]))  # yields extra callbacks
+    tracking: object = None  # a context manager yielding extra callbacks (the network's MLflow run)
 
 
 def run_job(job: NetworkJob, printer=print):
     """Train one network inside its tracking context; returns (model, state)."""
     from .train import train_network
 
-    with job.tracking as callbacks:
+    with job.tracking or contextlib.nullcontext([]) as callbacks:
         return train_network(job.settings, job.n_outputs, job.train, job.validation, job.folder,
                              class_weight=job.class_weight, label=job.label, callbacks=callbacks or (),
                              printer=printer)
@@ -87,13 +88,13 @@ def share(cpus: int, workers: int) -> int:
     return max(1, cpus // max(1, workers))
 
 
-class Runner:
+class Runner(abc.ABC):
     def check(self) -> None:
         """Fail before any work when this runner cannot run."""
 
+    @abc.abstractmethod
     def run(self, jobs: list[NetworkJob], printer):
         """Yield ``(position, model, state)`` for every job as it finishes."""
-        raise NotImplementedError
 
 
 class Sequential(Runner):
@@ -165,6 +166,7 @@ class RayTasks(Runner):
                                "start one with `ray start --head`, or use --ray local") from None
 
     def run(self, jobs, printer):
+        self.check()  # also when a classifier is fitted directly, not through run_experiment
         import ray
         from ray.util.queue import Queue
 

@@ -175,23 +175,23 @@ class NetworkRun:
     def __enter__(self):
         import keras
 
-        client = mlflow.tracking.MlflowClient(self.uri)
-        run = client.create_run(self.experiment_id, run_name=self.name,
-                                tags={"mlflow.parentRunId": self.parent_id, "cnntree.network": self.name,
-                                      "cnntree.kind": "network"})
+        self.client = mlflow.tracking.MlflowClient(self.uri)
+        run = self.client.create_run(self.experiment_id, run_name=self.name,
+                                     tags={"mlflow.parentRunId": self.parent_id, "cnntree.network": self.name,
+                                           "cnntree.kind": "network"})
         self.run_id = run.info.run_id
         params = [Param(k, v) for k, v in self.params.items()]
         for start in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
-            client.log_batch(self.run_id, params=params[start:start + 100])
-        return [keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: self._log_epoch(client, epoch, logs))]
+            self.client.log_batch(self.run_id, params=params[start:start + 100])
+        return [keras.callbacks.LambdaCallback(on_epoch_end=self._log_epoch)]
 
-    def _log_epoch(self, client, epoch: int, logs: dict | None) -> None:
+    def _log_epoch(self, epoch: int, logs: dict | None) -> None:
         now = int(time.time() * 1000)
-        client.log_batch(self.run_id, metrics=[Metric(k.replace("learning_rate", "lr"), float(v), now, epoch)
-                                               for k, v in (logs or {}).items()])
+        self.client.log_batch(self.run_id, metrics=[Metric(k.replace("learning_rate", "lr"), float(v), now, epoch)
+                                                    for k, v in (logs or {}).items()])
 
     def __exit__(self, kind, error, trace):
-        mlflow.tracking.MlflowClient(self.uri).set_terminated(self.run_id, "FAILED" if kind else "FINISHED")
+        self.client.set_terminated(self.run_id, "FAILED" if kind else "FINISHED")
         return False
 
 

@@ -85,12 +85,16 @@ def test_runner_choice_and_core_share():
 def test_a_network_job_pickles_with_its_tracking_context(tmp_path):
     import pickle
 
+    import contextlib
+
     job = NetworkJob("root 1/2", {"model": TINY_MODEL}, 2, (np.zeros((3, 48, 48), np.uint8), np.zeros(3, int)),
-                     (np.zeros((1, 48, 48), np.uint8), np.zeros(1, int)), tmp_path)
+                     (np.zeros((1, 48, 48), np.uint8), np.zeros(1, int)), tmp_path,
+                     tracking=contextlib.nullcontext(["epoch logger"]))
     again = pickle.loads(pickle.dumps(job))
     assert again.folder == tmp_path and again.train[0].shape == (3, 48, 48)
     with again.tracking as callbacks:
-        assert callbacks == []
+        assert callbacks == ["epoch logger"]
+    assert NetworkJob("x", {}, 2, (), (), tmp_path).tracking is None  # no tracking: run_job trains without callbacks
 
 
 def test_jobs_train_networks_at_once_to_the_sequential_result(store, reference, sample):
