@@ -36,7 +36,7 @@ def table(rows) -> str:
 def train_tracked(spec, args):
     from cnntree.experiment import run_experiment
 
-    outcome = run_experiment(spec, data_path=args.data, epochs=args.epochs, seed=args.seed,
+    outcome = run_experiment(spec, data_path=args.data, epochs=args.epochs, seed=args.seed, workers=args.workers,
                              experiment="bench-accuracy", work_dir=ROOT / "runs" / "bench" / spec.name,
                              printer=lambda line: print(line, flush=True))
     return outcome.results, outcome.run_id
@@ -46,9 +46,9 @@ def train_untracked(spec, args):
     from cnntree.classifier import CnnTreeClassifier
     from cnntree.data import load_for_spec
     from cnntree.evaluate import evaluate
-    from cnntree.spec import with_seed
+    from cnntree.spec import with_training
 
-    spec = with_seed(spec, args.seed)
+    spec = with_training(spec, seed=args.seed, workers=args.workers)
     data, splits = load_for_spec(spec, args.data)
     work = ROOT / "runs" / "bench" / spec.name
     shutil.rmtree(work, ignore_errors=True)  # a fresh training, never a resumed one
@@ -65,6 +65,7 @@ def main():
     parser.add_argument("--data", required=True)
     parser.add_argument("--epochs", type=int, required=True)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, help="processes augmenting batches (default: the specs')")
     parser.add_argument("--json", default=str(ROOT / "bench" / "accuracy.json"))
     parser.add_argument("--markdown", default=str(ROOT / "docs" / "results.md"))
     parser.add_argument("--no-mlflow", action="store_true",
@@ -90,7 +91,7 @@ def main():
         row = {"spec": spec.name, "kind": spec.kind, "epochs": args.epochs, "seed": args.seed,
                "wall_s": time.time() - started, "modes": modes, "machine": machine, "run_id": run_id,
                "command": " ".join(["python", "bench/accuracy.py", "--data", args.data, "--epochs", str(args.epochs),
-                                    path])}
+                                    *(["--workers", str(args.workers)] if args.workers else []), path])}
         rows.append(row)
         out.write_text(json.dumps(rows, indent=2) + "\n")
         print(table([row]), flush=True)

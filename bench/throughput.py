@@ -1,11 +1,12 @@
 """Benchmark: training images/s of cnntree's trainer vs a plain ``keras.Model.fit``.
 
-    python bench/throughput.py [--images 4096] [--batch 64] [--rounds 2] [--json bench/throughput.json]
+    python bench/throughput.py [--images 4096] [--batch 64] [--rounds 2] [--workers 2] [--json bench/throughput.json]
 
 Same model (mini-Xception), batch, data and machine, in one process, the two sides alternating
 ``--rounds`` times (the machine is noisy). cnntree's side is ``train_network`` as ``cnntree
 train`` runs it (per-epoch checkpoint, schedule, progress), once without augmentation and once
-with the reference's augmentation set (a). The first epoch of each run (tracing) is not timed.
+with the reference's augmentation set (a), in the trainer's process and in ``--workers`` loader processes
+(``train.workers``). The first epoch of each run (tracing) is not timed.
 Target: cnntree >= 2x the plain fit.
 """
 
@@ -27,6 +28,7 @@ def main():
     parser.add_argument("--images", type=int, default=4096)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="loader processes of the last side")
     parser.add_argument("--json", default="bench/throughput.json")
     args = parser.parse_args()
     import keras
@@ -43,6 +45,7 @@ def main():
     faces, labels = data.images[pick], data.labels[pick]
     val = (data.images[:256], data.labels[:256])
     train_cfg = TRAIN.parse({"epochs": 2, "batch_size": args.batch, "seed": 0}, "train")
+    loader_cfg = TRAIN.parse({"epochs": 2, "batch_size": args.batch, "seed": 0, "workers": args.workers}, "train")
 
     def plain():
         keras.utils.set_random_seed(0)
@@ -57,9 +60,9 @@ def main():
         model.fit(x, y, batch_size=args.batch, epochs=2, verbose=0, validation_data=validation, callbacks=[timer])
         return args.images / (times[3] - times[2])  # the second epoch, as on cnntree's side
 
-    def cnntree(augment):
+    def cnntree(augment, train=train_cfg):
         settings = {"model": {"name": "mini_xception", "width": 1.0, "l2": 0.01},
-                    "augment": AUGMENT.parse(augment, "augment"), "train": train_cfg}
+                    "augment": AUGMENT.parse(augment, "augment"), "train": train}
         times = []
         with tempfile.TemporaryDirectory() as folder:
             train_network(settings, 7, (faces, labels), val, Path(folder),
@@ -69,17 +72,18 @@ def main():
         return args.images / (times[3] - times[2])  # the second epoch
 
     sides = {"plain keras fit": plain, "cnntree, no augmentation": lambda: cnntree({}),
-             "cnntree, augmentation (a)": lambda: cnntree(AUGMENT_A)}
+             "cnntree, augmentation (a)": lambda: cnntree(AUGMENT_A),
+             f"cnntree, (a), {args.workers} processes": lambda: cnntree(AUGMENT_A, loader_cfg)}
     results = {name: [] for name in sides}
     for _ in range(args.rounds):
         for name, run in sides.items():
             results[name].append(run())
     base = max(results["plain keras fit"])
-    print(f"{'trainer':28s} {'images/s (best)':>16s} {'vs plain':>9s}")
+    print(f"{'trainer':30s} {'images/s (best)':>16s} {'vs plain':>9s}")
     rows = []
     for name, values in results.items():
         rows.append({"trainer": name, "images_per_s": max(values), "all": values, "ratio": max(values) / base})
-        print(f"{name:28s} {max(values):16.1f} {max(values) / base:8.2f}x")
+        print(f"{name:30s} {max(values):16.1f} {max(values) / base:8.2f}x")
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Keras {keras.__version__} on {keras.backend.backend()}"
     print(f"mini-Xception, batch {args.batch}, {args.images} images per epoch; {machine}; target: cnntree >= 2x plain")
     Path(args.json).write_text(json.dumps({"machine": machine, "batch": args.batch, "images": args.images,

@@ -118,7 +118,8 @@ def cmd_train(args) -> int:
     spec = _spec(args)
     outcome = run_experiment(spec, data_path=args.data, epochs=args.epochs, quick=args.quick, seed=args.seed,
                              experiment=args.experiment, work_dir=args.work_dir, resume=args.resume,
-                             skip_bad=True if args.skip_bad else None, out=args.out, jobs=args.jobs, ray=args.ray)
+                             skip_bad=True if args.skip_bad else None, out=args.out, jobs=args.jobs, ray=args.ray,
+                             workers=args.workers)
     print(_evaluation_table(outcome.results.items()))
     print(f"MLflow run {outcome.run_id} in {outcome.tracking_uri} (experiment {outcome.experiment})")
     if args.out:
@@ -490,6 +491,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted training from its checkpoints")
     p.add_argument("--work-dir", help="checkpoints and outputs (default runs/work/<spec name>)")
     p.add_argument("--skip-bad", action="store_true", help="skip bad rows/files and report their count")
+    p.add_argument("--workers", type=_positive, help="processes augmenting each network's batches (default: the "
+                   "spec's train.workers, 1); results do not depend on it")
     _parallel_arguments(p)
     p.set_defaults(run=cmd_train)
 

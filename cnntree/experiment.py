@@ -22,7 +22,7 @@ from .evaluate import evaluate, headline
 from .files import try_lock, write_text_atomically
 from .parallel import make_runner
 from .plots import draw_confusion, draw_hierarchy
-from .spec import Spec, with_seed
+from .spec import Spec, with_training
 
 
 @dataclass
@@ -36,10 +36,9 @@ class Outcome:
 
 
 def run_experiment(spec: Spec, data_path=None, epochs=None, quick=False, seed=None, experiment=None, work_dir=None,
-                   resume=False, skip_bad=None, out=None, jobs=1, ray=None, printer=print) -> Outcome:
+                   resume=False, skip_bad=None, out=None, jobs=1, ray=None, workers=None, printer=print) -> Outcome:
     make_runner(jobs, ray).check()
-    if seed is not None:
-        spec = with_seed(spec, seed)
+    spec = with_training(spec, seed=seed, workers=workers)
     data, splits = load_for_spec(spec, data_path, skip_bad)
     printer(f"data: {data.source}: " + ", ".join(f"{k} {v}" for k, v in splits.sizes().items()))
     experiment = experiment or spec.name

@@ -103,6 +103,7 @@ TRAIN = Obj({
     "restore_best": Bool(True),
     "normalize": Text("unit", choices=["unit", "symmetric"]),  # x/255, or (x/255 - 0.5) * 2
     "seed": _seed,
+    "workers": Num(1, lo=1, hi=256, integer=True),  # processes augmenting batches; results do not depend on it
 }, default={})
 
 _calibrate = Text("prior", choices=["prior", "none"])  # undo the resampling's prior shift at prediction
@@ -395,12 +396,17 @@ def summarize(section: str, config: dict) -> str:
     return inner or "none"
 
 
-def with_seed(spec: Spec, seed: int) -> Spec:
-    """The same spec with every network's ``train.seed`` set to ``seed`` (a defaults override)."""
+def with_training(spec: Spec, **settings) -> Spec:
+    """The same spec with every network's ``train`` keys set to ``settings`` (a defaults override,
+    e.g. ``seed=1`` or ``workers=8``); None values leave a key as the spec has it."""
+    settings = {k: v for k, v in settings.items() if v is not None}
+    if not settings:
+        return spec
     raw = json.loads(json.dumps(spec.raw))
-    raw.setdefault("defaults", {}).setdefault("train", {})["seed"] = seed
+    raw.setdefault("defaults", {}).setdefault("train", {}).update(settings)
     for key in ("nodes", "members"):
         for entry in raw.get(key) or []:
             if isinstance(entry.get("train"), dict):
-                entry["train"].pop("seed", None)
+                for name in settings:
+                    entry["train"].pop(name, None)
     return parse_spec(raw, source=spec.source, base_dir=spec.base_dir)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 from pathlib import Path
 
@@ -125,29 +126,40 @@ def as_input(images: np.ndarray) -> np.ndarray:
 
 
 class AugmentedBatches(keras.utils.PyDataset):
-    """Shuffled, augmented mini-batches of one network's training set, reshuffled every epoch."""
+    """Shuffled, augmented mini-batches of one network's training set, reshuffled every epoch.
+
+    Batch ``i`` of epoch ``e`` depends on (seed, e, i) only: whoever builds it (the trainer, or
+    one of ``workers`` loader processes, which augmentation needs to escape the GIL) keeps its own
+    augmenter and reseeds it per batch, so resumed trainings and any ``workers`` see the same batches.
+    """
 
     def __init__(self, images, targets, n_outputs, batch_size, augment: dict, seed: int, first_epoch: int = 0,
-                 **kwargs):
-        super().__init__(**kwargs)
+                 workers: int = 1):
+        super().__init__(workers=workers, use_multiprocessing=workers > 1)
         self.images, self.targets, self.n_outputs, self.batch_size = images, targets, n_outputs, batch_size
-        self.augmenter = build_augmenter(augment, seed=seed)
-        self.seed = seed
+        self.augment, self.seed = augment, seed
+        self.local = threading.local()
         self.start_epoch(first_epoch)
 
     def start_epoch(self, epoch: int) -> None:
-        """Order and augmentation depend on (seed, epoch) only, so a resumed training sees the same batches."""
         self.epoch = epoch
         self.order = np.random.default_rng([self.seed, epoch]).permutation(len(self.images))
-        if self.augmenter is not None:
-            self.augmenter.set_random_seed(self.seed * 100003 + epoch)
+
+    def augmenter(self, index: int):
+        """This thread's augmenter, reseeded for batch ``index`` of the current epoch (None: no augmentation)."""
+        if not hasattr(self.local, "augmenter"):
+            self.local.augmenter = build_augmenter(self.augment)
+        if self.local.augmenter is not None:
+            self.local.augmenter.set_random_seed(int(np.random.default_rng([self.seed, self.epoch, index])
+                                                     .integers(2 ** 31)))
+        return self.local.augmenter
 
     def __len__(self):
         return math.ceil(len(self.images) / self.batch_size)
 
     def __getitem__(self, index):
         rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
-        faces = augment_batch(self.augmenter, self.images[rows])
+        faces = augment_batch(self.augmenter(index), self.images[rows])
         return as_input(faces), keras.utils.to_categorical(self.targets[rows], self.n_outputs)
 
     def on_epoch_end(self):
@@ -234,7 +246,7 @@ def train_network(settings: dict, n_outputs: int, train: tuple, validation: tupl
         model = create_model(n_outputs=n_outputs, normalize=cfg["normalize"], **settings["model"])
         model.compile(optimizer=make_optimizer(cfg["optimizer"]), loss=make_loss(cfg), metrics=["accuracy"])
     batches = AugmentedBatches(train[0], train[1], n_outputs, cfg["batch_size"], settings["augment"],
-                               seed=cfg["seed"], first_epoch=state["epoch"])
+                               seed=cfg["seed"], first_epoch=state["epoch"], workers=cfg["workers"])
     x_val, y_val = as_input(validation[0]), keras.utils.to_categorical(validation[1], n_outputs)
     stopped_early = cfg["early_stopping"] and state["wait"] >= cfg["early_stopping"]
     if state["epoch"] < cfg["epochs"] and not stopped_early:

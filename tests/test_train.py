@@ -7,7 +7,7 @@ from cnntree.augment import build_augmenter, tta_views
 from cnntree.classifier import CnnTreeClassifier
 from cnntree.errors import CnnTreeError
 from cnntree.spec import AUGMENT, TRAIN, parse_spec
-from cnntree.train import SCHEDULES, train_network
+from cnntree.train import SCHEDULES, AugmentedBatches, train_network
 
 TINY_MODEL = {"name": "lenet", "filters": [4, 8], "dense": 8}
 
@@ -44,6 +44,24 @@ def test_augmenter_is_off_by_default_and_deterministic_for_a_seed(sample):
     assert not np.array_equal(a, sample.images[0])
 
 
+def test_batches_depend_on_seed_epoch_and_index_only(sample):
+    """Loader threads may build batches in any order: each batch must come out the same."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    augment = AUGMENT.parse({"rotation": 20, "h_flip": True, "erasing": 0.5}, "a")
+    faces, targets = sample.images[:256], sample.labels[:256]
+    one = AugmentedBatches(faces, targets, 7, 32, augment, seed=5, first_epoch=1)
+    many = AugmentedBatches(faces, targets, 7, 32, augment, seed=5, first_epoch=1, workers=4)
+    expected = [one[i][0] for i in range(len(one))]
+    with ThreadPoolExecutor(4) as pool:
+        shuffled = list(pool.map(lambda i: (i, many[i][0]), reversed(range(len(many)))))
+    for i, batch in shuffled:
+        np.testing.assert_array_equal(batch, expected[i])
+    assert not np.array_equal(expected[0], expected[1])
+    one.on_epoch_end()  # the next epoch: another order and other augmentations
+    assert not np.array_equal(one[0][0], expected[0])
+
+
 def test_test_time_views(sample):
     faces = sample.images[:3]
     assert len(tta_views(faces, "none")) == 1
@@ -68,6 +86,21 @@ def test_training_resumes_from_its_last_epoch(tmp_path, sample):
     assert json.loads((tmp_path / "state.json").read_text())["epoch"] == 3
     assert [line.split("]")[1].split()[:2] for line in lines if "] epoch " in line] == \
         [["epoch", "1/1"], ["epoch", "2/3"], ["epoch", "3/3"]]
+
+
+def test_loader_processes_train_on_the_same_batches(tmp_path, sample):
+    """workers=2 moves augmentation into loader processes; the training must not change."""
+    histories = []
+    for workers in (1, 2):
+        settings = {"model": TINY_MODEL, "augment": AUGMENT.parse({"rotation": 20, "erasing": 0.5}, "a"),
+                    "train": TRAIN.parse({"epochs": 2, "batch_size": 32, "seed": 4, "workers": workers}, "t")}
+        _, state = train_network(settings, 7, (sample.images[:192], sample.labels[:192]),
+                                 (sample.images[192:256], sample.labels[192:256]), tmp_path / str(workers),
+                                 printer=lambda *_: None)
+        histories.append(state["history"])
+    assert len(histories[1]["loss"]) == 2
+    for key in ("loss", "val_loss"):
+        np.testing.assert_allclose(histories[1][key], histories[0][key], rtol=1e-4)
 
 
 def _fit(spec, sample, tmp_path, **kw):
