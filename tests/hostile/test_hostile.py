@@ -54,6 +54,7 @@ SPEC_CASES = {
     "negative epochs": (lambda r: r["defaults"]["train"].update(epochs=-3), "defaults.train.epochs: -3 is out of range"),
     "absurd batch size": (lambda r: r["defaults"]["train"].update(batch_size=10 ** 9),
                           "defaults.train.batch_size: 1000000000 is out of range"),
+    "no loader workers": (lambda r: r["defaults"]["train"].update(workers=0), "defaults.train.workers: 0 is out of range"),
     "absurd filter count": (lambda r: r["defaults"]["model"].update(filters=[64, 10 ** 7]),
                             "defaults.model.filters[1]"),
     "unknown model name": (lambda r: r["defaults"]["model"].update(name="resnet9000"), 'unknown value "resnet9000"'),
@@ -285,7 +286,8 @@ def test_rehearse_on_a_photo(tmp_path, capsys, tiny_model, sample):
     (["train", "trees/moravcik.json", "--epochs", "0"], "--epochs"),
     (["train", "trees/moravcik.json", "--jobs", "0"], "--jobs"),
     (["compare-trees", "trees/moravcik.json", "--jobs", "-2"], "--jobs"),
-], ids=["smoothing out of range", "unknown export format", "zero epochs", "zero jobs", "negative jobs"])
+    (["train", "trees/moravcik.json", "--workers", "0"], "--workers"),
+], ids=["smoothing out of range", "unknown export format", "zero epochs", "zero jobs", "negative jobs", "zero workers"])
 def test_bad_options_are_usage_errors(capsys, argv, fragment):
     with pytest.raises(SystemExit) as stop:
         main(argv)
