@@ -45,7 +45,7 @@ def main():
     faces, labels = data.images[pick], data.labels[pick]
     val = (data.images[:256], data.labels[:256])
     train_cfg = TRAIN.parse({"epochs": 2, "batch_size": args.batch, "seed": 0}, "train")
-    loader_cfg = TRAIN.parse({"epochs": 2, "batch_size": args.batch, "seed": 0, "workers": args.workers}, "train")
+    loader_cfg = {**train_cfg, "workers": args.workers}
 
     def plain():
         keras.utils.set_random_seed(0)

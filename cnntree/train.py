@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 import time
 from pathlib import Path
 
@@ -129,37 +128,34 @@ class AugmentedBatches(keras.utils.PyDataset):
     """Shuffled, augmented mini-batches of one network's training set, reshuffled every epoch.
 
     Batch ``i`` of epoch ``e`` depends on (seed, e, i) only: whoever builds it (the trainer, or
-    one of ``workers`` loader processes, which augmentation needs to escape the GIL) keeps its own
-    augmenter and reseeds it per batch, so resumed trainings and any ``workers`` see the same batches.
+    one of ``workers`` loader processes, which augmentation needs to escape the GIL, each with its
+    own copy) reseeds the augmenter per batch, so resumed trainings and any ``workers`` see the same
+    batches.
     """
 
     def __init__(self, images, targets, n_outputs, batch_size, augment: dict, seed: int, first_epoch: int = 0,
                  workers: int = 1):
         super().__init__(workers=workers, use_multiprocessing=workers > 1)
         self.images, self.targets, self.n_outputs, self.batch_size = images, targets, n_outputs, batch_size
-        self.augment, self.seed = augment, seed
-        self.local = threading.local()
+        self.augmenter, self.seed = build_augmenter(augment), seed
         self.start_epoch(first_epoch)
 
     def start_epoch(self, epoch: int) -> None:
         self.epoch = epoch
         self.order = np.random.default_rng([self.seed, epoch]).permutation(len(self.images))
 
-    def augmenter(self, index: int):
-        """This thread's augmenter, reseeded for batch ``index`` of the current epoch (None: no augmentation)."""
-        if not hasattr(self.local, "augmenter"):
-            self.local.augmenter = build_augmenter(self.augment)
-        if self.local.augmenter is not None:
-            self.local.augmenter.set_random_seed(int(np.random.default_rng([self.seed, self.epoch, index])
-                                                     .integers(2 ** 31)))
-        return self.local.augmenter
+    def augmenter_for(self, index: int):
+        """The augmenter, reseeded for batch ``index`` of the current epoch (None: no augmentation)."""
+        if self.augmenter is not None:
+            self.augmenter.set_random_seed(int(np.random.default_rng([self.seed, self.epoch, index]).integers(2 ** 31)))
+        return self.augmenter
 
     def __len__(self):
         return math.ceil(len(self.images) / self.batch_size)
 
     def __getitem__(self, index):
         rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
-        faces = augment_batch(self.augmenter(index), self.images[rows])
+        faces = augment_batch(self.augmenter_for(index), self.images[rows])
         return as_input(faces), keras.utils.to_categorical(self.targets[rows], self.n_outputs)
 
     def on_epoch_end(self):

@@ -6,8 +6,10 @@ Results are bit-identical when every network trains with the same number of math
 sequential reference runs with the thread count each parallel worker gets (``share``).
 """
 
+import contextlib
 import json
 import os
+import pickle
 import subprocess
 import sys
 
@@ -83,10 +85,6 @@ def test_runner_choice_and_core_share():
 
 
 def test_a_network_job_pickles_with_its_tracking_context(tmp_path):
-    import pickle
-
-    import contextlib
-
     job = NetworkJob("root 1/2", {"model": TINY_MODEL}, 2, (np.zeros((3, 48, 48), np.uint8), np.zeros(3, int)),
                      (np.zeros((1, 48, 48), np.uint8), np.zeros(1, int)), tmp_path,
                      tracking=contextlib.nullcontext(["epoch logger"]))
