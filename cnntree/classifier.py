@@ -20,14 +20,34 @@ from .augment import tta_views
 from .calibrate import make_calibration, training_priors
 from .ensemble import VOTES
 from .errors import CnnTreeError
-from .files import write_text_atomically
+from .files import check_output_folder, new_folder_beside, recover_folder, replace_folder, write_text_atomically
 from .nodedata import node_dataset, node_targets
 from .parallel import NetworkJob, make_runner
 from .runtime import EXPORTS, KerasRuntime, export_network, load_network
+from .schema import Ident, ListOf, Nullable, Num, Obj, Passthrough, Text, load_json
 from .spec import Spec, parse_spec
 from .tree import ROUTERS
 
 FORMAT_VERSION = 1
+MODEL_KINDS = ("model", "export")  # folders ``save`` and ``export`` may replace
+_probability = Num(lo=0, hi=1, lo_open=True)
+META = Obj({  # what load trusts in meta.json; the rest (histories, timings) is only reported
+    "networks": ListOf(Obj({"id": Ident(), "groups": ListOf(ListOf(Text(), min_len=1), min_len=1),
+                            "file": Text(max_len=300), "val_accuracy": Nullable(Num(lo=0, hi=1)),
+                            "priors": Nullable(Obj({"train": ListOf(_probability, min_len=1),
+                                                    "true": ListOf(_probability, min_len=1)}))}),
+                       min_len=1, max_len=256),
+    **{key: Passthrough() for key in ("format", "name", "kind", "classes", "default_mode", "exported", "histories",
+                                       "fit_seconds")},
+})
+
+
+def inside(directory: Path, relative: str, where: str) -> Path:
+    """``directory / relative``, refused when it leads outside ``directory`` (absolute, ``..``, symlinks)."""
+    path = directory / relative
+    if Path(relative).is_absolute() or not path.resolve().is_relative_to(directory.resolve()):
+        raise CnnTreeError(f"{where}: file {relative!r} lies outside the model directory")
+    return path
 QUICK_EPOCHS = 1
 QUICK_SAMPLES = 512
 QUICK_WIDTH = 0.25
@@ -189,11 +209,14 @@ class CnnTreeClassifier:
                            lambda node_id, path: export_network(models[node_id], fmt, path), fmt)
 
     def _write(self, directory, suffix: str, write_network, exported: str | None = None) -> Path:
-        """Fill a temporary directory beside ``directory``, then rename it into place."""
-        directory = Path(directory).resolve()
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
-        try:
+        """Fill a marked temporary folder beside ``directory``, then exchange it into place atomically.
+
+        An existing ``directory`` is replaced only when cnntree wrote it (its marker), never ``.``.
+        """
+        directory = Path(directory).absolute()
+        check_output_folder(directory, MODEL_KINDS)
+        recover_folder(directory)
+        with new_folder_beside(directory, "export" if exported else "model") as tmp:
             (tmp / "networks").mkdir()
             for node in self.spec.nodes:
                 write_network(node.id, tmp / "networks" / f"{node.id}{suffix}")
@@ -206,50 +229,54 @@ class CnnTreeClassifier:
                                  for n in self.spec.nodes],
                     "histories": self.histories_, "fit_seconds": getattr(self, "fit_seconds_", None)}
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-            old = None
-            if directory.exists():
-                old = directory.parent / f".{directory.name}.old-{os.getpid()}"
-                os.replace(directory, old)
-            os.replace(tmp, directory)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+            replace_folder(tmp, directory)
         return directory
 
     @classmethod
     def load(cls, directory) -> "CnnTreeClassifier":
         """Read a saved or exported classifier; each network runs on the runtime its file suffix names.
 
-        Keras files are loaded in ``safe_mode`` (no code is unpickled).
+        Keras files are loaded in ``safe_mode`` (no code is unpickled); ``meta.json`` is validated
+        (ids, groups, priors) and may only name network files inside the directory.
         """
         directory = Path(directory)
-        meta_file = directory / "meta.json"
+        recover_folder(directory)
         if not directory.is_dir():
             raise CnnTreeError(f"{directory}: no such model directory")
-        if not meta_file.exists():
+        if not (directory / "meta.json").exists():
             raise CnnTreeError(f"{directory}: not a cnntree model directory (no meta.json)")
+        meta = load_json(directory / "meta.json", "model metadata")
+        raw = load_json(directory / "spec.json", "model spec")
         try:
-            meta = json.loads(meta_file.read_text())
-            raw = json.loads((directory / "spec.json").read_text())
-            entries = [(entry["id"], directory / entry["file"], entry.get("val_accuracy"), entry.get("priors"))
-                       for entry in meta["networks"]]
-        except (OSError, json.JSONDecodeError, KeyError, TypeError) as error:
-            raise CnnTreeError(f"{directory}: damaged model directory ({type(error).__name__}: {error})") from None
+            entries = META.parse(meta, "meta.json")["networks"]
+        except CnnTreeError as error:
+            raise CnnTreeError(f"{directory}: damaged model directory ({error})") from None
         spec = parse_spec(raw, source=str(directory / "spec.json"), base_dir=directory)
+        nodes = {n.id: n for n in spec.nodes}
+        if sorted(e["id"] for e in entries) != sorted(nodes):
+            raise CnnTreeError(f"{directory / 'meta.json'}: lists networks {sorted(e['id'] for e in entries)}, the "
+                               f"spec has {sorted(nodes)}")
         clf = cls(spec)
         clf.networks_, clf.val_accuracy_, clf.priors_ = {}, {}, {}
-        clf.histories_ = meta.get("histories", {})
-        for node_id, path, val_accuracy, priors in entries:
-            clf.networks_[node_id] = load_network(path)
-            if priors is not None:
-                clf.priors_[node_id] = priors
-            if val_accuracy is not None:
-                clf.val_accuracy_[node_id] = val_accuracy
-        if sorted(clf.networks_) != sorted(n.id for n in spec.nodes):
-            raise CnnTreeError(f"{meta_file}: lists networks {sorted(clf.networks_)}, the spec has "
-                               f"{sorted(n.id for n in spec.nodes)}")
+        clf.histories_ = meta.get("histories") or {}
+        for entry in entries:
+            node = nodes[entry["id"]]
+            where = f"{directory / 'meta.json'}: networks[{entry['id']}]"
+            if [list(g) for g in node.groups] != entry["groups"]:
+                raise CnnTreeError(f"{where}: groups {entry['groups']} differ from the spec's")
+            network = load_network(inside(directory, entry["file"], where))
+            if network.outputs != len(node.groups):
+                raise CnnTreeError(f"{directory / entry['file']}: a network with {network.outputs} outputs where "
+                                   f"{entry['id']} has {len(node.groups)} groups (network files swapped?)")
+            clf.networks_[node.id] = network
+            if entry["priors"] is not None:
+                for key in ("train", "true"):
+                    if len(entry["priors"][key]) != len(node.groups):
+                        raise CnnTreeError(f"{where}.priors.{key}: {len(entry['priors'][key])} values for "
+                                           f"{len(node.groups)} groups")
+                clf.priors_[node.id] = entry["priors"]
+            if entry["val_accuracy"] is not None:
+                clf.val_accuracy_[node.id] = entry["val_accuracy"]
         return clf
 
     @property

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CnnTreeError
-from .files import write_atomically
+from .files import open_regular, read_limited, write_atomically
 from .schema import did_you_mean
 from .spec import FER2013_CLASSES
 
@@ -27,7 +27,10 @@ SIZE = 48
 PIXELS = SIZE * SIZE
 SAMPLE_PATH = Path(__file__).parent / "sample" / "fer2013_sample.csv.gz"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
+MAX_DATA_BYTES = int(os.environ.get("CNNTREE_MAX_DATA_BYTES", 2 << 30))  # a CSV, decompressed: FER2013 is 0.3 GiB
+MAX_IMAGE_BYTES = 64 << 20
+MAX_IMAGE_PIXELS = 50_000_000  # a 50-megapixel photo; a header declaring more is refused before decoding
 _CHUNK_ROWS = 2048
 
 
@@ -42,6 +45,7 @@ class FaceData:
     names: np.ndarray  # (n,) str: "line 17" or a path relative to the data folder
     source: str = ""
     skipped: tuple[str, ...] = field(default=(), compare=False)  # messages of skipped bad inputs
+    resized: int = field(default=0, compare=False)  # images that were not 48x48 (read, and resized)
 
     def __len__(self):
         return len(self.labels)
@@ -76,7 +80,7 @@ def load_faces(path: str | os.PathLike, skip_bad: bool = False, cache: bool = Tr
     if cached.exists():
         try:
             return _read_cache(cached, str(path))
-        except (OSError, ValueError, KeyError, zlib.error):
+        except Exception:  # noqa: BLE001 - numpy and zipfile raise many types for a damaged file
             cached.unlink(missing_ok=True)  # a damaged cache is rebuilt, never trusted
     data = reader(path, skip_bad)
     _write_cache(cached, data)
@@ -84,9 +88,9 @@ def load_faces(path: str | os.PathLike, skip_bad: bool = False, cache: bool = Tr
 
 
 def _file_fingerprint(path: Path) -> str:
-    stat = path.stat()
     digest = hashlib.sha1()
-    with open(path, "rb") as f:
+    with open_regular(path, "data file") as f:
+        stat = os.fstat(f.fileno())
         digest.update(f.read(1 << 20))
         if stat.st_size > 2 << 20:
             f.seek(-(1 << 20), os.SEEK_END)
@@ -106,14 +110,15 @@ def _read_cache(cached: Path, source: str) -> FaceData:
     with np.load(cached, allow_pickle=False) as z:
         return FaceData(images=z["images"], labels=z["labels"], classes=tuple(z["classes"].tolist()),
                         splits=z["splits"], names=z["names"], source=source,
-                        skipped=tuple(z["skipped"].tolist()))
+                        skipped=tuple(z["skipped"].tolist()), resized=int(z["resized"]))
 
 
 def _write_cache(cached: Path, data: FaceData) -> None:
     def write(tmp):
         with open(tmp, "wb") as f:
             np.savez(f, images=data.images, labels=data.labels, classes=np.array(data.classes),
-                     splits=data.splits, names=data.names, skipped=np.array(data.skipped, dtype=str))
+                     splits=data.splits, names=data.names, skipped=np.array(data.skipped, dtype=str),
+                     resized=data.resized)
 
     try:
         write_atomically(cached, write)
@@ -126,11 +131,12 @@ def _write_cache(cached: Path, data: FaceData) -> None:
 
 def _read_csv(path: Path, skip_bad: bool) -> FaceData:
     try:
-        if path.name.lower().endswith(".gz"):
-            with gzip.open(path, "rb") as f:
+        with open_regular(path, "data file", None if path.name.lower().endswith(".gz") else MAX_DATA_BYTES) as f:
+            if path.name.lower().endswith(".gz"):
+                with gzip.GzipFile(fileobj=f) as unzipped:
+                    raw = read_limited(unzipped, MAX_DATA_BYTES, str(path), "decompressed data")
+            else:
                 raw = f.read()
-        else:
-            raw = path.read_bytes()
     except (EOFError, gzip.BadGzipFile, zlib.error) as error:
         raise CnnTreeError(f"{path}: truncated or corrupt gzip file ({error})") from None
     except OSError as error:
@@ -245,19 +251,40 @@ def _walk_two_levels(root: Path):
 
 
 def read_face(path) -> tuple[np.ndarray, bool]:
-    """One image file as a grey 48x48 face, and whether it had to be resized."""
+    """One image file as a grey 48x48 face, and whether it had to be resized.
+
+    Only regular files of at most 64 MiB are read, and an image whose header declares more than
+    50 megapixels is refused before it is decoded.
+    """
     import cv2
 
-    try:
-        buffer = np.fromfile(path, np.uint8)
-    except OSError as error:
-        raise CnnTreeError(f"{path}: cannot read ({error.strerror or error})") from None
-    image = cv2.imdecode(buffer, cv2.IMREAD_GRAYSCALE) if buffer.size else None
+    with open_regular(path, "image file", MAX_IMAGE_BYTES) as f:
+        buffer = np.frombuffer(f.read(), np.uint8)
+    if buffer.size == 0:
+        raise CnnTreeError(f"{path}: empty file")
+    pixels = _declared_pixels(buffer)
+    if pixels > MAX_IMAGE_PIXELS:
+        raise CnnTreeError(f"{path}: the image declares {pixels:,} pixels, more than the {MAX_IMAGE_PIXELS:,} "
+                           "cnntree decodes")
+    image = cv2.imdecode(buffer, cv2.IMREAD_GRAYSCALE)
     if image is None or image.size == 0:
-        raise CnnTreeError(f"{path}: {'empty file' if buffer.size == 0 else 'unreadable image'}")
+        raise CnnTreeError(f"{path}: unreadable image")
     if image.shape == (SIZE, SIZE):
         return image, False
     return cv2.resize(image, (SIZE, SIZE), interpolation=cv2.INTER_AREA), True
+
+
+def _declared_pixels(buffer: np.ndarray) -> int:
+    """Width x height from the image header (Pillow reads only the header), 0 when it cannot tell."""
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(buffer.tobytes())) as image:
+            return image.width * image.height
+    except Exception:  # noqa: BLE001 - not a format Pillow knows: OpenCV decides
+        return 0
 
 
 def _read_folder(root: Path, skip_bad: bool) -> FaceData:
@@ -296,10 +323,9 @@ def _read_folder(root: Path, skip_bad: bool) -> FaceData:
     empty = [classes[i] for i in sorted(set(range(len(classes))) - set(labels))]
     if empty:
         raise CnnTreeError(f"{root}: class folder \"{empty[0]}\" has no readable images")
-    data = FaceData(images=np.stack(images), labels=np.array(labels, np.int64), classes=tuple(classes),
+    return FaceData(images=np.stack(images), labels=np.array(labels, np.int64), classes=tuple(classes),
                     splits=np.array(splits, dtype=str), names=np.array(names, dtype=str), source=str(root),
-                    skipped=tuple(bad))
-    return replace(data, skipped=data.skipped + ((f"{resized} images resized to 48x48",) if resized else ()))
+                    skipped=tuple(bad), resized=resized)
 
 
 # ---------------------------------------------------------------------------- classes
@@ -435,10 +461,7 @@ def _kfold(data: FaceData, split: dict):
 
 def subject_groups(names, regex: str) -> np.ndarray:
     """The subject id of each image: the regex's first group (or whole match) on its file name."""
-    try:
-        pattern = re.compile(regex)
-    except re.error as error:
-        raise CnnTreeError(f"group regex {regex!r}: invalid ({error})") from None
+    pattern = safe_regex(regex, "group regex")
     out = []
     for name in names:
         match = pattern.search(os.path.basename(str(name)))
@@ -446,6 +469,48 @@ def subject_groups(names, regex: str) -> np.ndarray:
             raise CnnTreeError(f"{name}: group regex {regex!r} does not match this file name")
         out.append(match.group(1) if pattern.groups else match.group(0))
     return np.array(out, dtype=str)
+
+
+def safe_regex(regex: str, what: str) -> re.Pattern:
+    """``regex`` compiled, refused when it could backtrack for minutes: an unbounded repetition that
+    contains another repetition or an alternation (``(a+)+``, ``(a|aa)*``) is exponential on
+    unlucky file names, and Python's ``re`` has no time limit."""
+    try:
+        from re import _constants as c, _parser as parser
+    except ImportError:  # Python 3.10
+        import sre_constants as c
+        import sre_parse as parser
+
+    if len(regex) > 500:
+        raise CnnTreeError(f"{what} {regex[:40]!r}...: longer than 500 characters")
+    try:
+        pattern = re.compile(regex)
+        tree = parser.parse(regex)
+    except (re.error, RecursionError, OverflowError) as error:
+        raise CnnTreeError(f"{what} {regex!r}: invalid ({error})") from None
+    repeats = tuple(getattr(c, name) for name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") if hasattr(c, name))
+
+    def risky(items, inside_unbounded: bool) -> bool:
+        for op, arg in items:
+            if op in repeats:
+                low, high, body = arg
+                unbounded = high == c.MAXREPEAT or high > 100
+                if unbounded and inside_unbounded or risky(body, inside_unbounded or unbounded):
+                    return True
+            elif op == c.BRANCH:
+                if inside_unbounded or any(risky(branch, inside_unbounded) for branch in arg[1]):
+                    return True
+            elif op == c.SUBPATTERN:
+                if risky(arg[-1], inside_unbounded):
+                    return True
+            elif op in (c.ASSERT, c.ASSERT_NOT) and risky(arg[1], inside_unbounded):
+                return True
+        return False
+
+    if risky(tree, False):
+        raise CnnTreeError(f"{what} {regex!r}: a repetition inside a repetition or alternation can take "
+                           "exponential time; simplify it (e.g. ^(S\\d+)_)")
+    return pattern
 
 
 def load_for_spec(spec, path=None, skip_bad: bool | None = None) -> tuple[FaceData, Splits]:

@@ -8,18 +8,17 @@ saved classifier and its pyfunc model.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
 
 from . import tracking
-from .classifier import CnnTreeClassifier
+from .classifier import MODEL_KINDS, CnnTreeClassifier
 from .data import load_for_spec
 from .errors import CnnTreeError
 from .evaluate import evaluate, headline
-from .files import try_lock, write_text_atomically
+from .files import check_output_folder, mark, remove_marked, try_lock, write_text_atomically
 from .parallel import make_runner
 from .plots import draw_confusion, draw_hierarchy
 from .spec import Spec, with_training
@@ -31,6 +30,7 @@ class Outcome:
     experiment: str
     tracking_uri: str
     classifier: CnnTreeClassifier
+    experiment_id: str = ""
     results: dict = field(default_factory=dict)  # test split -> evaluate() result
     metrics: dict = field(default_factory=dict)  # the parent run's final metrics
 
@@ -38,36 +38,42 @@ class Outcome:
 def run_experiment(spec: Spec, data_path=None, epochs=None, quick=False, seed=None, experiment=None, work_dir=None,
                    resume=False, skip_bad=None, out=None, jobs=1, ray=None, workers=None, printer=print) -> Outcome:
     make_runner(jobs, ray).check()
+    if out:
+        check_output_folder(out, MODEL_KINDS)  # before hours of training, not after
     spec = with_training(spec, seed=seed, workers=workers)
     data, splits = load_for_spec(spec, data_path, skip_bad)
     printer(f"data: {data.source}: " + ", ".join(f"{k} {v}" for k, v in splits.sizes().items()))
     experiment = experiment or spec.name
-    tracking.use_experiment(experiment)
+    experiment_id = tracking.use_experiment(experiment)
     work, lock = claim_work_folder(Path(work_dir) if work_dir else None, tracking.RUNS / "work" / spec.name, resume,
                                    printer)
     try:
         previous = tracking.end_abandoned_run(work / "run.json")
-        if (work / "training.json").exists() and not resume:
-            printer(f"starting afresh: removing the checkpoints of the previous training in {work} "
-                    "(--resume continues it instead)")
-        if work.exists() and not resume:
-            shutil.rmtree(work)
+        if not resume:
+            if (work / "training.json").exists():
+                printer(f"starting afresh: removing the checkpoints of the previous training in {work} "
+                        "(--resume continues it instead)")
+            remove_marked(work, ("work",), "work folder")
         work.mkdir(parents=True, exist_ok=True)
+        mark(work, "work")
         clf = CnnTreeClassifier(spec, epochs=epochs, quick=quick, work_dir=work, jobs=jobs, ray=ray, printer=printer)
-        with mlflow.start_run(run_name=f"{spec.name}{' (quick)' if quick else ''}") as run:
+        with mlflow.start_run(run_name=f"{spec.name}{' (quick)' if quick else ''}") as run, \
+                tracking.killed_on_interrupt():
             write_text_atomically(work / "run.json", json.dumps({"run_id": run.info.run_id,
                                                                  "tracking_uri": tracking.tracking_uri()}))
             mlflow.set_tags({"cnntree.kind": spec.kind, "cnntree.spec": spec.name, "cnntree.quick": str(quick),
+                             "cnntree.seed": str(spec.root.train["seed"]),
                              "cnntree.source": str(spec.source), "cnntree.work_dir": str(work.resolve())})
             if resume and previous:
                 mlflow.set_tag("cnntree.resumed_from", previous)
             mlflow.log_params(tracking.spec_params(spec))
             mlflow.log_params({"data.source": data.source, "epochs_override": epochs, "quick": quick})
             mlflow.log_dict(spec.raw, "spec.json")
+            tracking.log_dataset(data, splits)
             mlflow.log_artifact(str(draw_hierarchy(spec, work / "hierarchy.png")))
             clf.fit(data.images[splits.train], data.labels[splits.train],
                     (data.images[splits.validation], data.labels[splits.validation]), network_run=tracking.NetworkRun)
-            outcome = Outcome(run.info.run_id, experiment, tracking.tracking_uri(), clf,
+            outcome = Outcome(run.info.run_id, experiment, tracking.tracking_uri(), clf, experiment_id,
                               metrics={"train_seconds": clf.fit_seconds_,
                                        "images_seen": clf.images_seen_})
             for split, index in splits.tests.items():
@@ -80,6 +86,7 @@ def run_experiment(spec: Spec, data_path=None, epochs=None, quick=False, seed=No
             saved = clf.save(work / "classifier")
             mlflow.log_artifacts(str(saved), "classifier")
             tracking.log_pyfunc(saved)
+            tracking.describe_children(run.info.run_id, experiment_id)
             if out:
                 clf.save(out)
     finally:

@@ -25,6 +25,7 @@ class KerasRuntime:
 
     def __init__(self, model):
         self.model = model
+        self.outputs = int(model.output_shape[-1])  # probabilities per face
 
     @classmethod
     def load(cls, path: Path) -> "KerasRuntime":
@@ -46,6 +47,7 @@ class OnnxRuntime:
     def __init__(self, session):
         self.session = session
         self.input = session.get_inputs()[0].name
+        self.outputs = int(session.get_outputs()[0].shape[-1])
 
     @classmethod
     def load(cls, path: Path) -> "OnnxRuntime":
@@ -71,6 +73,7 @@ class LiteRuntime:
         self.interpreter = interpreter
         self.input = interpreter.get_input_details()[0]["index"]
         self.output = interpreter.get_output_details()[0]["index"]
+        self.outputs = int(interpreter.get_output_details()[0]["shape"][-1])
         self.batch = None
 
     @classmethod

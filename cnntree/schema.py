@@ -9,32 +9,62 @@ from __future__ import annotations
 
 import abc
 import difflib
+import re
+import unicodedata
 import json
 from pathlib import Path
 from typing import Any
 
 from .errors import CnnTreeError
+from .files import open_regular
 
 REQUIRED = object()
 
 
+MAX_JSON_BYTES = 1 << 20  # a spec or script is a few KiB; a larger file is not one
+MAX_JSON_DEPTH = 64
+
+
 def load_json(path, what: str = "file"):
-    """A JSON file's value; errors name the file (and line), duplicate keys included."""
+    """A JSON file's value; errors name the file (and line), duplicate keys included.
+
+    Only a regular file of at most 1 MiB is read; a UTF-8 byte-order mark is accepted; NaN,
+    Infinity, numbers of thousands of digits and nesting deeper than 64 levels are refused.
+    """
     path = Path(path)
+    with open_regular(path, f"{what} file", MAX_JSON_BYTES) as f:
+        try:
+            text = f.read().decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            raise CnnTreeError(f"{path}: cannot read {what} ({error})") from None
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CnnTreeError(f"{path}: no such {what} file") from None
-    except IsADirectoryError:
-        raise CnnTreeError(f"{path}: is a folder, not a {what} file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise CnnTreeError(f"{path}: cannot read {what} ({error})") from None
-    try:
-        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
+        value = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
     except json.JSONDecodeError as error:
         raise CnnTreeError(f"{path}: invalid JSON: {error.msg} (line {error.lineno}, column {error.colno})") from None
+    except RecursionError:
+        raise CnnTreeError(f"{path}: JSON nested too deeply") from None
+    except ValueError as error:  # an integer of thousands of digits
+        raise CnnTreeError(f"{path}: invalid JSON: {str(error).splitlines()[0]}") from None
     except CnnTreeError as error:
         raise CnnTreeError(f"{path}: {error}") from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise CnnTreeError(f"{path}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _no_constant(name):
+    raise CnnTreeError(f"{name} is not a JSON number")
+
+
+def _depth(value) -> int:
+    """Nesting depth without recursion (a hostile file must not exhaust the stack)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
 
 
 def _no_duplicate_keys(pairs):
@@ -110,14 +140,18 @@ class Bool(Field):
 class Text(Field):
     """A string, optionally one of ``choices``."""
 
-    def __init__(self, default=REQUIRED, choices=None, nullable=False):
-        self.default, self.choices, self.nullable = default, choices, nullable
+    def __init__(self, default=REQUIRED, choices=None, nullable=False, max_len=10000):
+        self.default, self.choices, self.nullable, self.max_len = default, choices, nullable, max_len
 
     def parse(self, value, path, base=None):
         if value is None and self.nullable:
             return None
         if not isinstance(value, str) or not value:
             fail(path, f"expected a non-empty string, got {_type_name(value)}")
+        if len(value) > self.max_len:
+            fail(path, f"a string of {len(value)} characters (at most {self.max_len})")
+        if any(unicodedata.category(c) == "Cc" for c in value):
+            fail(path, f"{value[:40]!r} holds control characters")
         if self.choices is not None and value not in self.choices:
             fail(path, f'unknown value "{value}"{did_you_mean(value, self.choices)}; '
                        f"expected one of {', '.join(self.choices)}")
@@ -125,6 +159,46 @@ class Text(Field):
 
     def describe(self):
         return "one of " + ", ".join(self.choices) if self.choices else "string"
+
+
+class Ident(Text):
+    """A name that becomes a file or folder name and an MLflow key (a spec's name, node ids): ASCII
+    letters, digits, ``_``, ``-`` and ``.``, starting with a letter or digit, at most 64 characters;
+    so it can never name a path outside the folder it is meant for."""
+
+    PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+    def __init__(self, default=REQUIRED):
+        super().__init__(default, max_len=64)
+
+    def parse(self, value, path, base=None):
+        value = super().parse(value, path, base)
+        if not self.PATTERN.fullmatch(value) or ".." in value:
+            fail(path, f"{value!r} is not a safe name: use letters, digits, _, - and . (not ..), "
+                       "starting with a letter or digit, at most 64 characters")
+        return value
+
+    def describe(self):
+        return "name of letters, digits, _ - ."
+
+
+class Passthrough(Field):
+    """Accepts the value as it is: a section is validated later, against its inherited defaults."""
+
+    default = None
+
+    def parse(self, value, path, base=None):
+        return value
+
+
+class Nullable(Field):
+    """``null`` (the default), or a value ``field`` accepts."""
+
+    def __init__(self, field: Field):
+        self.field, self.default = field, None
+
+    def parse(self, value, path, base=None):
+        return None if value is None else self.field.parse(value, path, base)
 
 
 class ListOf(Field):

@@ -14,10 +14,12 @@ from pathlib import Path
 import networkx as nx
 
 from .errors import CnnTreeError
-from .schema import Bool, Either, Field, ListOf, MapOf, Num, Obj, Tagged, Text, did_you_mean, fail, load_json
+from .schema import Bool, Either, Ident, ListOf, MapOf, Num, Obj, Passthrough, Tagged, Text, did_you_mean, fail, load_json
 
 FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 KINDS = ("tree", "single", "voting")
+MAX_CLASSES = 256
+MAX_NETWORKS = 256  # a tree over 256 classes has at most 255 inner nodes
 
 _seed = Num(0, lo=0, hi=2**31 - 1, integer=True)
 
@@ -132,24 +134,18 @@ DATA = Obj({
     "skip_bad": Bool(False),
 }, default={})
 
-class _Passthrough(Field):
-    """Accepts the value as it is: a section is validated later, against its inherited defaults."""
-
-    default = None
-
-    def parse(self, value, path, base=None):
-        return value
-
-
-_group = Either(Text(), ListOf(Text(), min_len=1), expected="a class name, a node id or a list of class names")
-NODE_KEYS = {"id": Text(), "children": ListOf(_group, min_len=2), "description": Text(None, nullable=True)}
-MEMBER_KEYS = {"id": Text(), "description": Text(None, nullable=True)}
+_class = Text(max_len=64)
+_group = Either(_class, ListOf(_class, min_len=1, unique=True),
+                expected="a class name, a node id or a list of class names")
+NODE_KEYS = {"id": Ident(), "children": ListOf(_group, min_len=2), "description": Text(None, nullable=True)}
+MEMBER_KEYS = {"id": Ident(), "description": Text(None, nullable=True)}
 
 TOP = {
-    "name": Text(), "kind": Text("tree", choices=list(KINDS)), "description": Text(None, nullable=True),
-    "classes": ListOf(Text(), list(FER2013_CLASSES), min_len=2, unique=True),
+    "name": Ident(), "kind": Text("tree", choices=list(KINDS)), "description": Text(None, nullable=True),
+    "classes": ListOf(_class, list(FER2013_CLASSES), min_len=2, max_len=MAX_CLASSES, unique=True),
     "data": DATA, "defaults": Obj(SECTIONS, default={}),
-    "nodes": ListOf(_Passthrough(), None), "members": ListOf(_Passthrough(), None),
+    "nodes": ListOf(Passthrough(), None, max_len=MAX_NETWORKS),
+    "members": ListOf(Passthrough(), None, max_len=MAX_NETWORKS),
     "voting": Text(None, choices=["hard", "soft", "weighted"], nullable=True),
 }
 
@@ -254,7 +250,7 @@ def _network(node_id, groups, children, raw: dict, defaults: dict, where: str) -
 
 
 def _settings_keys(extra: dict) -> dict:
-    return {**extra, **{key: _Passthrough() for key in SECTIONS}}
+    return {**extra, **{key: Passthrough() for key in SECTIONS}}
 
 
 def _members(raw_members: list, classes, defaults) -> list[NodeSpec]:
@@ -345,6 +341,10 @@ def hierarchy_graph(nodes: list[NodeSpec], classes) -> nx.DiGraph:
     if len(roots) != 1:
         fail("nodes", f"a tree has exactly one root, found {len(roots)}: {', '.join(roots)} "
                       "(make the others children of a node)")
+    twice = [c for c in classes if graph.in_degree(c) > 1]
+    if twice:
+        places = " and ".join(graph.nodes[p]["where"] for p in graph.predecessors(twice[0]))
+        fail("nodes", f'class "{twice[0]}" is placed twice ({places}); every class must be a leaf exactly once')
     missing = [c for c in classes if graph.in_degree(c) == 0]
     if missing:
         fail("nodes", f'class{"es" if len(missing) > 1 else ""} {", ".join(map(repr, missing))} '
@@ -354,19 +354,20 @@ def hierarchy_graph(nodes: list[NodeSpec], classes) -> nx.DiGraph:
 
 
 def _root_first(nodes: list[NodeSpec], graph: nx.DiGraph) -> list[NodeSpec]:
-    """Nodes in breadth-first order from the root, each with its groups of leaf classes."""
+    """Nodes in breadth-first order from the root, each with its groups of leaf classes.
+
+    Leaf sets are gathered once, children before parents, so a deep chain costs linear time.
+    """
     order = list(nx.bfs_tree(graph, graph.graph["root"]))
-    classes = [n for n in graph if graph.nodes[n]["kind"] == "class"]
+    rank = {name: k for k, name in enumerate(n for n in graph if graph.nodes[n]["kind"] == "class")}
+    leaves: dict[str, list[str]] = {}
+    for name in reversed(order):
+        leaves[name] = [name] if graph.nodes[name]["kind"] == "class" else \
+            [c for child in graph.successors(name) for c in leaves[child]]
     by_id = {n.id: n for n in nodes}
-    out = []
-    for node_id in order:
-        if node_id not in by_id:
-            continue
-        node = by_id[node_id]
-        groups = tuple(tuple(c for c in classes if c == child or c in nx.descendants(graph, child))
-                       for child in node.children)
-        out.append(NodeSpec(**{**node.__dict__, "groups": groups}))
-    return out
+    return [NodeSpec(**{**by_id[name].__dict__,
+                        "groups": tuple(tuple(sorted(leaves[child], key=rank.get)) for child in by_id[name].children)})
+            for name in order if name in by_id]
 
 
 def _voting_graph(members: list[NodeSpec], classes) -> nx.DiGraph:

@@ -18,9 +18,11 @@ import numpy as np
 from mlflow.entities import Metric, Param
 
 from .errors import CnnTreeError
+from .files import lock_file, open_regular
 
 RUNS = Path("runs")
 DEFAULT_URI = f"sqlite:///{RUNS}/mlflow.db"
+EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 
 
 def tracking_uri() -> str:
@@ -47,13 +49,36 @@ def check_server(uri: str, timeout: float = 5.0) -> None:
                            f"to log to the local store {DEFAULT_URI}") from None
 
 
-def use_experiment(name: str) -> str:
-    """Point MLflow at the store and the experiment ``name`` (created on first use)."""
-    uri = tracking_uri()
+def check_store(uri: str) -> None:
+    """Fail at once, in one line, when the store cannot work: an HTTP server that does not answer,
+    or a sqlite path that is a folder or a file that is not an SQLite database."""
     check_server(uri)
+    if not uri.startswith("sqlite:///"):
+        return
+    database = Path(uri[len("sqlite:///"):])
+    if database.is_dir():
+        raise CnnTreeError(f"MLflow store {uri}: {database} is a folder, not an SQLite database file")
+    if database.exists() and database.stat().st_size:
+        with open_regular(database, "MLflow store") as f:
+            if f.read(16) != b"SQLite format 3\x00":
+                raise CnnTreeError(f"MLflow store {uri}: {database} is not an SQLite database; point "
+                                   "MLFLOW_TRACKING_URI at another file or move this one away")
+
+
+def connect() -> str:
+    """Check the store (see :func:`check_store`) and point MLflow at it; returns its URI."""
+    uri = tracking_uri()
+    check_store(uri)
     if uri == DEFAULT_URI:
         RUNS.mkdir(exist_ok=True)
     mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def use_experiment(name: str) -> str:
+    """Point MLflow at the store and the experiment ``name`` (created on first use, tagged as model
+    training so the MLflow UI opens on its runs); returns the experiment id."""
+    uri = connect()
     with _store_lock(uri):
         return _use_experiment(uri, name)
 
@@ -65,16 +90,12 @@ def _store_lock(uri: str):
     if not uri.startswith("sqlite:///"):
         yield
         return
-    import fcntl
-
     database = Path(uri[len("sqlite:///"):])
-    database.parent.mkdir(parents=True, exist_ok=True)
-    with open(database.parent / f".{database.name}.lock", "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    handle = lock_file(database.parent / f".{database.name}.lock", wait=True)
+    try:
+        yield
+    finally:
+        handle.close()
 
 
 def _use_experiment(uri: str, name: str) -> str:
@@ -82,9 +103,11 @@ def _use_experiment(uri: str, name: str) -> str:
         experiment = mlflow.get_experiment_by_name(name)
         if experiment is None:
             location = (RUNS / "artifacts" / name).resolve().as_uri() if uri == DEFAULT_URI else None
-            experiment_id = mlflow.create_experiment(name, artifact_location=location)
+            experiment_id = mlflow.create_experiment(name, artifact_location=location, tags={EXPERIMENT_KIND: MODEL_TRAINING})
         else:
             experiment_id = experiment.experiment_id
+            if EXPERIMENT_KIND not in experiment.tags:
+                mlflow.MlflowClient().set_experiment_tag(experiment_id, EXPERIMENT_KIND, MODEL_TRAINING)
         mlflow.set_experiment(experiment_id=experiment_id)
         return experiment_id
     except mlflow.exceptions.MlflowException as error:
@@ -191,8 +214,61 @@ class NetworkRun:
                                                     for k, v in (logs or {}).items()])
 
     def __exit__(self, kind, error, trace):
-        self.client.set_terminated(self.run_id, "FAILED" if kind else "FINISHED")
+        self.client.set_terminated(self.run_id, end_status(kind))
         return False
+
+
+def end_status(kind) -> str:
+    """How a run ends: FINISHED, KILLED (Ctrl-C, SIGTERM) or FAILED (an error)."""
+    if kind is None:
+        return "FINISHED"
+    return "KILLED" if issubclass(kind, KeyboardInterrupt) else "FAILED"
+
+
+@contextlib.contextmanager
+def killed_on_interrupt():
+    """Inside ``mlflow.start_run``: an interrupt ends the active run KILLED instead of FAILED."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        mlflow.end_run("KILLED")
+        raise
+
+
+def log_dataset(data, splits) -> None:
+    """The training data as an MLflow dataset input (name, source, digest, split sizes), so the
+    UI's Dataset column shows what every run was trained on."""
+    import hashlib
+
+    import mlflow.data
+
+    digest = hashlib.sha1(data.labels.tobytes() + data.images[:: max(1, len(data) // 512)].tobytes()).hexdigest()[:8]
+    name = Path(data.source).name.removesuffix(".gz").removesuffix(".csv") or "data"
+    dataset = mlflow.data.from_numpy(data.labels, source=str(Path(data.source).absolute()), name=name, digest=digest)
+    with _quiet_mlflow():
+        mlflow.log_input(dataset, context="training",
+                         tags={"faces": str(len(data)), "classes": ",".join(data.classes)[:5000],
+                               **{f"split.{k}": str(v) for k, v in splits.sizes().items()}})
+
+
+def ui_hint(experiment_id: str) -> str:
+    """How to look at an experiment's runs: the command that starts the UI, and the page's URL."""
+    uri = tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        return f"MLflow UI: {uri.rstrip('/')}/#/experiments/{experiment_id}/runs"
+    return (f"MLflow UI: mlflow ui --backend-store-uri {uri}   then open "
+            f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs")
+
+
+def describe_children(run_id: str, experiment_id: str) -> None:
+    """The parent run's description (the UI's Description box) lists its child runs with links."""
+    client = mlflow.MlflowClient()
+    children = client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{run_id}'",
+                                  order_by=["attributes.start_time ASC"])
+    lines = [f"{len(children)} child run(s):"] + [
+        f"- [{c.info.run_name}](#/experiments/{experiment_id}/runs/{c.info.run_id}) ({c.info.status.lower()})"
+        for c in children]
+    client.set_tag(run_id, "mlflow.note.content", "\n".join(lines))
 
 
 class PyfuncClassifier(mlflow.pyfunc.PythonModel):
@@ -257,7 +333,7 @@ def _quiet_mlflow():
 
 def finished_runs(experiment: str | None = None) -> list[dict]:
     """Top-level cnntree runs (trees, single networks, ensembles), newest first."""
-    mlflow.set_tracking_uri(tracking_uri())
+    connect()
     if experiment:
         found = mlflow.get_experiment_by_name(experiment)
         if found is None:
@@ -275,5 +351,17 @@ def finished_runs(experiment: str | None = None) -> list[dict]:
             continue
         rows.append({"run_id": run.info.run_id, "status": run.info.status, "spec": tags.get("cnntree.spec", ""),
                      "kind": tags["cnntree.kind"], "experiment": run.info.experiment_id,
-                     "metrics": dict(run.data.metrics)})
+                     "quick": tags.get("cnntree.quick") == "True", "seed": tags.get("cnntree.seed"),
+                     "data": run.data.params.get("data.source", ""), "metrics": dict(run.data.metrics)})
     return rows
+
+
+def over_seeds(runs: list[dict], metric: str) -> list[dict]:
+    """Finished runs of the same spec, data and budget (quick or not) grouped: the mean and the
+    standard deviation of ``metric`` over them (seeds, repeats)."""
+    groups: dict[tuple, list[float]] = {}
+    for run in runs:
+        if run["status"] == "FINISHED" and metric in run["metrics"]:
+            groups.setdefault((run["spec"], run["data"], run["quick"]), []).append(run["metrics"][metric])
+    return [{"spec": spec, "data": data, "quick": quick, "runs": len(values), "mean": float(np.mean(values)),
+             "std": float(np.std(values))} for (spec, data, quick), values in groups.items()]

@@ -1,0 +1,62 @@
+"""Starting the Keras backend: quietly, and saying in one line when a GPU does the work.
+
+TensorFlow prints native start-up lines (CUDA probes on a machine without a GPU, absl notices)
+straight to the process's standard error, where Python cannot filter them; they read as errors
+to users. They are silenced while the backend starts; ``--debug`` shows them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """File descriptor 2 points at /dev/null inside the block (Python's own ``sys.stderr`` too)."""
+    import sys
+
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(null)
+        os.close(saved)
+
+
+def start(debug: bool = False) -> None:
+    """Import Keras and run one tiny operation, so the backend's devices are set up now."""
+    if debug:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+        import keras  # noqa: F401
+        return
+    with native_stderr_silenced():
+        import keras
+
+        keras.ops.convert_to_numpy(keras.ops.zeros(1) + 1)
+
+
+def accelerator() -> str | None:
+    """The GPU Keras computes on, as "GPU name (backend)", or None on a CPU."""
+    import keras
+
+    backend = keras.backend.backend()
+    with contextlib.suppress(Exception):
+        if backend == "jax":
+            import jax
+
+            device = jax.devices()[0]
+            return f"{device.device_kind} ({backend})" if device.platform == "gpu" else None
+        if backend == "torch":
+            import torch
+
+            return f"{torch.cuda.get_device_name(0)} ({backend})" if torch.cuda.is_available() else None
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            gpus = tf.config.list_physical_devices("GPU")
+            return f"{gpus[0].name} ({backend})" if gpus else None
+    return None
