@@ -33,27 +33,29 @@ def table(rows) -> str:
     return "\n".join(lines)
 
 
-def train_tracked(spec, args):
-    from cnntree.experiment import run_experiment
+def overridden(spec, args):
+    from cnntree import with_overrides
 
-    outcome = run_experiment(spec, data_path=args.data, epochs=args.epochs, seed=args.seed, workers=args.workers,
-                             experiment="bench-accuracy", work_dir=ROOT / "runs" / "bench" / spec.name,
+    return with_overrides(spec, data=args.data, epochs=args.epochs, seed=args.seed, workers=args.workers)
+
+
+def train_tracked(spec, args):
+    from cnntree.tracking.experiment import run_experiment
+
+    outcome = run_experiment(overridden(spec, args), experiment="bench-accuracy", work_dir=ROOT / "runs" / "bench" / spec.name,
                              printer=lambda line: print(line, flush=True))
     return outcome.results, outcome.run_id
 
 
 def train_untracked(spec, args):
-    from cnntree.classifier import CnnTreeClassifier
+    from cnntree import CnnTreeClassifier
+    from cnntree.compose.metrics import evaluate
     from cnntree.data import load_for_spec
-    from cnntree.evaluate import evaluate
-    from cnntree.spec import with_training
-
-    spec = with_training(spec, seed=args.seed, workers=args.workers)
-    data, splits = load_for_spec(spec, args.data)
+    spec = overridden(spec, args)
+    data, splits = load_for_spec(spec)
     work = ROOT / "runs" / "bench" / spec.name
     shutil.rmtree(work, ignore_errors=True)  # a fresh training, never a resumed one
-    clf = CnnTreeClassifier(spec, epochs=args.epochs, work_dir=work,
-                            printer=lambda line: print(line, flush=True))
+    clf = CnnTreeClassifier(spec, work_dir=work, printer=lambda line: print(line, flush=True))
     clf.fit(data.images[splits.train], data.labels[splits.train],
             (data.images[splits.validation], data.labels[splits.validation]))
     return {split: evaluate(clf, data.images[i], data.labels[i]) for split, i in splits.tests.items()}, None

@@ -25,11 +25,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cnntree.classifier import CnnTreeClassifier  # noqa: E402
+from cnntree import CnnTreeClassifier, export_model, load_model, save_model, with_overrides  # noqa: E402
 from cnntree.data import load_faces  # noqa: E402
-from cnntree.detect import FaceDetector, FaceTracker  # noqa: E402
-from cnntree.mirror import Mirror, open_source  # noqa: E402
-from cnntree import scenes  # noqa: E402
+from cnntree.live import scenes  # noqa: E402
+from cnntree.live.detect import FaceDetector, FaceTracker  # noqa: E402
+from cnntree.live.mirror import Mirror, open_source  # noqa: E402
 from cnntree.spec import load_spec  # noqa: E402
 
 SPECS = ["trees/single_mini_xception.json", "trees/moravcik_mini_xception.json"]
@@ -40,10 +40,10 @@ def untrained_stand_in(spec_path: str, out: Path, faces) -> Path:
     if not (out / "meta.json").exists():
         train = faces.splits == "Training"
         val = faces.splits == "PublicTest"
-        clf = CnnTreeClassifier(load_spec(ROOT / spec_path), epochs=1, work_dir=out.parent / f"{out.name}-work",
+        clf = CnnTreeClassifier(with_overrides(load_spec(ROOT / spec_path), epochs=1), work_dir=out.parent / f"{out.name}-work",
                                 printer=lambda *_: None)
         clf.fit(faces.images[train], faces.labels[train], (faces.images[val], faces.labels[val]))
-        clf.save(out)
+        save_model(clf, out)
     return out
 
 
@@ -106,12 +106,12 @@ def main() -> int:
     videos = {n: make_video(work / f"faces{n}.mp4", sample.images[found[:n]], args.frames, seed=n) for n in (0, 1, 20)}
     rows = []
     for model in models:
-        keras_clf = CnnTreeClassifier.load(model)
+        keras_clf = load_model(model)
         for runtime in args.runtimes.split(","):
             if runtime == "keras":
                 clf = keras_clf
             else:
-                clf = CnnTreeClassifier.load(keras_clf.export(Path(tempfile.mkdtemp(dir=work)) / runtime, runtime))
+                clf = load_model(export_model(keras_clf, Path(tempfile.mkdtemp(dir=work)) / runtime, runtime))
             row = {"model": model.name, "networks": len(clf.spec.nodes), "runtime": runtime,
                    "ms_per_face_1": ms_per_face(clf, sample.images, 1, 200),
                    "ms_per_face_20": ms_per_face(clf, sample.images, 20, 50)}

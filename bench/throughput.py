@@ -35,9 +35,10 @@ def main():
     import numpy as np
 
     from cnntree.data import load_faces
-    from cnntree.models import create_model
-    from cnntree.spec import AUGMENT, TRAIN
-    from cnntree.train import as_input, make_optimizer, train_network
+    from cnntree.nets.models import create_model
+    from cnntree.nets.schedules import make_optimizer
+    from cnntree.nets.train import as_input, train_network
+    from cnntree.spec.sections import AUGMENT, TRAIN
 
     data = load_faces("sample")
     rng = np.random.default_rng(0)
@@ -55,8 +56,8 @@ def main():
         x, y = as_input(faces), keras.utils.to_categorical(labels, 7)
         validation = (as_input(val[0]), keras.utils.to_categorical(val[1], 7))
         times = []
-        timer = keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, l: times.append(time.perf_counter()),
-                                               on_epoch_end=lambda e, l: times.append(time.perf_counter()))
+        timer = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: times.append(time.perf_counter()),
+                                               on_epoch_end=lambda epoch, logs: times.append(time.perf_counter()))
         model.fit(x, y, batch_size=args.batch, epochs=2, verbose=0, validation_data=validation, callbacks=[timer])
         return args.images / (times[3] - times[2])  # the second epoch, as on cnntree's side
 
@@ -66,8 +67,8 @@ def main():
         times = []
         with tempfile.TemporaryDirectory() as folder:
             train_network(settings, 7, (faces, labels), val, Path(folder),
-                          callbacks=[keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, l: times.append(
-                              time.perf_counter()), on_epoch_end=lambda e, l: times.append(time.perf_counter()))],
+                          callbacks=[keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: times.append(
+                              time.perf_counter()), on_epoch_end=lambda epoch, logs: times.append(time.perf_counter()))],
                           printer=lambda *_: None)
         return args.images / (times[3] - times[2])  # the second epoch
 

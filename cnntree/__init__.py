@@ -1,8 +1,30 @@
-"""cnntree: hierarchical ensembles of convolutional networks for facial expression recognition."""
+"""cnntree: hierarchical ensembles of convolutional networks for facial expression recognition.
+
+The families: ``spec`` (the JSON spec and its graph), ``data`` (faces, splits, node data,
+augmentation), ``nets`` (models, training, runtimes), ``compose`` (routing, voting, calibration,
+the classifier, storage), ``tracking`` (MLflow), ``hierarchy`` (suggest, compare), ``live``
+(detection, the mirror, rehearsal) and ``cli``.
+"""
 
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter is not for users
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # nor MLflow's notes on creating its tables
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+_PUBLIC = {"CnnTreeClassifier": ("compose", "CnnTreeClassifier"), "CnnTreeError": ("errors", "CnnTreeError"),
+           "export_model": ("compose.storage", "export"), "load_model": ("compose.storage", "load"),
+           "save_model": ("compose.storage", "save"), "load_faces": ("data", "load_faces"),
+           "load_for_spec": ("data", "load_for_spec"), "load_spec": ("spec", "load_spec"),
+           "with_overrides": ("spec", "with_overrides")}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name):
+    """The public names, imported on first use: ``cnntree validate`` need not load scikit-learn or OpenCV."""
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'cnntree' has no attribute {name!r}")
+    import importlib
+
+    module, attribute = _PUBLIC[name]
+    return getattr(importlib.import_module(f".{module}", __name__), attribute)

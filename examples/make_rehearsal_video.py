@@ -15,7 +15,7 @@ import numpy as np
 
 from cnntree import scenes
 from cnntree.data import load_faces
-from cnntree.detect import FaceDetector
+from cnntree.live.detect import FaceDetector
 
 HERE = Path(__file__).resolve().parent
 

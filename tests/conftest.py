@@ -5,14 +5,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cnntree import save_model
+
 ROOT = Path(__file__).resolve().parents[1]
+MORAVCIK = ROOT / "trees" / "moravcik.json"
 FULL_FER2013 = ROOT.parent / "shared" / "data" / "fer2013.csv.gz"
 
 
 @pytest.fixture(autouse=True)
-def _private_cache(tmp_path_factory, monkeypatch):
-    """Every test reads and writes its own data cache, never the user's."""
+def _private_folders(tmp_path_factory, monkeypatch):
+    """Every test runs in a folder of its own, with its own MLflow store (``runs/`` there) and the
+    session's data cache: nothing is written into the repository or the user's folders."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
     monkeypatch.setenv("CNNTREE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
 
 @pytest.fixture(scope="session")
@@ -69,7 +75,7 @@ def run_cli(*args):
 
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run([sys.executable, "-m", "cnntree.cli", *map(str, args)], capture_output=True,
-                          text=True, cwd=ROOT, env=env, timeout=600)
+                          text=True, cwd=os.getcwd(), env=env, timeout=600)
     return proc.returncode, proc.stdout, proc.stderr
 
 
@@ -79,7 +85,7 @@ TINY_MODEL = {"name": "lenet", "filters": [4, 8], "dense": 8}
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory, sample):
     """A small tree (happy vs the rest, then the six others) trained 2 epochs on the sample, saved."""
-    from cnntree.classifier import CnnTreeClassifier
+    from cnntree import CnnTreeClassifier
     from cnntree.spec import parse_spec
 
     spec = parse_spec({"name": "tiny", "kind": "tree",
@@ -91,4 +97,4 @@ def tiny_model(tmp_path_factory, sample):
     train, val = sample.splits == "Training", sample.splits == "PublicTest"
     clf = CnnTreeClassifier(spec, work_dir=root / "work", printer=lambda *_: None).fit(
         sample.images[train], sample.labels[train], (sample.images[val], sample.labels[val]))
-    return clf.save(root / "model")
+    return save_model(clf, root / "model")

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from cnntree.balance import BALANCERS, ClassWeight, NoBalance, OneVsRest, Oversample, make_balancer
 from cnntree.data import load_for_spec
+from cnntree.data.balance import BALANCERS, ClassWeight, NoBalance, OneVsRest, Oversample, make_balancer
+from cnntree.data.nodedata import node_dataset
 from cnntree.errors import CnnTreeError
-from cnntree.nodedata import node_dataset
 from cnntree.spec import SECTIONS, load_spec, parse_spec
 
 from .conftest import ROOT

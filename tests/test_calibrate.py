@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from cnntree.calibrate import NoCalibration, PriorCorrection, make_calibration, training_priors
-from cnntree.classifier import CnnTreeClassifier
+from cnntree import load_model
+from cnntree.compose.calibration import NoCalibration, PriorCorrection, make_calibration, training_priors
 
 
 def test_prior_correction_numbers():
@@ -30,7 +30,7 @@ def test_no_priors_or_none_means_no_correction():
 
 
 def test_the_classifier_records_applies_and_saves_priors(tmp_path, tiny_model, sample):
-    clf = CnnTreeClassifier.load(tiny_model)
+    clf = load_model(tiny_model)
     root = clf.priors_["root"]  # happy vs the other six, oversampled to equal groups
     assert root["train"] == pytest.approx([0.5, 0.5]) and root["true"][0] == pytest.approx(1 / 7, abs=0.01)
     x = sample.images[:30]

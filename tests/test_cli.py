@@ -4,11 +4,11 @@ import sys
 
 import pytest
 
-from .conftest import FULL_FER2013, ROOT, run_cli
+from .conftest import FULL_FER2013, MORAVCIK, ROOT, run_cli
 
 
 def test_validate_ok_and_misspelt_class(tmp_path):
-    code, out, err = run_cli("validate", "trees/moravcik.json")
+    code, out, err = run_cli("validate", MORAVCIK)
     assert code == 0 and "ok (tree \"moravcik\"" in out
     bad = tmp_path / "x.json"
     bad.write_text((ROOT / "trees" / "moravcik.json").read_text().replace('"fear", "NN2"', '"feer", "NN2"'))
@@ -27,7 +27,7 @@ def test_every_shipped_spec_validates():
 
 def test_show_prints_tree_and_draws_png(tmp_path):
     png = tmp_path / "tree.png"
-    code, out, err = run_cli("show", "trees/moravcik.json", "--png", png)
+    code, out, err = run_cli("show", MORAVCIK, "--png", png)
     assert code == 0, err
     lines = out.splitlines()
     assert lines[1].startswith("NN1  [vgg(blocks=3) | balance one_vs_rest]")
@@ -40,7 +40,7 @@ def test_show_prints_tree_and_draws_png(tmp_path):
 
 
 def test_data_json_contract_on_the_sample():
-    code, out, err = run_cli("data", "trees/moravcik.json", "--json")
+    code, out, err = run_cli("data", MORAVCIK, "--json")
     assert code == 0, err
     report = json.loads(out)
     assert report["splits"] == {"Training": 1134, "Validation": 126, "PublicTest": 245, "PrivateTest": 245}
@@ -82,7 +82,7 @@ def test_console_script_is_installed():
 
 @pytest.mark.skipif(not FULL_FER2013.exists(), reason="full FER2013 not available")
 def test_data_on_full_fer2013():
-    code, out, err = run_cli("data", "trees/moravcik.json", "--data", FULL_FER2013, "--json")
+    code, out, err = run_cli("data", MORAVCIK, "--data", FULL_FER2013, "--json")
     assert code == 0, err
     report = json.loads(out)
     assert report["splits"] == {"Training": 25837, "Validation": 2872, "PublicTest": 3589, "PrivateTest": 3589}
@@ -95,12 +95,41 @@ def test_augment_preview_grid(tmp_path):
     import cv2
 
     out = tmp_path / "grid.png"
-    code, stdout, err = run_cli("augment", "trees/moravcik.json", "--node", "NN3", "--out", out, "--scale", "1")
+    code, stdout, err = run_cli("augment", MORAVCIK, "--node", "NN3", "--out", out, "--scale", "1")
     assert code == 0, err
     assert "rotation=40.0" in stdout and "rows: angry, sad, neutral" in stdout
     grid = cv2.imread(str(out), cv2.IMREAD_GRAYSCALE)
     assert grid.shape == (6 * 52, 8 * 52)  # 2 faces per group x 3 groups, 8 columns, 2-pixel frames
     first, second = grid[2:50, 2:50], grid[2:50, 54:102]
     assert not (first == second).all()  # augmented copies differ from the original
-    code, _, err = run_cli("augment", "trees/moravcik.json", "--node", "NN9", "--out", out)
+    code, _, err = run_cli("augment", MORAVCIK, "--node", "NN9", "--out", out)
     assert code == 2 and 'no node "NN9" (did you mean "NN4"?)' in err
+
+
+def test_every_option_of_every_command_is_described():
+    import argparse
+
+    from cnntree.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    missing = [f"{name} {'/'.join(action.option_strings) or action.dest}"
+               for name, sub in commands.choices.items() for action in sub._actions
+               if not isinstance(action, argparse._HelpAction) and not (action.help or "").strip()]
+    assert missing == []
+    assert len(commands.choices) == 15
+
+
+def test_a_fresh_validate_prints_only_its_own_line():
+    code, out, err = run_cli("validate", MORAVCIK)
+    assert code == 0 and err == "" and out.count("\n") == 1
+
+
+def test_commands_that_load_the_backend_stay_quiet(tmp_path, tiny_model, sample):
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "face.png"), sample.images[0])
+    code, out, err = run_cli("predict", tiny_model, tmp_path / "face.png")
+    assert code == 0 and err == "", err  # no CUDA probes, no absl notices on a machine without a GPU
+    code, out, err = run_cli("--debug", "predict", tiny_model, tmp_path / "face.png")
+    assert code == 0  # --debug lets the backend's own lines through (what they are depends on the machine)

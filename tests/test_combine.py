@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from cnntree.ensemble import HardVote, SoftVote, WeightedVote
-from cnntree.evaluate import hierarchical_metrics, split_prefix
+from cnntree.compose.metrics import hierarchical_metrics, split_prefix
+from cnntree.compose.routing import HardRouting, SoftRouting
+from cnntree.compose.voting import HardVote, SoftVote, WeightedVote
 from cnntree.spec import load_spec
-from cnntree.tree import HardRouting, SoftRouting
 
 from .conftest import ROOT
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cnntree.cli import main
-from cnntree.compare import mcnemar
+from cnntree.hierarchy.compare import mcnemar
 
 from .conftest import TINY_MODEL
 

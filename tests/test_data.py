@@ -4,7 +4,9 @@ import os
 import numpy as np
 import pytest
 
-from cnntree.data import load_faces, load_for_spec, make_splits, relabel, subject_groups
+from cnntree import with_overrides
+from cnntree.data import load_faces, load_for_spec, make_splits, subject_groups
+from cnntree.data.labels import relabel
 from cnntree.errors import CnnTreeError
 from cnntree.spec import FER2013_CLASSES, load_spec, parse_spec
 
@@ -130,7 +132,7 @@ def test_folder_without_split_level_resizes_and_counts(tmp_path, sample):
     data = load_faces(root, cache=False)
     assert len(data) == 15 and set(data.splits.tolist()) == {""}
     assert data.images.shape[1:] == (48, 48)
-    assert "1 images resized to 48x48" in data.skipped
+    assert data.resized == 1 and data.skipped == ()
 
 
 @pytest.mark.parametrize("case,message", [
@@ -255,7 +257,7 @@ def test_six_class_spec_drops_disgust_from_data():
 @pytest.mark.skipif(not FULL_FER2013.exists(), reason="full FER2013 not available")
 def test_full_fer2013_split_sizes():
     spec = parse_spec({"name": "f", "kind": "single", "data": {"validation": {"from": "PublicTest", "fraction": 1.0}}})
-    data, splits = load_for_spec(spec, FULL_FER2013)
+    data, splits = load_for_spec(with_overrides(spec, data=str(FULL_FER2013)))
     assert len(data) == 35887
     assert splits.sizes() == {"Training": 28709, "Validation": 3589, "PrivateTest": 3589}
     train_counts = np.bincount(data.labels[splits.train]).tolist()

@@ -6,12 +6,12 @@ import cv2
 import numpy as np
 import pytest
 
-from cnntree import scenes
-from cnntree.classifier import CnnTreeClassifier
-from cnntree.detect import FaceDetector, FaceTracker, crop_faces, overlap
+from cnntree import load_model, save_model
 from cnntree.errors import CnnTreeError
-from cnntree.mirror import Mirror, open_source, run_mirror
-from cnntree.rehearse import load_script, parse_script, report, score_segments
+from cnntree.live import scenes
+from cnntree.live.detect import FaceDetector, FaceTracker, crop_faces, overlap
+from cnntree.live.mirror import Mirror, open_source, run_mirror
+from cnntree.live.rehearse import load_script, parse_script, report, score_segments
 
 from .conftest import ROOT, run_cli
 
@@ -111,7 +111,7 @@ def test_mirror_on_a_photo_writes_the_annotated_photo(tmp_path, tiny_model, samp
     photo = tmp_path / "group.jpg"
     frame = scenes.render(sample.images[found[:3]], scenes.grid_boxes(3), scenes.background())
     cv2.imwrite(str(photo), frame)
-    clf = CnnTreeClassifier.load(tiny_model)
+    clf = load_model(tiny_model)
     run = run_mirror(Mirror(clf), open_source(str(photo)), out=tmp_path / "labelled.png", printer=lambda *_: None)
     assert run.frames == 1 and run.faces == 3
     labelled = cv2.imread(str(tmp_path / "labelled.png"))
@@ -157,7 +157,7 @@ def test_an_interrupted_video_leaves_nothing_under_its_name(tmp_path, tiny_model
             return super().process(frame, index, seconds)
 
     with pytest.raises(KeyboardInterrupt):
-        run_mirror(Failing(CnnTreeClassifier.load(tiny_model)), open_source(str(video)), out=tmp_path / "out.mp4",
+        run_mirror(Failing(load_model(tiny_model)), open_source(str(video)), out=tmp_path / "out.mp4",
                    jsonl=tmp_path / "f.jsonl", printer=lambda *_: None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
 
@@ -166,13 +166,13 @@ def test_an_interrupted_video_leaves_nothing_under_its_name(tmp_path, tiny_model
 def test_exported_classifiers_agree_with_keras(tmp_path, tiny_model, sample, fmt):
     code, stdout, stderr = run_cli("export", tiny_model, "--format", fmt, "--out", tmp_path / fmt)
     assert code == 0, stderr
-    keras_clf, exported = CnnTreeClassifier.load(tiny_model), CnnTreeClassifier.load(tmp_path / fmt)
+    keras_clf, exported = load_model(tiny_model), load_model(tmp_path / fmt)
     assert exported.runtime == fmt and sorted(p.suffix for p in (tmp_path / fmt / "networks").iterdir()) == [f".{fmt}"] * 2
     x = sample.images[sample.splits == "PrivateTest"]
     for mode in ("soft", "hard"):
         np.testing.assert_allclose(exported.predict_proba(x, mode), keras_clf.predict_proba(x, mode), atol=1e-4)
     with pytest.raises(CnnTreeError, match=f"runs exported {fmt} networks"):
-        exported.save(tmp_path / "again")
+        save_model(exported, tmp_path / "again")
 
 
 def test_savedmodel_export_and_runtime_mismatch(tmp_path, tiny_model, sample, found):
@@ -180,7 +180,7 @@ def test_savedmodel_export_and_runtime_mismatch(tmp_path, tiny_model, sample, fo
     assert code == 0, stderr
     assert (tmp_path / "sm" / "networks" / "root" / "saved_model.pb").exists()
     with pytest.raises(CnnTreeError, match="a SavedModel export is for TensorFlow Serving"):
-        CnnTreeClassifier.load(tmp_path / "sm")
+        load_model(tmp_path / "sm")
     video = tmp_path / "in.mp4"
     _video(video, sample.images[found[:1]], frames=2)
     code, _, stderr = run_cli("mirror", tiny_model, "--source", video, "--runtime", "onnx")

@@ -4,8 +4,8 @@ import re
 import numpy as np
 import pytest
 
-from cnntree.models import MODELS, create_model
-from cnntree.spec import MODEL
+from cnntree.nets.models import MODELS, create_model
+from cnntree.spec.sections import MODEL
 
 from .conftest import ROOT
 
@@ -45,7 +45,7 @@ def test_models_normalise_raw_pixels(normalize, expected):
 
 
 def test_models_and_training_use_only_the_keras_public_api():
-    for module in ("models.py", "train.py"):
+    for module in ("nets/models.py", "nets/train.py", "nets/schedules.py", "data/augment.py"):
         source = (ROOT / "cnntree" / module).read_text()
         assert not re.search(r"^\s*(import|from)\s+tensorflow", source, re.M), module
         assert "tf." not in source, module

@@ -16,7 +16,8 @@ import sys
 import numpy as np
 import pytest
 
-from cnntree.parallel import NetworkJob, ProcessPool, RayTasks, Sequential, make_runner, share
+from cnntree import load_model
+from cnntree.nets.parallel import NetworkJob, ProcessPool, RayTasks, Sequential, make_runner, share
 
 from .conftest import TINY_MODEL
 
@@ -57,9 +58,8 @@ def reference(store, sample):
 
 
 def probabilities(model_dir, sample):
-    from cnntree.classifier import CnnTreeClassifier
 
-    return CnnTreeClassifier.load(model_dir).predict_proba(sample.images[sample.splits == "PrivateTest"])
+    return load_model(model_dir).predict_proba(sample.images[sample.splits == "PrivateTest"])
 
 
 def assert_nested(store, parent_id):

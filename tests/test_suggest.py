@@ -7,8 +7,8 @@ import pytest
 
 from cnntree.cli import main
 from cnntree.errors import CnnTreeError
+from cnntree.hierarchy.suggest import confusion_affinity, suggest_hierarchy, tree_spec
 from cnntree.spec import load_spec, parse_spec
-from cnntree.suggest import confusion_affinity, suggest_hierarchy, tree_spec
 
 CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 
@@ -85,15 +85,15 @@ def test_the_written_spec_inherits_the_source_settings_and_validates():
 
 
 def test_suggest_cli_writes_a_spec_that_validates_and_draws(tmp_path, capsys, sample):
-    from cnntree.classifier import CnnTreeClassifier
+    from cnntree import CnnTreeClassifier, save_model
 
     from .conftest import TINY_MODEL
 
     flat = parse_spec({"name": "flat", "kind": "single",
                        "defaults": {"model": TINY_MODEL, "train": {"epochs": 1, "batch_size": 32, "seed": 1}}})
     train, val = sample.splits == "Training", sample.splits == "PublicTest"
-    model = CnnTreeClassifier(flat, work_dir=tmp_path / "work", printer=lambda *_: None).fit(
-        sample.images[train], sample.labels[train], (sample.images[val], sample.labels[val])).save(tmp_path / "m")
+    model = save_model(CnnTreeClassifier(flat, work_dir=tmp_path / "work", printer=lambda *_: None).fit(
+        sample.images[train], sample.labels[train], (sample.images[val], sample.labels[val])), tmp_path / "m")
     out = tmp_path / "trees" / "mine.json"
     assert main(["suggest", str(model), "--out", str(out), "--method", "spectral", "--max-children", "3"]) == 0
     text = capsys.readouterr().out

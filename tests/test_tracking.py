@@ -11,6 +11,8 @@ import time
 import numpy as np
 import pytest
 
+from cnntree import load_model
+
 from .conftest import ROOT
 
 TINY = {"name": "tiny_single", "kind": "single",
@@ -32,12 +34,13 @@ def trained(tmp_path_factory):
                              env=env)
     assert code == 0, err[-3000:]
     (cwd / "tiny.json").write_text(json.dumps(TINY))
-    code2, _, err2 = cnntree(cwd, "train", cwd / "tiny.json", "--experiment", "moravcik", env=env)
-    assert code2 == 0, err2[-3000:]
+    for seed in ("0", "1"):  # two seeds of one spec: compare groups them
+        code2, _, err2 = cnntree(cwd, "train", cwd / "tiny.json", "--experiment", "moravcik", "--seed", seed, env=env)
+        assert code2 == 0, err2[-3000:]
     import mlflow
 
     mlflow.set_tracking_uri(f"sqlite:///{cwd}/runs/mlflow.db")
-    return cwd, out, mlflow.MlflowClient()
+    return cwd, out + err, mlflow.MlflowClient()
 
 
 def test_train_prints_progress_and_results(trained):
@@ -80,12 +83,36 @@ def test_compare_lists_tree_beside_single(trained):
     cwd, _, _ = trained
     code, out, err = cnntree(cwd, "compare", "--experiment", "moravcik", env={"MLFLOW_TRACKING_URI": ""})
     assert code == 0, err
-    lines = out.splitlines()
+    runs, grouped = out.split("\n\n")
+    lines = runs.splitlines()
     assert lines[0].split()[:4] == ["run", "status", "kind", "spec"]
     kinds = sorted((line.split()[2], line.split()[3]) for line in lines[1:])
-    assert kinds == [("single", "tiny_single"), ("tree", "moravcik")]
+    assert kinds == [("single", "tiny_single"), ("single", "tiny_single"), ("tree", "moravcik")]
     code, out, _ = cnntree(cwd, "compare", "--json", env={"MLFLOW_TRACKING_URI": ""})
-    assert {r["kind"] for r in json.loads(out)} == {"single", "tree"}
+    result = json.loads(out)
+    assert {r["kind"] for r in result["runs"]} == {"single", "tree"}
+    tiny = [g for g in result["over_seeds"] if g["spec"] == "tiny_single"]
+    accuracies = [r["metrics"]["private_accuracy"] for r in result["runs"] if r["spec"] == "tiny_single"]
+    assert len(tiny) == 1 and tiny[0]["runs"] == 2
+    assert tiny[0]["mean"] == pytest.approx(np.mean(accuracies)) and tiny[0]["std"] == pytest.approx(np.std(accuracies))
+    row = [line for line in grouped.splitlines() if line.startswith("tiny_single")][0]
+    assert f"{np.mean(accuracies):.4f} +- {np.std(accuracies):.4f}" in row and " 2 " in row
+
+
+def test_mlflow_shows_the_data_the_kind_the_children_and_where_to_look(trained):
+    cwd, out, client = trained
+    experiment = client.get_experiment_by_name("moravcik")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert "MLflow UI: mlflow ui --backend-store-uri sqlite:///runs/mlflow.db" in out
+    assert f"http://127.0.0.1:5000/#/experiments/{experiment.experiment_id}/runs" in out
+    parent = [r for r in client.search_runs([experiment.experiment_id]) if r.data.tags.get("cnntree.kind") == "tree"][0]
+    inputs = parent.inputs.dataset_inputs
+    assert len(inputs) == 1 and inputs[0].dataset.name == "fer2013_sample" and len(inputs[0].dataset.digest) == 8
+    tags = {t.key: t.value for t in inputs[0].tags}
+    assert tags["mlflow.data.context"] == "training" and tags["split.Training"] == "1134"
+    assert tags["split.PrivateTest"] == "245" and tags["faces"] == "1750"
+    note = parent.data.tags["mlflow.note.content"]
+    assert note.startswith("4 child run(s):") and all(f"[NN{i}](#/experiments/" in note for i in range(1, 5))
 
 
 def test_saved_classifier_evaluates_and_predicts(trained, sample):
@@ -109,7 +136,6 @@ def test_pyfunc_model_matches_the_classifier(trained, sample):
     import mlflow
     import pandas as pd
 
-    from cnntree.classifier import CnnTreeClassifier
 
     cwd, _, client = trained
     parent = [r for r in client.search_runs([client.get_experiment_by_name("moravcik").experiment_id])
@@ -118,7 +144,7 @@ def test_pyfunc_model_matches_the_classifier(trained, sample):
     faces = sample.images[:5]
     frame = pd.DataFrame({"pixels": [" ".join(map(str, f.ravel())) for f in faces]})
     served = model.predict(frame)
-    expected = CnnTreeClassifier.load(cwd / "model").predict_proba(faces)
+    expected = load_model(cwd / "model").predict_proba(faces)
     np.testing.assert_allclose(served[list(expected_classes())].to_numpy(), expected, atol=1e-5)
     assert list(served["label"]) == [expected_classes()[i] for i in expected.argmax(1)]
 
@@ -130,8 +156,7 @@ def expected_classes():
 def test_a_crash_ends_the_run_failed(tmp_path, monkeypatch):
     import mlflow
 
-    from cnntree import cli
-    from cnntree.classifier import CnnTreeClassifier
+    from cnntree import CnnTreeClassifier, cli
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

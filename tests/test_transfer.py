@@ -7,11 +7,13 @@ import cv2
 import numpy as np
 import pytest
 
-from cnntree.classifier import CnnTreeClassifier
+from cnntree import CnnTreeClassifier, load_model, save_model
 from cnntree.cli import main
+from cnntree.compose.transfer import freeze_for, retrain, with_new_output
 from cnntree.data import load_faces
+from cnntree.data.labels import align, parse_label_map
+from cnntree.data.splits import stratified_folds as folds_of
 from cnntree.errors import CnnTreeError
-from cnntree.transfer import align, folds_of, freeze_for, parse_label_map, retrain, with_new_output
 
 from .conftest import TINY_MODEL
 
@@ -49,7 +51,7 @@ def single_model(tmp_path_factory, sample):
     train, val = sample.splits == "Training", sample.splits == "PublicTest"
     clf = CnnTreeClassifier(spec, work_dir=root / "work", printer=lambda *_: None).fit(
         sample.images[train], sample.labels[train], (sample.images[val], sample.labels[val]))
-    return clf.save(root / "model")
+    return save_model(clf, root / "model")
 
 
 @pytest.fixture
@@ -84,7 +86,7 @@ def test_direct_evaluation_on_a_folder(target, tiny_model, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["split"] == "all" and out["result"]["n"] == 96
     assert out["result"]["alignment"]["excluded"] == ["contempt"]
-    clf = CnnTreeClassifier.load(tiny_model)
+    clf = load_model(tiny_model)
     aligned, _ = align(load_faces(target, cache=False), clf.spec.classes, parse_label_map(LABEL_MAP))
     assert out["metrics"]["all_accuracy"] == pytest.approx(clf.score(aligned.images, aligned.labels))
     assert main(["evaluate", str(tiny_model), "--data", str(target), "--label-map", LABEL_MAP]) == 0
@@ -93,7 +95,7 @@ def test_direct_evaluation_on_a_folder(target, tiny_model, capsys):
 
 
 def test_a_new_output_layer_and_freezing(single_model, sample):
-    model = CnnTreeClassifier.load(single_model).keras_models()["net"]
+    model = load_model(single_model).keras_models()["net"]
     grown = with_new_output(model, 9)
     assert grown.output_shape == (None, 9)
     weighted = [layer for layer in grown.layers if layer.weights]
@@ -148,7 +150,7 @@ def test_transfer_a_single_network_with_subject_independent_folds(tmp_path, targ
     assert metrics["accuracy_std"] == pytest.approx(np.std(accuracies))
     artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id, "evaluation")}
     assert "evaluation/confusion.png" in artifacts
-    final = CnnTreeClassifier.load(out)  # trained on all folds, over the target's classes after the label map
+    final = load_model(out)  # trained on all folds, over the target's classes after the label map
     assert final.spec.classes == ("angry", "contempt", "disgust", "fear", "happy", "sad", "surprise")
     assert final.predict_proba(np.zeros((3, 48, 48), np.uint8)).shape == (3, 7)
 
@@ -171,8 +173,8 @@ def test_transfer_a_tree_keeps_its_routing(tmp_path, sample, tiny_model, store, 
     out = tmp_path / "tree"
     assert main(["transfer", str(tiny_model), "--data", str(folder), "--label-map", LABEL_MAP, "--folds", "2",
                  "--epochs", "1", "--out", str(out), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["classes"] == list(CnnTreeClassifier.load(tiny_model).spec.classes)
-    original, moved = CnnTreeClassifier.load(tiny_model), CnnTreeClassifier.load(out)
+    assert json.loads(capsys.readouterr().out)["classes"] == list(load_model(tiny_model).spec.classes)
+    original, moved = load_model(tiny_model), load_model(out)
     assert moved.spec.raw == original.spec.raw and moved.spec.classes == original.spec.classes
     x = sample.images[:20]
     def first_conv(clf):

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from cnntree import runtime
-from cnntree.classifier import CnnTreeClassifier
+from cnntree import export_model, load_model, save_model
 from cnntree.files import atomic_path, write_text_atomically
-from cnntree.rehearse import report
+from cnntree.live.rehearse import report
+from cnntree.nets import runtime
 
 
 def leftovers(folder):
@@ -27,8 +27,8 @@ def interrupt_after(calls):
 
 
 def test_an_interrupted_model_save_keeps_the_older_model_whole(tmp_path, tiny_model, monkeypatch):
-    clf = CnnTreeClassifier.load(tiny_model)
-    saved = clf.save(tmp_path / "model")
+    clf = load_model(tiny_model)
+    saved = save_model(clf, tmp_path / "model")
     before = {p.name: p.stat().st_size for p in (saved / "networks").iterdir()}
     original = clf._write
 
@@ -38,22 +38,22 @@ def test_an_interrupted_model_save_keeps_the_older_model_whole(tmp_path, tiny_mo
 
     monkeypatch.setattr(clf, "_write", second_network_fails)
     with pytest.raises(KeyboardInterrupt):
-        clf.save(tmp_path / "model")
+        save_model(clf, tmp_path / "model")
     with pytest.raises(KeyboardInterrupt):
-        clf.save(tmp_path / "fresh")
+        save_model(clf, tmp_path / "fresh")
     assert not (tmp_path / "fresh").exists() and leftovers(tmp_path) == []
     assert {p.name: p.stat().st_size for p in (saved / "networks").iterdir()} == before
-    np.testing.assert_allclose(CnnTreeClassifier.load(saved).predict_proba(np.zeros((2, 48, 48), np.uint8)),
-                               CnnTreeClassifier.load(tiny_model).predict_proba(np.zeros((2, 48, 48), np.uint8)))
+    np.testing.assert_allclose(load_model(saved).predict_proba(np.zeros((2, 48, 48), np.uint8)),
+                               load_model(tiny_model).predict_proba(np.zeros((2, 48, 48), np.uint8)))
 
 
 def test_an_interrupted_export_leaves_no_directory(tmp_path, tiny_model, monkeypatch):
     real = runtime.export_network
     stop = interrupt_after(1)
-    monkeypatch.setattr("cnntree.classifier.export_network",
+    monkeypatch.setattr("cnntree.compose.storage.export_network",
                         lambda model, fmt, path: (stop(), real(model, fmt, path)))
     with pytest.raises(KeyboardInterrupt):
-        CnnTreeClassifier.load(tiny_model).export(tmp_path / "onnx", "onnx")
+        export_model(load_model(tiny_model), tmp_path / "onnx", "onnx")
     assert list(tmp_path.iterdir()) == []
 
 

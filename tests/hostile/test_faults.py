@@ -90,3 +90,29 @@ def test_a_killed_training_resumes_to_the_same_result(store):
     resumed = [r for r in by_id.values() if r.data.tags.get("cnntree.resumed_from") == old.info.run_id]
     assert len(resumed) == 1 and resumed[0].info.status == "FINISHED"
     assert abs(resumed[0].data.metrics["private_accuracy"] - reference) <= 0.005
+
+
+def test_sigterm_ends_the_run_killed_and_resume_finishes_it(store):
+    """SIGTERM (timeout, docker stop, systemd) is handled as Ctrl-C: exit 143, the MLflow runs end
+    KILLED, never RUNNING, and --resume continues from the last finished epoch."""
+    work = store / "terminated"
+    victim = train(store, "--work-dir", work)
+    seen = []
+    for line in victim.stdout:
+        seen.append(line)
+        if line.startswith("[root 1/2] epoch 1/3"):
+            victim.send_signal(signal.SIGTERM)
+            break
+    seen.append(victim.communicate(timeout=120)[0])
+    assert victim.returncode == 143 and "cnntree: terminated" in "".join(seen), "".join(seen)
+    run_id = json.loads((work / "run.json").read_text())["run_id"]
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{store}/mlflow.db")
+    assert client.get_run(run_id).info.status == "KILLED"
+    children = client.search_runs([client.get_run(run_id).info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'")
+    assert children and {c.info.status for c in children} == {"KILLED"}
+    again = train(store, "--work-dir", work, "--resume")
+    output = again.communicate(timeout=600)[0]
+    assert again.returncode == 0, output
+    assert "[root 1/2] resuming after epoch 1" in output

@@ -15,7 +15,7 @@ import pytest
 
 from cnntree.cli import main
 
-from ..conftest import ROOT, run_cli, write_csv, write_folder
+from ..conftest import MORAVCIK, ROOT, run_cli, write_csv, write_folder
 
 GOOD = json.loads((ROOT / "trees" / "moravcik.json").read_text())
 
@@ -98,9 +98,6 @@ def test_missing_spec_for_train(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------------- data (data, train)
-
-MORAVCIK = ROOT / "trees" / "moravcik.json"
-
 
 def test_truncated_gzip(tmp_path, capsys, sample):
     good = write_csv(tmp_path / "good.csv.gz", [(int(sample.labels[i]), sample.images[i], "Training") for i in range(50)])
@@ -283,10 +280,10 @@ def test_rehearse_on_a_photo(tmp_path, capsys, tiny_model, sample):
 @pytest.mark.parametrize("argv,fragment", [
     (["mirror", "M", "--source", "0", "--smoothing", "1.5"], "--smoothing"),
     (["export", "M", "--format", "pdf", "--out", "x"], "--format"),
-    (["train", "trees/moravcik.json", "--epochs", "0"], "--epochs"),
-    (["train", "trees/moravcik.json", "--jobs", "0"], "--jobs"),
-    (["compare-trees", "trees/moravcik.json", "--jobs", "-2"], "--jobs"),
-    (["train", "trees/moravcik.json", "--workers", "0"], "--workers"),
+    (["train", MORAVCIK, "--epochs", "0"], "--epochs"),
+    (["train", MORAVCIK, "--jobs", "0"], "--jobs"),
+    (["compare-trees", MORAVCIK, "--jobs", "-2"], "--jobs"),
+    (["train", MORAVCIK, "--workers", "0"], "--workers"),
 ], ids=["smoothing out of range", "unknown export format", "zero epochs", "zero jobs", "negative jobs", "zero workers"])
 def test_bad_options_are_usage_errors(capsys, argv, fragment):
     with pytest.raises(SystemExit) as stop:
@@ -318,7 +315,7 @@ def _train_against(uri, tmp_path):
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
     proc = subprocess.run([sys.executable, "-m", "cnntree.cli", "train", str(MORAVCIK), "--quick",
                            "--work-dir", str(tmp_path / "work")], capture_output=True, text=True, env=env,
-                          cwd=ROOT, timeout=300)
+                          cwd=tmp_path, timeout=300)
     return proc.returncode, proc.stdout, proc.stderr
 
 

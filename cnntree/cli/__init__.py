@@ -1,0 +1,74 @@
+"""The ``cnntree`` command: one sub-command per job, one-line errors, exit status 2 on bad input.
+
+Each command module (``spec_commands``, ``train_commands``, ``model_commands``, ``live_commands``)
+declares its commands: a name, a help line, ``add_arguments`` and ``run``. A command parses, calls
+one library function and prints; the work is in the library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import traceback
+
+from ..errors import CnnTreeError, Terminated
+from . import live_commands, model_commands, spec_commands, train_commands
+
+COMMANDS = [*spec_commands.COMMANDS, *train_commands.COMMANDS, *model_commands.COMMANDS, *live_commands.COMMANDS]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cnntree", description="Hierarchical ensembles of CNNs for facial "
+                                     "expression recognition.")
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks for internal errors and the "
+                        "backend's own start-up lines")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        p = sub.add_parser(command.name, help=command.help, description=command.help)
+        command.add_arguments(p)
+        p.set_defaults(command_class=command)
+    return parser
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+def _quiet_libraries() -> None:
+    """Library chatter (TensorFlow retracing notes, MLflow hints) is not for cnntree's users."""
+    import logging
+    import warnings
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"mlflow\..*")
+
+
+def main(argv=None) -> int:
+    _quiet_libraries()
+    args = build_parser().parse_args(argv)
+    debug = args.debug or os.environ.get("CNNTREE_DEBUG") == "1"
+    previous = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM ends runs as Ctrl-C does
+    try:
+        if getattr(args.command_class, "needs_backend", True):
+            from ..nets.backend import start
+
+            start(debug)
+        return args.command_class.run(args)
+    except CnnTreeError as error:
+        print(f"cnntree: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as interrupt:
+        terminated = isinstance(interrupt, Terminated)
+        print(f"cnntree: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        return 143 if terminated else 130
+    except Exception as error:  # an internal error: one line, traceback on request
+        if debug:
+            traceback.print_exc()
+        print(f"cnntree: internal error: {type(error).__name__}: {error} (run with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,60 @@
+"""Argument types and shared options: every number is bounded (the spec's own bounds where the
+option overrides a spec field), so no option accepts what the spec would refuse."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..spec.schema import Num
+from ..spec.sections import SEED, TRAIN
+
+
+def bounded(field: Num):
+    """An argparse type for a number the schema field accepts (its range, integer or not)."""
+
+    def parse(text: str):
+        try:
+            value = float(text) if not field.integer else int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if field.integer else 'a number'}, "
+                                             f"got {text!r}") from None
+        try:
+            return field.parse(value, "")
+        except Exception as error:  # CnnTreeError: the range, in the schema's words
+            raise argparse.ArgumentTypeError(str(error).lstrip(": ")) from None
+
+    parse.__name__ = field.describe()
+    return parse
+
+
+def count(lo: int, hi: int):
+    return bounded(Num(lo=lo, hi=hi, integer=True))
+
+
+EPOCHS = bounded(TRAIN.fields["epochs"])
+WORKERS = bounded(TRAIN.fields["workers"])
+SEED_VALUE = bounded(SEED)
+JOBS = count(1, 256)
+FRACTION = bounded(Num(lo=0, hi=0.99))
+
+
+def info(line: str) -> None:
+    """Progress for people, on standard error (standard output carries results)."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def add_data(p, what: str = "the spec's data") -> None:
+    p.add_argument("--data", metavar="PATH", help=f"a FER2013 .csv/.csv.gz or an image folder instead of {what}")
+    p.add_argument("--skip-bad", action="store_true", help="skip bad rows or image files and report how many")
+
+
+def add_parallel(p) -> None:
+    p.add_argument("--jobs", type=JOBS, default=1, metavar="N",
+                   help="train up to N networks at once in local processes, sharing the cores (1-256)")
+    p.add_argument("--ray", metavar="ADDRESS", help="train the networks as tasks on a Ray cluster (an address, "
+                   "'auto', or 'local' to start one here); needs pip install 'cnntree[ray]'")
+
+
+def add_json(p) -> None:
+    p.add_argument("--json", action="store_true", help="print the result as JSON")

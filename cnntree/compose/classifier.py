@@ -1,0 +1,197 @@
+"""One scikit-learn estimator for every kind of spec: tree, single network, voting ensemble.
+
+``fit`` trains each network on its own balanced data (``data.nodedata``); ``predict_proba``
+combines the networks' outputs with the spec's router (``routing``) or vote (``voting``). Saving,
+loading and exporting live in ``storage``.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import NotFittedError
+
+from ..data.augment import tta_views
+from ..data.nodedata import node_dataset, node_targets
+from ..errors import CnnTreeError
+from ..files import write_text_atomically
+from ..nets.parallel import NetworkJob, make_runner
+from ..nets.runtime import RUNTIMES, KerasRuntime
+from ..spec import Spec
+from .calibration import make_calibration, training_priors
+from .routing import ROUTERS
+from .voting import VOTES
+
+
+class NotFitted(NotFittedError, CnnTreeError):
+    """Predicting before ``fit``: scikit-learn's NotFittedError, and one line on the command line."""
+
+
+def check_faces(images, labels, n_classes: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Validation at the edge: (n, 48, 48) faces of 0-255 and n labels in 0..n_classes-1."""
+    images, labels = np.asarray(images), np.asarray(labels)
+    if images.ndim != 3 or images.shape[1:] != (48, 48) or len(images) != len(labels) or not len(images):
+        raise CnnTreeError(f"{what}: expected (n, 48, 48) grey faces and n labels, got images {images.shape} and "
+                           f"labels {labels.shape}")
+    if labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() >= n_classes:
+        raise CnnTreeError(f"{what}: labels must be class indices 0..{n_classes - 1}")
+    return images.astype(np.uint8, copy=False), labels.astype(np.int64, copy=False)
+
+
+class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
+    """A classifier made of the spec's networks.
+
+    Parameters are stored as given: ``spec`` (a :class:`Spec`, its overrides such as epochs or a
+    smoke-run budget applied with :func:`cnntree.spec.with_overrides`), ``work_dir`` (per-network
+    checkpoints, so an interrupted ``fit`` resumes there), ``jobs`` (networks trained at once in
+    local processes), ``ray`` (a Ray cluster address, or ``"local"``, to train them as Ray tasks)
+    and ``printer`` (where progress lines go). Fitted state ends in ``_``.
+    """
+
+    def __init__(self, spec: Spec, work_dir=None, jobs: int = 1, ray: str | None = None, printer=print):
+        self.spec = spec
+        self.work_dir = work_dir
+        self.jobs = jobs
+        self.ray = ray
+        self.printer = printer
+
+    # ------------------------------------------------------------------ fitting
+
+    def fit(self, images: np.ndarray, labels: np.ndarray, validation: tuple[np.ndarray, np.ndarray],
+            network_run=None) -> CnnTreeClassifier:
+        """Train every network. ``labels`` index ``spec.classes``; ``validation`` is (images, labels).
+
+        ``network_run(node)`` may return a picklable context manager around one network's training
+        that yields extra Keras callbacks (the MLflow child run); it is entered where the network
+        trains, which with ``jobs`` or ``ray`` is another process.
+        """
+        images, labels = check_faces(images, labels, len(self.spec.classes), "images")
+        validation = check_faces(*validation, len(self.spec.classes), "validation")
+        work = Path(self.work_dir or tempfile.mkdtemp(prefix="cnntree-")).resolve()
+        self._claim(work, labels)
+        classes = list(self.spec.classes)
+        self.networks_, self.val_accuracy_, self.histories_ = {}, {}, {}
+        self.priors_ = {}
+        self.images_seen_ = 0  # training faces times epochs, over every network: the budget actually spent
+        started = time.perf_counter()
+        jobs = []
+        for i, node in enumerate(self.spec.nodes, start=1):
+            label = f"{node.id} {i}/{len(self.spec.nodes)}"
+            data = node_dataset(node, labels, classes, np.arange(len(labels)))
+            index, targets = data.index, data.targets
+            if node.train["max_samples"] and len(index) > node.train["max_samples"]:
+                index, targets = index[:node.train["max_samples"]], targets[:node.train["max_samples"]]  # shuffled
+            val_index, val_targets = node_targets(node, validation[1], classes, np.arange(len(validation[1])))
+            self.printer(f"[{label}] {' | '.join('+'.join(g) for g in node.groups)}: {len(index)} training faces "
+                         f"(balanced {node.balance['strategy']}: {list(data.before)} -> {list(data.after)}), "
+                         f"{len(val_index)} validation")
+            self.priors_[node.id] = training_priors(data.before, data.after, data.class_weight)
+            jobs.append(NetworkJob(label, {"model": node.model, "augment": node.augment, "train": node.train}, len(node.groups), (images[index], targets),
+                                   (validation[0][val_index], val_targets), work / "nodes" / node.id,
+                                   data.class_weight, network_run(node) if network_run else None))
+        for position, model, state in make_runner(self.jobs, self.ray).run(jobs, self.printer):
+            node = self.spec.nodes[position]
+            self.networks_[node.id] = KerasRuntime(model)
+            val_images, val_targets = jobs[position].validation
+            self.val_accuracy_[node.id] = float((self._network_output(node, val_images).argmax(1) == val_targets).mean())
+            self.histories_[node.id] = state["history"]
+            self.images_seen_ += len(jobs[position].train[1]) * len(state["history"].get("loss", []))
+        self.networks_ = {node.id: self.networks_[node.id] for node in self.spec.nodes}  # spec order
+        self.fit_seconds_ = time.perf_counter() - started
+        return self
+
+    def _claim(self, work: Path, labels: np.ndarray) -> None:
+        """Resume only the same training: a work folder remembers the spec, settings and data size."""
+        given = self.spec.overrides
+        stamp = {"spec": self.spec.raw, "epochs": given.get("epochs"), "quick": given.get("quick", False),
+                 "counts": np.bincount(labels, minlength=len(self.spec.classes)).tolist()}
+        changed = {k: v for k, v in given.items() if k in ("seed", "max_samples")}  # what changes the result
+        if changed:
+            stamp["overrides"] = changed
+        file = work / "training.json"
+        if file.exists() and json.loads(file.read_text()) != stamp:
+            raise CnnTreeError(f"{work}: holds checkpoints of another training (other spec, settings or data); "
+                               "use another work folder or delete this one")
+        work.mkdir(parents=True, exist_ok=True)
+        write_text_atomically(file, json.dumps(stamp))
+
+    # ------------------------------------------------------------------ predicting
+
+    def _network_output(self, node, images: np.ndarray) -> np.ndarray:
+        if len(images) == 0:
+            return np.zeros((0, len(node.groups)))
+        network = self.networks_[node.id]
+        views = tta_views(images, node.augment["test_time"])
+        total = sum(network(view.astype(np.float32)[..., None]) for view in views)
+        calibration = make_calibration(node.balance["calibrate"], self.priors_.get(node.id))
+        return calibration.apply(np.asarray(total / len(views), np.float64))
+
+    def network_outputs(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """Each network's own probabilities over its groups (for diagnostics and combining)."""
+        self._check_fitted()
+        return {node.id: self._network_output(node, images) for node in self.spec.nodes}
+
+    def modes(self) -> tuple[str, ...]:
+        return tuple(VOTES) if self.spec.kind == "voting" else tuple(ROUTERS)
+
+    def default_mode(self) -> str:
+        return self.spec.voting if self.spec.kind == "voting" else "soft"
+
+    def combiner(self, mode: str | None = None):
+        mode = mode or self.default_mode()
+        if mode not in self.modes():
+            raise CnnTreeError(f"mode \"{mode}\" does not apply to a {self.spec.kind}; use one of {', '.join(self.modes())}")
+        if self.spec.kind == "voting":
+            return VOTES[mode]([n.id for n in self.spec.nodes], self.val_accuracy_)
+        return ROUTERS[mode](self.spec)
+
+    def predict_proba(self, images: np.ndarray, mode: str | None = None) -> np.ndarray:
+        """Class probabilities in ``spec.classes`` order (soft routing / the spec's vote by default)."""
+        return self.combiner(mode).combine(self.network_outputs(images))
+
+    def predict(self, images: np.ndarray, mode: str | None = None) -> np.ndarray:
+        """Class indices into ``classes_`` (``spec.classes``)."""
+        return self.predict_proba(images, mode).argmax(axis=1)
+
+    def score(self, images: np.ndarray, labels: np.ndarray, mode: str | None = None) -> float:
+        """Accuracy on ``images`` (scikit-learn's ``score``)."""
+        return float((self.predict(images, mode) == labels).mean())
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """The class names in output order, once fitted (scikit-learn's ``classes_``)."""
+        self._check_fitted()
+        return np.array(self.spec.classes)
+
+    @property
+    def runtime(self) -> str:
+        """The runtime its networks run on: keras, onnx or tflite."""
+        self._check_fitted()
+        return next(iter(self.networks_.values())).name
+
+    def keras_models(self) -> dict:
+        """The Keras model of every network (saving, exporting and transfer need them)."""
+        self._check_fitted()
+        if not all(isinstance(n, KerasRuntime) for n in self.networks_.values()):
+            raise CnnTreeError(f"this classifier runs exported {self.runtime} networks; "
+                               "save, export and retrain from the Keras model directory")
+        return {node_id: network.model for node_id, network in self.networks_.items()}
+
+    @classmethod
+    def from_networks(cls, spec: Spec, networks: dict, val_accuracy=None, priors=None, histories=None):
+        """A fitted classifier from trained networks (runtimes or Keras models) by node id: what
+        loading a model directory and transferring to new data both build."""
+        clf = cls(spec)
+        clf.networks_ = {node.id: networks[node.id] if isinstance(networks[node.id], tuple(RUNTIMES.values())) else
+                         KerasRuntime(networks[node.id]) for node in spec.nodes}
+        clf.val_accuracy_, clf.priors_, clf.histories_ = dict(val_accuracy or {}), dict(priors or {}), dict(histories or {})
+        return clf
+
+    def _check_fitted(self):
+        if not hasattr(self, "networks_"):
+            raise NotFitted("this classifier is not trained yet: call fit() or load a model directory")

@@ -1,0 +1,107 @@
+"""Evaluation on one labelled split: flat metrics (scikit-learn), hierarchical metrics for trees,
+and each network's report on its own relabelled test data."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, precision_recall_fscore_support
+
+from ..data.nodedata import node_targets
+
+
+def split_prefix(split: str) -> str:
+    """``PublicTest`` -> ``public``, ``PrivateTest`` -> ``private``, others lower-cased."""
+    return split.lower().removesuffix("test") or split.lower()
+
+
+def flat_metrics(y_true, y_pred, classes) -> dict:
+    labels = list(range(len(classes)))
+    out = {"accuracy": float(accuracy_score(y_true, y_pred))}
+    for average in ("macro", "weighted"):
+        p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=average, zero_division=0)
+        out.update({f"{average}_precision": float(p), f"{average}_recall": float(r), f"{average}_f1": float(f)})
+    out["report"] = classification_report(y_true, y_pred, labels=labels, target_names=list(classes),
+                                          output_dict=True, zero_division=0)
+    out["confusion"] = confusion_matrix(y_true, y_pred, labels=labels).tolist()
+    return out
+
+
+def hierarchical_metrics(spec, y_true, y_pred) -> dict:
+    """Hierarchical precision/recall/F1 (Kiritchenko et al.): overlap of the predicted and true
+    classes' ancestor sets (each class with every node above it, the root excluded)."""
+    import networkx as nx
+
+    root = spec.graph.graph.get("root")
+    paths = [set(nx.ancestors(spec.graph, c)) - {root} | {c} for c in spec.classes]
+    overlap = sum(len(paths[t] & paths[p]) for t, p in zip(y_true, y_pred))
+    predicted = sum(len(paths[p]) for p in y_pred)
+    true = sum(len(paths[t]) for t in y_true)
+    hp, hr = overlap / max(predicted, 1), overlap / max(true, 1)
+    return {"hierarchical_precision": hp, "hierarchical_recall": hr,
+            "hierarchical_f1": 2 * hp * hr / (hp + hr) if hp + hr else 0.0}
+
+
+def node_reports(clf, outputs: dict, labels) -> dict:
+    """Each network on its own relabelled test data (its classes only, grouped as it predicts)."""
+    reports = {}
+    for node in clf.spec.nodes:
+        index, targets = node_targets(node, labels, list(clf.spec.classes), np.arange(len(labels)))
+        names = ["+".join(g) for g in node.groups]
+        reports[node.id] = {"groups": names, **flat_metrics(targets, outputs[node.id][index].argmax(1), names)}
+    return reports
+
+
+def evaluate(clf, images, labels) -> dict:
+    """Every combining mode's flat metrics, hierarchical metrics for trees, per-network reports."""
+    outputs = clf.network_outputs(images)
+    result = {"n": int(len(labels)), "default_mode": clf.default_mode(), "modes": {}}
+    for mode in clf.modes():
+        predicted = clf.combiner(mode).combine(outputs).argmax(1)
+        metrics = flat_metrics(labels, predicted, clf.spec.classes)
+        if clf.spec.kind == "tree":
+            metrics.update(hierarchical_metrics(clf.spec, labels, predicted))
+        result["modes"][mode] = metrics
+    result["nodes"] = node_reports(clf, outputs, labels)
+    return result
+
+
+def headline(result: dict, split: str) -> dict[str, float]:
+    """The metric names every run logs, whatever its kind: ``private_accuracy``,
+    ``private_macro_f1``, ... (default mode), and ``private_accuracy_<mode>`` for every mode."""
+    prefix = split_prefix(split)
+    main = result["modes"][result["default_mode"]]
+    keys = ("accuracy", "macro_precision", "macro_recall", "macro_f1", "weighted_precision", "weighted_recall",
+            "weighted_f1", "hierarchical_precision", "hierarchical_recall", "hierarchical_f1")
+    out = {f"{prefix}_{k}": main[k] for k in keys if k in main}
+    out.update({f"{prefix}_accuracy_{mode}": m["accuracy"] for mode, m in result["modes"].items()})
+    out.update({f"{prefix}_{node}_accuracy": r["accuracy"] for node, r in result["nodes"].items()})
+    return out
+
+
+def evaluate_split(clf, spec, data_path=None, split: str = "PrivateTest", label_map: dict | None = None) -> dict:
+    """``clf`` on one test split of its spec's data (``spec`` carries the data overrides), or on
+    another data set (``data_path``) whose classes meet the model's through ``label_map``; a data set
+    without that split is evaluated whole. Returns {"split", "result"} (with "alignment" for
+    another data set)."""
+    from ..data import load_faces, load_for_spec
+    from ..data.labels import align
+    from ..errors import CnnTreeError
+
+    alignment = None
+    if data_path is None:
+        data, splits = load_for_spec(spec)
+        tests = splits.tests
+    else:
+        data, alignment = align(load_faces(data_path, skip_bad=spec.data["skip_bad"]), clf.spec.classes,
+                                label_map or {})
+        tests = {split: np.flatnonzero(data.splits == split)} if split in set(data.splits.tolist()) else None
+    if tests is None:
+        split, index = "all", np.arange(len(data.labels))
+    elif split not in tests:
+        raise CnnTreeError(f"--split: no test split \"{split}\"; test splits: {', '.join(tests)}")
+    else:
+        index = tests[split]
+    result = evaluate(clf, data.images[index], data.labels[index])
+    if alignment is not None:
+        result["alignment"] = alignment.as_dict()
+    return {"split": split, "faces": int(len(index)), "result": result}

@@ -1,0 +1,47 @@
+"""Reports people read: an evaluation as JSON, text and confusion-matrix pictures, and as a table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..files import write_text_atomically
+from ..plots import draw_confusion
+
+
+def evaluation_table(rows) -> str:
+    """Metrics per split and mode as a fixed-width table (the default mode starred)."""
+    lines = [f"{'split':12s} {'mode':9s} {'accuracy':>9s} {'macro F1':>9s} {'weighted F1':>12s}"]
+    for split, result in rows:
+        for mode, m in result["modes"].items():
+            star = "*" if mode == result["default_mode"] else " "
+            lines.append(f"{split:12s} {mode + star:9s} {m['accuracy']:9.4f} {m['macro_f1']:9.4f} {m['weighted_f1']:12.4f}")
+    return "\n".join(lines)
+
+
+def write_evaluation(result: dict, classes, split: str, folder: Path) -> list[Path]:
+    """Reports (JSON, text) and confusion-matrix pictures of one split; returns the files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = [folder / f"{split}_report.json"]
+    write_text_atomically(files[0], json.dumps(result, indent=2))
+    text = []
+    for mode, m in result["modes"].items():
+        text.append(f"== {split}, {mode} ==\n" + report_text(m["report"]))
+        files.append(draw_confusion(m["confusion"], classes, folder / f"{split}_{mode}_confusion.png",
+                                    f"{split} ({mode}): counts"))
+        files.append(draw_confusion(m["confusion"], classes, folder / f"{split}_{mode}_confusion_normalized.png",
+                                    f"{split} ({mode}): recall per class", normalize=True))
+    for node, report in result["nodes"].items():
+        text.append(f"== {split}, network {node} on its own test data ==\n" + report_text(report["report"]))
+    files.append(folder / f"{split}_report.txt")
+    write_text_atomically(files[-1], "\n".join(text))
+    return files
+
+
+def report_text(report: dict) -> str:
+    lines = [f"{'':28s} {'precision':>9s} {'recall':>9s} {'f1':>9s} {'support':>8s}"]
+    for name, row in report.items():
+        if isinstance(row, dict):
+            lines.append(f"{name:28s} {row['precision']:9.3f} {row['recall']:9.3f} {row['f1-score']:9.3f} "
+                         f"{int(row['support']):8d}")
+    return "\n".join(lines) + f"\naccuracy {report['accuracy']:.4f}\n"

@@ -1,0 +1,131 @@
+"""A classifier on disk: saved (native ``.keras`` networks), exported (ONNX, LiteRT, SavedModel)
+and loaded back, one directory each, written atomically and validated when read.
+
+A directory holds ``spec.json``, ``meta.json`` (the networks, their groups, calibration priors,
+the overrides it was trained with) and ``networks/<id><suffix>``; the file suffix names the
+runtime that runs a network. Loading never runs code from the directory: Keras files are read in
+``safe_mode``, and ``meta.json`` may only name files inside the directory.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import CnnTreeError
+from ..files import check_output_folder, new_folder_beside, recover_folder, replace_folder
+from ..nets.runtime import EXPORTS, export_network, load_network
+from ..spec import parse_spec
+from ..spec.schema import Ident, ListOf, Nullable, Num, Obj, Passthrough, Text, load_json
+from .classifier import CnnTreeClassifier
+
+FORMAT_VERSION = 1
+MODEL_KINDS = ("model", "export")  # the marked folders ``save`` and ``export`` may replace
+_probability = Num(lo=0, hi=1, lo_open=True)
+META = Obj({  # what load trusts in meta.json; the rest (histories, timings) is only reported
+    "networks": ListOf(Obj({"id": Ident(), "groups": ListOf(ListOf(Text(), min_len=1), min_len=1),
+                            "file": Text(max_len=300), "val_accuracy": Nullable(Num(lo=0, hi=1)),
+                            "priors": Nullable(Obj({"train": ListOf(_probability, min_len=1),
+                                                    "true": ListOf(_probability, min_len=1)}))}),
+                       min_len=1, max_len=256),
+    **{key: Passthrough() for key in ("format", "name", "kind", "classes", "default_mode", "exported", "histories",
+                                       "fit_seconds", "overrides")},
+})
+
+
+def save(clf: CnnTreeClassifier, directory) -> Path:
+    """Write spec, networks (native ``.keras``) and metadata to ``directory`` atomically."""
+    models = clf.keras_models()
+    return _write(clf, directory, ".keras", lambda node_id, path: models[node_id].save(path))
+
+
+def export(clf: CnnTreeClassifier, directory, fmt: str) -> Path:
+    """Write the networks in ``fmt`` (onnx, tflite, savedmodel) with the routing metadata, atomically.
+
+    The directory loads like a saved one (:func:`load`) and runs on that format's runtime.
+    """
+    if fmt not in EXPORTS:
+        raise CnnTreeError(f"--format: unknown export format \"{fmt}\"; use one of {', '.join(EXPORTS)}")
+    models = clf.keras_models()
+    return _write(clf, directory, EXPORTS[fmt][1], lambda node_id, path: export_network(models[node_id], fmt, path),
+                  fmt)
+
+
+def _write(clf, directory, suffix: str, write_network, exported: str | None = None) -> Path:
+    """Fill a marked temporary folder beside ``directory``, then exchange it into place atomically.
+
+    An existing ``directory`` is replaced only when cnntree wrote it (its marker), never ``.``.
+    """
+    directory = Path(directory).absolute()
+    check_output_folder(directory, MODEL_KINDS)
+    recover_folder(directory)
+    spec = clf.spec
+    with new_folder_beside(directory, "export" if exported else "model") as tmp:
+        (tmp / "networks").mkdir()
+        for node in spec.nodes:
+            write_network(node.id, tmp / "networks" / f"{node.id}{suffix}")
+        (tmp / "spec.json").write_text(json.dumps(spec.raw, indent=2))
+        meta = {"format": FORMAT_VERSION, "name": spec.name, "kind": spec.kind, "classes": list(spec.classes),
+                "default_mode": clf.default_mode(), "exported": exported, "overrides": spec.overrides,
+                "networks": [{"id": n.id, "groups": [list(g) for g in n.groups], "file": f"networks/{n.id}{suffix}",
+                              "val_accuracy": clf.val_accuracy_.get(n.id), "priors": clf.priors_.get(n.id)}
+                             for n in spec.nodes],
+                "histories": clf.histories_, "fit_seconds": getattr(clf, "fit_seconds_", None)}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+        replace_folder(tmp, directory)
+    return directory
+
+
+def load(directory) -> CnnTreeClassifier:
+    """Read a saved or exported classifier; each network runs on the runtime its file suffix names."""
+    directory = Path(directory)
+    recover_folder(directory)
+    if not directory.is_dir():
+        raise CnnTreeError(f"{directory}: no such model directory")
+    if not (directory / "meta.json").exists():
+        raise CnnTreeError(f"{directory}: not a cnntree model directory (no meta.json)")
+    meta = load_json(directory / "meta.json", "model metadata")
+    raw = load_json(directory / "spec.json", "model spec")
+    try:
+        entries = META.parse(meta, "meta.json")["networks"]
+    except CnnTreeError as error:
+        raise CnnTreeError(f"{directory}: damaged model directory ({error})") from None
+    overrides = meta.get("overrides") if isinstance(meta.get("overrides"), dict) else {}
+    spec = parse_spec(raw, source=str(directory / "spec.json"), base_dir=directory)
+    if overrides:
+        from ..spec import with_overrides
+
+        spec = with_overrides(spec, **{k: v for k, v in overrides.items() if k != "data" or Path(v).exists()})
+    nodes = {n.id: n for n in spec.nodes}
+    if sorted(e["id"] for e in entries) != sorted(nodes):
+        raise CnnTreeError(f"{directory / 'meta.json'}: lists networks {sorted(e['id'] for e in entries)}, the "
+                           f"spec has {sorted(nodes)}")
+    networks, val_accuracy, priors = {}, {}, {}
+    for entry in entries:
+        node = nodes[entry["id"]]
+        where = f"{directory / 'meta.json'}: networks[{entry['id']}]"
+        if [list(g) for g in node.groups] != entry["groups"]:
+            raise CnnTreeError(f"{where}: groups {entry['groups']} differ from the spec's")
+        network = load_network(inside(directory, entry["file"], where))
+        if network.outputs != len(node.groups):
+            raise CnnTreeError(f"{directory / entry['file']}: a network with {network.outputs} outputs where "
+                               f"{entry['id']} has {len(node.groups)} groups (network files swapped?)")
+        networks[node.id] = network
+        if entry["priors"] is not None:
+            for key in ("train", "true"):
+                if len(entry["priors"][key]) != len(node.groups):
+                    raise CnnTreeError(f"{where}.priors.{key}: {len(entry['priors'][key])} values for "
+                                       f"{len(node.groups)} groups")
+            priors[node.id] = entry["priors"]
+        if entry["val_accuracy"] is not None:
+            val_accuracy[node.id] = entry["val_accuracy"]
+    histories = meta.get("histories") if isinstance(meta.get("histories"), dict) else {}
+    return CnnTreeClassifier.from_networks(spec, networks, val_accuracy, priors, histories)
+
+
+def inside(directory: Path, relative: str, where: str) -> Path:
+    """``directory / relative``, refused when it leads outside ``directory`` (absolute, ``..``, symlinks)."""
+    path = directory / relative
+    if Path(relative).is_absolute() or not path.resolve().is_relative_to(directory.resolve()):
+        raise CnnTreeError(f"{where}: file {relative!r} lies outside the model directory")
+    return path

@@ -1,0 +1,116 @@
+"""Augmentation from a spec's ``augment`` section (albumentations), and test-time augmentation.
+
+Training augmentation works on grey ``uint8`` 48x48 faces; test-time augmentation turns one batch
+into several views whose predicted probabilities are averaged.
+"""
+
+from __future__ import annotations
+
+import albumentations as A
+import cv2
+import numpy as np
+
+from .readers import SIZE
+
+
+def build_augmenter(config: dict, seed: int | None = None) -> A.Compose | None:
+    """The spec's augmentation as one albumentations pipeline, or None when nothing is on."""
+    c = config
+    steps = []
+    if c["crop"]:
+        steps += [A.RandomCrop(c["crop"], c["crop"], p=1.0), A.Resize(SIZE, SIZE, interpolation=cv2.INTER_AREA)]
+    if any((c["rotation"], c["width_shift"], c["height_shift"], c["zoom"], c["shear"])):
+        steps.append(A.Affine(rotate=(-c["rotation"], c["rotation"]),
+                              translate_percent={"x": (-c["width_shift"], c["width_shift"]),
+                                                 "y": (-c["height_shift"], c["height_shift"])},
+                              scale=(1 - c["zoom"], 1 + c["zoom"]), shear=(-c["shear"], c["shear"]),
+                              border_mode=cv2.BORDER_REPLICATE, p=c["p"]))
+    if c["h_flip"]:
+        steps.append(A.HorizontalFlip(p=0.5))
+    if c["brightness"] != [1.0, 1.0]:
+        steps.append(A.MultiplicativeNoise(multiplier=tuple(c["brightness"]), p=1.0))
+    if c["noise"]:
+        steps.append(A.GaussNoise(std_range=(c["noise"], c["noise"]), p=1.0))
+    if c["salt_pepper"]:
+        steps.append(A.SaltAndPepper(amount=(c["salt_pepper"], c["salt_pepper"]), p=1.0))
+    if c["blur"]:
+        steps.append(A.GaussianBlur(blur_limit=0, sigma_limit=(c["blur"], c["blur"]), p=1.0))
+    if c["fog"]:
+        steps.append(CloudOverlay(p=c["fog"]))
+    if c["erasing"]:
+        steps.append(A.CoarseDropout(num_holes_range=(1, 1), hole_height_range=(0.1, 0.4),
+                                     hole_width_range=(0.1, 0.4), fill="random_uniform", p=c["erasing"]))
+    if not steps:
+        return None
+    return A.Compose(steps, seed=seed)
+
+
+class CloudOverlay(A.ImageOnlyTransform):
+    """A soft cloud-like overlay: smoothed random noise blended into the face (the reports' 'fog')."""
+
+    def __init__(self, strength=(0.2, 0.5), p=0.5):
+        super().__init__(p=p)
+        self.strength = strength
+
+    def get_params_dependent_on_data(self, params, data):
+        shape = data["image"].shape[:2]
+        coarse = self.random_generator.random((max(2, shape[0] // 8), max(2, shape[1] // 8)))
+        cloud = cv2.resize(coarse.astype(np.float32), shape[::-1], interpolation=cv2.INTER_CUBIC)
+        return {"cloud": np.clip(cloud, 0, 1), "alpha": self.py_random.uniform(*self.strength)}
+
+    def apply(self, img, cloud, alpha, **params):
+        out = img.astype(np.float32) * (1 - alpha * cloud) + 255.0 * alpha * cloud
+        return np.clip(out, 0, 255).astype(img.dtype)
+
+
+def augment_batch(augmenter, images: np.ndarray) -> np.ndarray:
+    if augmenter is None:
+        return images
+    return np.stack([augmenter(image=image)["image"] for image in images])
+
+
+def tta_views(images: np.ndarray, mode: str) -> list[np.ndarray]:
+    """The views of a batch whose predictions are averaged: itself, its mirror, or ten crops.
+
+    Ten-crop takes the four corners and the centre at 7/8 of the size, and their mirrors, each
+    resized back to 48x48.
+    """
+    if mode == "none":
+        return [images]
+    if mode == "flip":
+        return [images, images[:, :, ::-1]]
+    crop = SIZE * 7 // 8
+    edge = SIZE - crop
+    views = []
+    for top, left in ((0, 0), (0, edge), (edge, 0), (edge, edge), (edge // 2, edge // 2)):
+        cut = images[:, top:top + crop, left:left + crop]
+        resized = np.stack([cv2.resize(face, (SIZE, SIZE), interpolation=cv2.INTER_LINEAR) for face in cut])
+        views += [resized, resized[:, :, ::-1]]
+    return views
+
+
+def preview_grid(augmenter, faces: np.ndarray, columns: int = 8) -> np.ndarray:
+    """A grey image: each row one face, first column the original, then augmented copies."""
+    rows = []
+    for face in faces:
+        copies = [face] + [augmenter(image=face)["image"] if augmenter else face for _ in range(columns - 1)]
+        rows.append(np.concatenate([np.pad(c, 2, constant_values=255) for c in copies], axis=1))
+    return np.concatenate(rows, axis=0)
+
+
+def write_preview(spec, node, path, rows: int, columns: int, scale: int, seed: int) -> int:
+    """Write ``node``'s augmentation preview for ``rows`` training faces per group as a PNG; returns
+    how many faces it shows."""
+    from ..files import write_atomically
+    from .load import load_for_spec
+    from .nodedata import node_targets
+
+    data, splits = load_for_spec(spec)
+    index, groups = node_targets(node, data.labels, list(spec.classes), splits.train)
+    rng = np.random.default_rng(seed)
+    faces = [rng.choice(index[groups == g]) for g in range(len(node.groups)) for _ in range(rows)]
+    grid = preview_grid(build_augmenter(node.augment, seed=seed), data.images[faces], columns=columns)
+    grid = cv2.resize(grid, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+    _, encoded = cv2.imencode(".png", grid)
+    write_atomically(path, lambda tmp: encoded.tofile(tmp))
+    return len(faces)

@@ -1,0 +1,103 @@
+"""Optimisation settings from a spec's ``train`` section: learning-rate schedules (one small class
+each, ``lr(epoch)``), the optimiser and the loss."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+
+# Each schedule is a small class: ``lr(epoch)`` for a base learning rate and a number of epochs.
+
+
+class Constant:
+    def __init__(self, base_lr, epochs):
+        self.base_lr, self.epochs = base_lr, epochs
+
+    def lr(self, epoch):
+        return self.base_lr
+
+
+class Exponential(Constant):
+    def __init__(self, base_lr, epochs, gamma=0.95):
+        super().__init__(base_lr, epochs)
+        self.gamma = gamma
+
+    def lr(self, epoch):
+        return self.base_lr * self.gamma ** epoch
+
+
+class Cosine(Constant):
+    def __init__(self, base_lr, epochs, min_lr=0.0):
+        super().__init__(base_lr, epochs)
+        self.min_lr = min_lr
+
+    def lr(self, epoch):
+        return self.min_lr + 0.5 * (self.base_lr - self.min_lr) * (1 + math.cos(math.pi * epoch / max(1, self.epochs)))
+
+
+class CosineRestarts(Constant):
+    def __init__(self, base_lr, epochs, first_epochs=10, t_mul=2.0, m_mul=1.0, min_lr=0.0):
+        super().__init__(base_lr, epochs)
+        self.first, self.t_mul, self.m_mul, self.min_lr = first_epochs, t_mul, m_mul, min_lr
+
+    def lr(self, epoch):
+        start, length, peak = 0, self.first, self.base_lr
+        while epoch >= start + length:
+            start, length, peak = start + length, length * self.t_mul, peak * self.m_mul
+        t = (epoch - start) / length
+        return self.min_lr + 0.5 * (peak - self.min_lr) * (1 + math.cos(math.pi * t))
+
+
+class OneCycle(Constant):
+    """Linear warm-up to ``max_lr`` for ``pct_start`` of the epochs, then cosine down to base/25."""
+
+    def __init__(self, base_lr, epochs, max_lr=0.01, pct_start=0.3):
+        super().__init__(base_lr, epochs)
+        self.max_lr, self.warm = max_lr, max(1, int(round(pct_start * epochs)))
+
+    def lr(self, epoch):
+        if epoch < self.warm:
+            return self.base_lr + (self.max_lr - self.base_lr) * epoch / self.warm
+        t = (epoch - self.warm) / max(1, self.epochs - self.warm)
+        low = self.base_lr / 25
+        return low + 0.5 * (self.max_lr - low) * (1 + math.cos(math.pi * t))
+
+
+class Step(Constant):
+    def __init__(self, base_lr, epochs, every=10, gamma=0.1):
+        super().__init__(base_lr, epochs)
+        self.every, self.gamma = every, gamma
+
+    def lr(self, epoch):
+        return self.base_lr * self.gamma ** (epoch // self.every)
+
+
+SCHEDULES = {"constant": Constant, "exponential": Exponential, "cosine": Cosine,
+             "cosine_restarts": CosineRestarts, "one_cycle": OneCycle, "step": Step}
+
+
+def schedule_callback(train: dict) -> keras.callbacks.Callback:
+    """The spec's schedule as a Keras callback (plateau is Keras's own, the others per epoch)."""
+    cfg = train["schedule"]
+    params = {k: v for k, v in cfg.items() if k != "name"}
+    if cfg["name"] == "plateau":
+        return keras.callbacks.ReduceLROnPlateau(monitor="val_loss", verbose=0, **params)
+    schedule = SCHEDULES[cfg["name"]](train["optimizer"]["lr"], train["epochs"], **params)
+    return keras.callbacks.LearningRateScheduler(lambda epoch, lr: schedule.lr(epoch))
+
+
+def make_optimizer(cfg: dict) -> keras.optimizers.Optimizer:
+    decay = cfg["weight_decay"] or None
+    if cfg["name"] == "sgd":
+        return keras.optimizers.SGD(cfg["lr"], momentum=cfg["momentum"], nesterov=cfg["nesterov"], weight_decay=decay)
+    cls = keras.optimizers.AdamW if cfg["name"] == "adamw" else keras.optimizers.Adam
+    return cls(cfg["lr"], beta_1=cfg["beta_1"], beta_2=cfg["beta_2"], weight_decay=decay)
+
+
+def make_loss(train: dict) -> keras.losses.Loss:
+    if train["loss"] == "mse":
+        return keras.losses.MeanSquaredError()
+    if train["loss"] == "squared_hinge":
+        return keras.losses.SquaredHinge()
+    return keras.losses.CategoricalCrossentropy(label_smoothing=train["label_smoothing"])

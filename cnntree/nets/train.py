@@ -1,0 +1,186 @@
+"""Training one network from its spec section: optimiser, schedule, loss, augmentation, checkpoints.
+
+Every epoch ends with an atomic checkpoint (model with optimiser state, plus a small JSON state),
+so an interrupted training resumes from its last finished epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from ..data.augment import augment_batch, build_augmenter
+from ..files import write_atomically, write_text_atomically
+from .models import create_model
+from .schedules import make_loss, make_optimizer, schedule_callback
+
+# ---------------------------------------------------------------------------- batch normalisation
+
+
+def batchnorm_momentum(steps_per_epoch: int) -> float:
+    """The moving-average momentum under which BatchNormalization's inference statistics forget
+    their start (mean 0, variance 1) within one epoch: 0.01 ** (1 / steps), at most Keras's 0.99.
+
+    A saved network normalises with those moving statistics. At 0.99 they need a few hundred steps
+    to converge; a small data set (the bundled sample: ~5 steps per epoch) never gets there, and
+    every face then gets the same answer at inference although training accuracy climbs. On the
+    full FER2013 (400+ steps per epoch) this is Keras's own 0.99.
+    """
+    return min(0.99, 0.01 ** (1 / max(1, steps_per_epoch)))
+
+
+def set_batchnorm_momentum(model, steps_per_epoch: int) -> None:
+    """Set every BatchNormalization layer's momentum (nested models too) before the model is traced."""
+    momentum = batchnorm_momentum(steps_per_epoch)
+    stack = list(model.layers)
+    while stack:
+        layer = stack.pop()
+        stack.extend(getattr(layer, "layers", []))
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = momentum
+
+
+# ---------------------------------------------------------------------------- data
+
+
+def as_input(images: np.ndarray) -> np.ndarray:
+    """uint8 (n, 48, 48) faces as the float (n, 48, 48, 1) pixels every model takes."""
+    return images.astype(np.float32)[..., None]
+
+
+class AugmentedBatches(keras.utils.PyDataset):
+    """Shuffled, augmented mini-batches of one network's training set, reshuffled every epoch.
+
+    Batch ``i`` of epoch ``e`` depends on (seed, e, i) only: whoever builds it (the trainer, or
+    one of ``workers`` loader processes, which augmentation needs to escape the GIL, each with its
+    own copy) reseeds the augmenter per batch, so resumed trainings and any ``workers`` see the same
+    batches.
+    """
+
+    def __init__(self, images, targets, n_outputs, batch_size, augment: dict, seed: int, first_epoch: int = 0,
+                 workers: int = 1):
+        super().__init__(workers=workers, use_multiprocessing=workers > 1)
+        self.images, self.targets, self.n_outputs, self.batch_size = images, targets, n_outputs, batch_size
+        self.augmenter, self.seed = build_augmenter(augment), seed
+        self.start_epoch(first_epoch)
+
+    def start_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.order = np.random.default_rng([self.seed, epoch]).permutation(len(self.images))
+
+    def augmenter_for(self, index: int):
+        """The augmenter, reseeded for batch ``index`` of the current epoch (None: no augmentation)."""
+        if self.augmenter is not None:
+            self.augmenter.set_random_seed(int(np.random.default_rng([self.seed, self.epoch, index]).integers(2 ** 31)))
+        return self.augmenter
+
+    def __len__(self):
+        return math.ceil(len(self.images) / self.batch_size)
+
+    def __getitem__(self, index):
+        rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        faces = augment_batch(self.augmenter_for(index), self.images[rows])
+        return as_input(faces), keras.utils.to_categorical(self.targets[rows], self.n_outputs)
+
+    def on_epoch_end(self):
+        self.start_epoch(self.epoch + 1)
+
+
+# ---------------------------------------------------------------------------- checkpoints
+
+
+class Checkpoint(keras.callbacks.Callback):
+    """Best-epoch tracking, early stopping and an atomic checkpoint after every epoch.
+
+    State (epoch, history, best validation loss, epochs without improvement) lives in
+    ``state.json`` beside ``last.keras`` and ``best.weights.h5`` so that a resumed run continues
+    exactly where the interrupted one stopped.
+    """
+
+    def __init__(self, folder: Path, patience: int, restore_best: bool, state: dict):
+        super().__init__()
+        self.folder, self.patience, self.restore_best = folder, patience, restore_best
+        self.state = state
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        for key, value in logs.items():
+            self.state["history"].setdefault(key, []).append(value)
+        loss = logs.get("val_loss", logs.get("loss"))
+        if loss < self.state["best_loss"]:
+            self.state.update(best_loss=loss, best_epoch=epoch, wait=0)
+            write_atomically(self.folder / "best.weights.h5", self.model.save_weights)
+        else:
+            self.state["wait"] += 1
+        self.state["epoch"] = epoch + 1
+        write_atomically(self.folder / "last.keras", self.model.save)
+        write_text_atomically(self.folder / "state.json", json.dumps(self.state))
+        if self.patience and self.state["wait"] >= self.patience:
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        best = self.folder / "best.weights.h5"
+        if self.restore_best and best.exists():
+            self.model.load_weights(best)
+
+
+class Progress(keras.callbacks.Callback):
+    """One line per epoch: ``[NN2 2/4] epoch 3/40  loss 0.61  acc 0.68  val_loss 0.66  val_acc 0.65  12s``."""
+
+    def __init__(self, label: str, epochs: int, printer=print):
+        super().__init__()
+        self.label, self.epochs, self.printer = label, epochs, printer
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        parts = [f"{k} {logs[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in logs]
+        self.printer(f"[{self.label}] epoch {epoch + 1}/{self.epochs}  " + "  ".join(parts)
+                     + f"  {time.perf_counter() - self.started:.0f}s")
+
+
+# ---------------------------------------------------------------------------- training
+
+
+def train_network(settings: dict, n_outputs: int, train: tuple, validation: tuple, folder: Path,
+                  class_weight=None, label: str = "net", callbacks=(), printer=print) -> tuple[keras.Model, dict]:
+    """Train one network; ``settings`` holds its ``model``, ``augment`` and ``train`` sections.
+
+    ``train`` and ``validation`` are (uint8 faces, group targets). Resumes from ``folder`` when
+    it holds a checkpoint of an unfinished run. Returns the model (best epoch restored when
+    ``restore_best``) and the state with per-epoch history.
+    """
+    cfg = settings["train"]
+    folder = Path(folder)
+    state_file = folder / "state.json"
+    state = {"epoch": 0, "history": {}, "best_loss": float("inf"), "best_epoch": -1, "wait": 0}
+    keras.utils.set_random_seed(cfg["seed"])
+    if state_file.exists() and (folder / "last.keras").exists():
+        state = json.loads(state_file.read_text())
+        model = keras.saving.load_model(folder / "last.keras", safe_mode=True)
+        printer(f"[{label}] resuming after epoch {state['epoch']}")
+    else:
+        model = create_model(n_outputs=n_outputs, normalize=cfg["normalize"], **settings["model"])
+        set_batchnorm_momentum(model, math.ceil(len(train[1]) / cfg["batch_size"]))
+        model.compile(optimizer=make_optimizer(cfg["optimizer"]), loss=make_loss(cfg), metrics=["accuracy"])
+    batches = AugmentedBatches(train[0], train[1], n_outputs, cfg["batch_size"], settings["augment"],
+                               seed=cfg["seed"], first_epoch=state["epoch"], workers=cfg["workers"])
+    x_val, y_val = as_input(validation[0]), keras.utils.to_categorical(validation[1], n_outputs)
+    stopped_early = cfg["early_stopping"] and state["wait"] >= cfg["early_stopping"]
+    if state["epoch"] < cfg["epochs"] and not stopped_early:
+        model.fit(batches, validation_data=(x_val, y_val), epochs=cfg["epochs"], initial_epoch=state["epoch"],
+                  class_weight=class_weight, verbose=0,
+                  callbacks=[schedule_callback(cfg), Checkpoint(folder, cfg["early_stopping"], cfg["restore_best"],
+                                                                state),
+                             Progress(label, cfg["epochs"], printer), *callbacks])
+    elif cfg["restore_best"] and (folder / "best.weights.h5").exists():
+        model.load_weights(folder / "best.weights.h5")
+    return model, state

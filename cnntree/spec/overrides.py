@@ -1,0 +1,57 @@
+"""Overrides: the one channel through which the command line and the API change a spec before
+anything trains (epochs, seed, loader workers, the smoke-run budget, the data path, skipping bad
+rows). They are applied once, while the spec is parsed, recorded in ``Spec.overrides``, logged
+with every run and saved with every model, so a model says how it was trained."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .schema import Bool, Text
+from .sections import SEED, TRAIN
+
+QUICK_EPOCHS, QUICK_SAMPLES, QUICK_WIDTH = 1, 512, 0.25  # a smoke run: what --quick means
+FIELDS = {"epochs": TRAIN.fields["epochs"], "seed": SEED, "workers": TRAIN.fields["workers"],
+          "quick": Bool(False), "data": Text(max_len=4096), "skip_bad": Bool(False),
+          "max_samples": TRAIN.fields["max_samples"]}
+
+
+def with_overrides(spec, **given):
+    """The same spec with ``given`` overrides on top of those it already has; None leaves a setting
+    as the spec has it. ``data`` is a path (made absolute here) or ``"sample"``."""
+    from .parse import parse_spec
+
+    checked = {key: FIELDS[key].parse(value, f"override {key}") for key, value in given.items()
+               if value is not None and key in FIELDS}
+    unknown = set(given) - set(FIELDS)
+    if unknown:
+        raise TypeError(f"unknown override(s): {', '.join(sorted(unknown))}")
+    if checked.get("data") not in (None, "sample"):
+        checked["data"] = str(Path(checked["data"]).absolute())
+    if not checked:
+        return spec
+    return parse_spec(spec.raw, source=spec.source, base_dir=spec.base_dir, overrides={**spec.overrides, **checked})
+
+
+def apply_to_network(sections: dict, overrides: dict) -> dict:
+    """A network's resolved sections with the overrides applied."""
+    if not overrides:
+        return sections
+    train, model = dict(sections["train"]), dict(sections["model"])
+    train.update({key: overrides[key] for key in ("epochs", "seed", "workers", "max_samples") if key in overrides})
+    if overrides.get("quick"):
+        train["epochs"] = min(train["epochs"], QUICK_EPOCHS)
+        train["max_samples"] = min(train["max_samples"] or QUICK_SAMPLES, QUICK_SAMPLES)
+        if "width" in model:
+            model["width"] = model["width"] * QUICK_WIDTH
+    return {**sections, "train": train, "model": model}
+
+
+def apply_to_data(data: dict, overrides: dict) -> dict:
+    """The spec's ``data`` section with the overridden path and skip_bad."""
+    out = dict(data)
+    if "data" in overrides:
+        out["path"] = overrides["data"]
+    if "skip_bad" in overrides:
+        out["skip_bad"] = overrides["skip_bad"]
+    return out

@@ -1,0 +1,170 @@
+"""Tracked experiments: what ``cnntree train`` and ``cnntree transfer`` run.
+
+A training is data -> fit every network -> evaluate each test split -> log and save: one MLflow
+parent run, a nested run per network, the test metrics under one vocabulary, the reports and
+pictures, the saved classifier and its pyfunc model. A transfer is one parent run with a nested
+run per cross-validation fold. ``bench/accuracy.py`` and ``compare-trees`` reuse them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow
+
+from ..compose.classifier import CnnTreeClassifier
+from ..compose.metrics import evaluate, headline
+from ..compose.reports import write_evaluation
+from ..compose.storage import MODEL_KINDS, save
+from ..data import load_for_spec
+from ..errors import CnnTreeError
+from ..files import check_output_folder, mark, remove_marked, try_lock, write_text_atomically
+from ..nets.parallel import make_runner
+from ..plots import draw_confusion, draw_hierarchy
+from ..spec import Spec
+from . import runs, store
+from .pyfunc import log_pyfunc
+
+
+@dataclass
+class Outcome:
+    run_id: str
+    experiment: str
+    tracking_uri: str
+    classifier: CnnTreeClassifier
+    experiment_id: str = ""
+    results: dict = field(default_factory=dict)  # test split -> evaluate() result
+    metrics: dict = field(default_factory=dict)  # the parent run's final metrics
+
+
+def run_experiment(spec: Spec, experiment=None, work_dir=None, resume=False, out=None, jobs=1, ray=None,
+                   printer=print) -> Outcome:
+    """Train ``spec`` (its overrides already applied, see :func:`cnntree.spec.with_overrides`), evaluate
+    it on every test split, log it all to MLflow; ``out`` also keeps the classifier there."""
+    make_runner(jobs, ray).check()
+    if out:
+        check_output_folder(out, MODEL_KINDS)  # before hours of training, not after
+    quick = bool(spec.overrides.get("quick"))
+    data, splits = load_for_spec(spec)
+    printer(f"data: {data.source}: " + ", ".join(f"{k} {v}" for k, v in splits.sizes().items()))
+    experiment = experiment or spec.name
+    experiment_id = store.use_experiment(experiment)
+    work, lock = claim_work_folder(Path(work_dir) if work_dir else None, store.RUNS / "work" / spec.name, resume,
+                                   printer)
+    try:
+        previous = runs.end_abandoned_run(work / "run.json")
+        if not resume:
+            if (work / "training.json").exists():
+                printer(f"starting afresh: removing the checkpoints of the previous training in {work} "
+                        "(--resume continues it instead)")
+            remove_marked(work, ("work",), "work folder")
+        work.mkdir(parents=True, exist_ok=True)
+        mark(work, "work")
+        clf = CnnTreeClassifier(spec, work_dir=work, jobs=jobs, ray=ray, printer=printer)
+        with mlflow.start_run(run_name=f"{spec.name}{' (quick)' if quick else ''}") as run, runs.killed_on_interrupt():
+            write_text_atomically(work / "run.json", json.dumps({"run_id": run.info.run_id,
+                                                                 "tracking_uri": store.tracking_uri()}))
+            mlflow.set_tags({"cnntree.kind": spec.kind, "cnntree.spec": spec.name, "cnntree.quick": str(quick),
+                             "cnntree.seed": str(spec.root.train["seed"]),
+                             "cnntree.source": str(spec.source), "cnntree.work_dir": str(work.resolve())})
+            if resume and previous:
+                mlflow.set_tag("cnntree.resumed_from", previous)
+            mlflow.log_params(runs.spec_params(spec))
+            mlflow.log_params({"data.source": data.source, "quick": quick,
+                               **{f"override.{k}": v for k, v in spec.overrides.items()}})
+            mlflow.log_dict(spec.raw, "spec.json")
+            runs.log_dataset(data, splits)
+            mlflow.log_artifact(str(draw_hierarchy(spec, work / "hierarchy.png")))
+            clf.fit(data.images[splits.train], data.labels[splits.train],
+                    (data.images[splits.validation], data.labels[splits.validation]), network_run=runs.NetworkRun)
+            outcome = Outcome(run.info.run_id, experiment, store.tracking_uri(), clf, experiment_id,
+                              metrics={"train_seconds": clf.fit_seconds_, "images_seen": clf.images_seen_})
+            for split, index in splits.tests.items():
+                result = evaluate(clf, data.images[index], data.labels[index])
+                outcome.results[split] = result
+                outcome.metrics.update(headline(result, split))
+                for file in write_evaluation(result, spec.classes, split, work / "evaluation"):
+                    mlflow.log_artifact(str(file), "evaluation")
+            mlflow.log_metrics(outcome.metrics)
+            saved = save(clf, work / "classifier")
+            mlflow.log_artifacts(str(saved), "classifier")
+            log_pyfunc(saved)
+            runs.describe_children(run.info.run_id, experiment_id)
+            if out:
+                save(clf, out)
+    finally:
+        lock.close()
+    return outcome
+
+
+def claim_work_folder(given: Path | None, default: Path, resume: bool, printer) -> tuple[Path, object]:
+    """Lock the training's work folder. A busy default folder (another training of the same spec
+    is running) gives way to ``<default>-2``, ``-3``, ...; a busy folder named with ``--work-dir``
+    or one to ``--resume`` is an error: two trainings must never write one checkpoint."""
+    candidates = [given] if given else [default] + [default.with_name(f"{default.name}-{k}") for k in range(2, 100)]
+    for k, folder in enumerate(candidates):
+        lock = try_lock(folder)
+        if lock is not None:
+            if k:
+                printer(f"{default} is in use by another training; using {folder}")
+            return folder, lock
+        if resume or given:
+            break
+    raise CnnTreeError(f"{candidates[0]}: in use by another cnntree train; wait for it to end"
+                       + ("" if resume or given else " or give --work-dir"))
+
+
+def run_transfer(model_dir, data, label_map: dict, mode: str, folds: int, epochs: int, group_regex=None, seed=0,
+                 experiment="transfer", out=None, printer=print) -> dict:
+    """Cross-validate a transfer of the model in ``model_dir`` to ``data`` under one MLflow parent run
+    with a child per fold; ``out`` keeps the classifier retrained on every face."""
+    import numpy as np
+
+    from ..compose.storage import load
+    from ..compose.transfer import cross_validate, problem, transferred
+    from ..data.splits import stratified_folds
+
+    clf = load(model_dir)
+    target, _, labels = problem(clf, data, label_map)  # bad classes, folds or groups fail before any run starts
+    stratified_folds(labels, folds, target.names, group_regex, seed)
+    if out:
+        check_output_folder(out, MODEL_KINDS)
+    store.use_experiment(experiment)
+    with mlflow.start_run(run_name=f"transfer {Path(model_dir).name} -> {Path(data.source).name}") as parent, \
+            runs.killed_on_interrupt():
+        mlflow.set_tags({"cnntree.kind": "transfer", "cnntree.spec": clf.spec.name, "cnntree.source_kind": clf.spec.kind})
+        mlflow.log_params({"model_dir": str(Path(model_dir).resolve()), "data": data.source, "mode": mode,
+                           "folds": folds, "epochs": epochs, "group_regex": group_regex,
+                           "label_map": json.dumps(label_map), "seed": seed})
+        result = cross_validate(model_dir, data, label_map, mode, folds, epochs, group_regex, seed, printer,
+                                fold_run=runs.fold_run)
+        mlflow.log_metrics({k: result[k] for k in ("accuracy_mean", "accuracy_std", "macro_f1_mean", "macro_f1_std")})
+        mlflow.log_dict(result, "transfer.json")
+        for normalize, title in ((False, "counts"), (True, "recall per class")):
+            name = f"confusion{'_normalized' if normalize else ''}.png"
+            with mlflow_artifact_dir() as folder:
+                mlflow.log_artifact(str(draw_confusion(result["confusion"], result["classes"], folder / name,
+                                                       f"{folds} folds, summed: {title}", normalize=normalize)),
+                                    "evaluation")
+        if out:
+            printer(f"[final] retraining ({mode}) on all {len(data.labels)} faces")
+            final = transferred(model_dir, target, np.arange(len(labels)),
+                                {} if clf.spec.kind == "tree" else label_map, mode, epochs, seed)
+            result["out"] = str(save(final, out))
+            mlflow.log_artifacts(result["out"], "classifier")
+        result["run_id"] = parent.info.run_id
+        result["experiment_id"] = parent.info.experiment_id
+    return result
+
+
+def mlflow_artifact_dir():
+    """A temporary folder for a file that is logged as an artifact and needed nowhere else."""
+    import tempfile
+
+    class _Dir(tempfile.TemporaryDirectory):
+        def __enter__(self):
+            return Path(super().__enter__())
+
+    return _Dir(prefix="cnntree-artifact-")

@@ -1,0 +1,47 @@
+"""The MLflow pyfunc model: ``mlflow models serve`` serves any saved cnntree classifier."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+
+from .store import quiet_mlflow
+
+
+class PyfuncClassifier(mlflow.pyfunc.PythonModel):
+    """Serves a saved classifier: input rows are faces, as FER2013's space-separated ``pixels``
+    column or 2304 numeric columns; output is one probability column per class and ``label``."""
+
+    _skip_type_hint_validation = True  # rows are parsed in predict; MLflow's type-hint check only warns
+
+    def load_context(self, context):
+        from ..compose.storage import load
+
+        self.classifier = load(context.artifacts["classifier"])
+
+    def predict(self, context, model_input, params=None):
+        import pandas as pd
+
+        frame = pd.DataFrame(model_input)
+        if "pixels" in frame.columns:
+            faces = np.stack([np.asarray(str(p).split(), np.float32) for p in frame["pixels"]])
+        else:
+            faces = frame.to_numpy(np.float32)
+        faces = np.clip(faces, 0, 255).astype(np.uint8).reshape(-1, 48, 48)
+        proba = self.classifier.predict_proba(faces)
+        out = pd.DataFrame(proba, columns=list(self.classifier.spec.classes))
+        out["label"] = [self.classifier.spec.classes[i] for i in proba.argmax(1)]
+        return out
+
+
+def log_pyfunc(classifier_dir: Path) -> None:
+    """Log the saved classifier as an MLflow pyfunc model (``mlflow models serve`` serves it)."""
+    with quiet_mlflow():
+        mlflow.pyfunc.log_model(name="model", python_model=PyfuncClassifier(),
+                                artifacts={"classifier": str(classifier_dir)},
+                                code_paths=[str(Path(__file__).resolve().parents[1])],
+                                pip_requirements=["tensorflow", "keras>=3", "numpy", "pandas", "scikit-learn",
+                                                  "networkx", "albumentations", "opencv-python-headless<5",
+                                                  "matplotlib", "mlflow"])

@@ -1,0 +1,130 @@
+"""The MLflow store: where runs go (``sqlite:///runs/mlflow.db`` unless ``MLFLOW_TRACKING_URI`` says
+otherwise), checked before any work, and the experiment every run lands in."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import mlflow
+
+from ..errors import CnnTreeError
+from ..files import lock_file, open_regular
+
+RUNS = Path("runs")
+DEFAULT_URI = f"sqlite:///{RUNS}/mlflow.db"
+SERVER_TIMEOUT = 5.0  # seconds an HTTP tracking server has to answer its health check
+EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+
+
+def check_server(uri: str) -> None:
+    """Fail at once, before any training, when an HTTP tracking server does not answer.
+
+    cnntree does not fall back to the local store: runs logged where the user did not look are
+    as good as lost. MLflow itself would retry for minutes first.
+    """
+    if not uri.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=SERVER_TIMEOUT):
+            pass
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise CnnTreeError(f"MLflow server {uri}: unreachable ({reason}); start it, or unset MLFLOW_TRACKING_URI "
+                           f"to log to the local store {DEFAULT_URI}") from None
+
+
+def check_store(uri: str) -> None:
+    """Fail at once, in one line, when the store cannot work: an HTTP server that does not answer,
+    or a sqlite path that is a folder or a file that is not an SQLite database."""
+    check_server(uri)
+    if not uri.startswith("sqlite:///"):
+        return
+    database = Path(uri[len("sqlite:///"):])
+    if database.is_dir():
+        raise CnnTreeError(f"MLflow store {uri}: {database} is a folder, not an SQLite database file")
+    if database.exists() and database.stat().st_size:
+        with open_regular(database, "MLflow store") as f:
+            if f.read(16) != b"SQLite format 3\x00":
+                raise CnnTreeError(f"MLflow store {uri}: {database} is not an SQLite database; point "
+                                   "MLFLOW_TRACKING_URI at another file or move this one away")
+
+
+def connect() -> str:
+    """Check the store (see :func:`check_store`) and point MLflow at it; returns its URI."""
+    uri = tracking_uri()
+    check_store(uri)
+    if uri == DEFAULT_URI:
+        RUNS.mkdir(exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def use_experiment(name: str) -> str:
+    """Point MLflow at the store and the experiment ``name`` (created on first use, tagged as model
+    training so the MLflow UI opens on its runs); returns the experiment id."""
+    uri = connect()
+    with _store_lock(uri):
+        return _use_experiment(uri, name)
+
+
+@contextlib.contextmanager
+def _store_lock(uri: str):
+    """Serialise the first touch of a sqlite store across processes: MLflow creates and migrates its
+    tables then, and two processes doing it at once fail ("duplicate column")."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    database = Path(uri[len("sqlite:///"):])
+    handle = lock_file(database.parent / f".{database.name}.lock", wait=True)
+    try:
+        yield
+    finally:
+        handle.close()
+
+
+def _use_experiment(uri: str, name: str) -> str:
+    try:
+        experiment = mlflow.get_experiment_by_name(name)
+        if experiment is None:
+            location = (RUNS / "artifacts" / name).resolve().as_uri() if uri == DEFAULT_URI else None
+            experiment_id = mlflow.create_experiment(name, artifact_location=location, tags={EXPERIMENT_KIND: MODEL_TRAINING})
+        else:
+            experiment_id = experiment.experiment_id
+            if EXPERIMENT_KIND not in experiment.tags:
+                mlflow.MlflowClient().set_experiment_tag(experiment_id, EXPERIMENT_KIND, MODEL_TRAINING)
+        mlflow.set_experiment(experiment_id=experiment_id)
+        return experiment_id
+    except mlflow.exceptions.MlflowException as error:
+        raise CnnTreeError(f"MLflow store {uri}: {str(error).splitlines()[0]}") from None
+
+
+@contextlib.contextmanager
+def quiet_mlflow():
+    """MLflow's advice on type hints and pickling, and its copy progress bars, are not for cnntree's
+    users: their console shows cnntree's progress and results only."""
+    import logging
+    import warnings
+
+    logger = logging.getLogger("mlflow")
+    level, bar = logger.level, os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    logger.setLevel(logging.ERROR)
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+        if bar is None:
+            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+        else:
+            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = bar
