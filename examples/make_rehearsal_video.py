@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cnntree import scenes
 from cnntree.data import load_faces
+from cnntree.live import scenes
 from cnntree.live.detect import FaceDetector
 
 HERE = Path(__file__).resolve().parent

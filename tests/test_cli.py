@@ -19,6 +19,7 @@ def test_validate_ok_and_misspelt_class(tmp_path):
     assert "Traceback" not in err and out == ""
 
 
+@pytest.mark.slow
 def test_every_shipped_spec_validates():
     for path in sorted((ROOT / "trees").glob("*.json")):
         code, _, err = run_cli("validate", path)
@@ -80,6 +81,7 @@ def test_console_script_is_installed():
     assert path.endswith(exe)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not FULL_FER2013.exists(), reason="full FER2013 not available")
 def test_data_on_full_fer2013():
     code, out, err = run_cli("data", MORAVCIK, "--data", FULL_FER2013, "--json")
@@ -91,6 +93,7 @@ def test_data_on_full_fer2013():
     assert nodes["NN4"]["before"] == [392, 6493, 2854] and nodes["NN4"]["after"] == [5194] * 3
 
 
+@pytest.mark.slow
 def test_augment_preview_grid(tmp_path):
     import cv2
 
@@ -125,6 +128,7 @@ def test_a_fresh_validate_prints_only_its_own_line():
     assert code == 0 and err == "" and out.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_commands_that_load_the_backend_stay_quiet(tmp_path, tiny_model, sample):
     import cv2
 

@@ -30,6 +30,7 @@ def _spec(tmp_path, name, nodes=None, kind="tree"):
     return path
 
 
+@pytest.mark.slow
 def test_compare_trees_ranks_specs_over_seeds_in_one_experiment(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     monkeypatch.chdir(tmp_path)

@@ -74,6 +74,7 @@ def test_no_smoothing_keeps_each_frames_probabilities():
     np.testing.assert_allclose(tracker.update(box, np.array([[0.2, 0.8]]))[0].probabilities, [0.2, 0.8])
 
 
+@pytest.mark.slow
 def test_mirror_cli_writes_video_jsonl_and_timeline_with_matching_frames(tmp_path, tiny_model, sample, found):
     video = tmp_path / "in.mp4"
     assert _video(video, sample.images[found[:2]], frames=12, fps=10.0) == 12
@@ -97,6 +98,7 @@ def test_mirror_cli_writes_video_jsonl_and_timeline_with_matching_frames(tmp_pat
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left
 
 
+@pytest.mark.slow
 def test_a_video_without_faces_is_still_written_whole(tmp_path, tiny_model):
     video = tmp_path / "empty_room.avi"
     _video(video, np.zeros((0, 48, 48), np.uint8), frames=7)
@@ -118,6 +120,15 @@ def test_mirror_on_a_photo_writes_the_annotated_photo(tmp_path, tiny_model, samp
     assert labelled.shape == frame.shape and (labelled != frame).any()  # boxes and labels drawn
 
 
+def in_process(capsys, *argv):
+    """``cnntree argv`` in this process (what the console script runs): (status, stdout, stderr)."""
+    from cnntree.cli import main
+
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
 @pytest.mark.parametrize("make,source,message", [
     (lambda p: p.write_bytes(b""), "zero.mp4", "zero.mp4: empty file"),
     (lambda p: p.write_text("not a video\n" * 50), "text.mp4", "text.mp4: unreadable video"),
@@ -125,23 +136,23 @@ def test_mirror_on_a_photo_writes_the_annotated_photo(tmp_path, tiny_model, samp
     (None, "missing.mp4", "missing.mp4: no such file"),
     (None, "97", "--source 97: no camera 97 on this machine"),
 ])
-def test_bad_sources_give_one_line_errors(tmp_path, tiny_model, make, source, message):
+def test_bad_sources_give_one_line_errors(tmp_path, capsys, tiny_model, make, source, message):
     if make:
         make(tmp_path / source)
     path = source if source.isdigit() else tmp_path / source
-    code, stdout, stderr = run_cli("mirror", tiny_model, "--source", path)
+    code, stdout, stderr = in_process(capsys, "mirror", tiny_model, "--source", path)
     assert code == 2 and message in stderr and "Traceback" not in stderr
     assert len([line for line in stderr.splitlines() if line.startswith("cnntree:")]) == 1
 
 
-def test_bad_output_settings_fail_before_any_frame(tmp_path, tiny_model, sample, found):
+def test_bad_output_settings_fail_before_any_frame(tmp_path, capsys, tiny_model, sample, found):
     video = tmp_path / "in.mp4"
     _video(video, sample.images[found[:1]], frames=3)
-    code, _, stderr = run_cli("mirror", tiny_model, "--source", video, "--out", tmp_path / "out.gif")
+    code, _, stderr = in_process(capsys, "mirror", tiny_model, "--source", video, "--out", tmp_path / "out.gif")
     assert code == 2 and "--out" in stderr and ".mp4" in stderr
-    code, _, stderr = run_cli("mirror", tiny_model, "--source", video, "--show")
+    code, _, stderr = in_process(capsys, "mirror", tiny_model, "--source", video, "--show")
     assert code == 2 and "--show" in stderr  # the headless OpenCV has no windows
-    code, _, stderr = run_cli("mirror", tiny_model, "--source", video, "--mode", "weighted")
+    code, _, stderr = in_process(capsys, "mirror", tiny_model, "--source", video, "--mode", "weighted")
     assert code == 2 and 'mode "weighted" does not apply to a tree' in stderr
     assert not (tmp_path / "out.gif").exists()
 
@@ -162,6 +173,7 @@ def test_an_interrupted_video_leaves_nothing_under_its_name(tmp_path, tiny_model
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["onnx", "tflite"])
 def test_exported_classifiers_agree_with_keras(tmp_path, tiny_model, sample, fmt):
     code, stdout, stderr = run_cli("export", tiny_model, "--format", fmt, "--out", tmp_path / fmt)
@@ -175,6 +187,7 @@ def test_exported_classifiers_agree_with_keras(tmp_path, tiny_model, sample, fmt
         save_model(exported, tmp_path / "again")
 
 
+@pytest.mark.slow
 def test_savedmodel_export_and_runtime_mismatch(tmp_path, tiny_model, sample, found):
     code, _, stderr = run_cli("export", tiny_model, "--format", "savedmodel", "--out", tmp_path / "sm")
     assert code == 0, stderr
@@ -237,6 +250,7 @@ def test_segments_are_scored_on_the_main_face():
     assert miss[0]["verdict"] == "miss" and miss[0]["score"] == pytest.approx(0.2)
 
 
+@pytest.mark.slow
 def test_rehearse_cli_writes_report_and_timeline(tmp_path, tiny_model):
     video = tmp_path / "rehearsal.mp4"
     import subprocess

@@ -21,6 +21,8 @@ from cnntree.nets.parallel import NetworkJob, ProcessPool, RayTasks, Sequential,
 
 from .conftest import TINY_MODEL
 
+pytestmark = pytest.mark.slow  # real trainings in subprocesses
+
 SPEC = {"name": "par", "kind": "tree", "data": {"path": "sample"},
         "defaults": {"model": TINY_MODEL, "train": {"epochs": 2, "batch_size": 32, "seed": 3, "early_stopping": 0}},
         "nodes": [{"id": "root", "children": ["happy", "rest"]},
@@ -48,7 +50,7 @@ def train(store, name, *extra, threads=None):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
     run_id = next(line.split()[2] for line in proc.stdout.splitlines() if line.startswith("MLflow run "))
-    return proc.stdout, run_id
+    return proc.stdout + proc.stderr, run_id
 
 
 @pytest.fixture(scope="module")

@@ -84,6 +84,7 @@ def test_the_written_spec_inherits_the_source_settings_and_validates():
     assert all(n.balance["strategy"] == "oversample" for n in spec.nodes)
 
 
+@pytest.mark.slow
 def test_suggest_cli_writes_a_spec_that_validates_and_draws(tmp_path, capsys, sample):
     from cnntree import CnnTreeClassifier, save_model
 

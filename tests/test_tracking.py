@@ -15,6 +15,8 @@ from cnntree import load_model
 
 from .conftest import ROOT
 
+pytestmark = pytest.mark.slow  # real trainings in subprocesses
+
 TINY = {"name": "tiny_single", "kind": "single",
         "defaults": {"model": {"name": "lenet", "filters": [4, 8], "dense": 8}, "train": {"epochs": 1}}}
 

@@ -71,6 +71,7 @@ def test_test_time_views(sample):
     assert len(crops) == 10 and all(v.shape == faces.shape for v in crops)
 
 
+@pytest.mark.slow
 def test_training_resumes_from_its_last_epoch(tmp_path, sample):
     settings = {"model": TINY_MODEL | {"dropout": 0.0, "l2": 0.0}, "augment": AUGMENT.parse({}, "a"),
                 "train": TRAIN.parse({"epochs": 1, "batch_size": 64, "seed": 2}, "t")}
@@ -88,6 +89,7 @@ def test_training_resumes_from_its_last_epoch(tmp_path, sample):
         [["epoch", "1/1"], ["epoch", "2/3"], ["epoch", "3/3"]]
 
 
+@pytest.mark.slow
 def test_loader_processes_train_on_the_same_batches(tmp_path, sample):
     """workers=2 moves augmentation into loader processes; the training must not change."""
     histories = []
@@ -110,6 +112,7 @@ def _fit(spec, sample, tmp_path, **overrides):
         sample.images[train], sample.labels[train], (sample.images[val], sample.labels[val]))
 
 
+@pytest.mark.slow
 def test_tree_fit_predict_save_load(tmp_path, sample):
     clf = _fit(tiny_spec(), sample, tmp_path)
     test = sample.splits == "PrivateTest"
@@ -134,6 +137,7 @@ def test_tree_fit_predict_save_load(tmp_path, sample):
         clf.predict(x, mode="weighted")
 
 
+@pytest.mark.slow
 def test_voting_uses_validation_accuracy_weights(tmp_path, sample):
     members = [{"id": "a"}, {"id": "b", "train": {"seed": 5}}]
     clf = _fit(tiny_spec("voting", members=members, voting="weighted"), sample, tmp_path)
@@ -146,6 +150,7 @@ def test_voting_uses_validation_accuracy_weights(tmp_path, sample):
     assert clf.modes() == ("soft", "weighted", "hard")
 
 
+@pytest.mark.slow
 def test_quick_mode_caps_epochs_faces_and_width(tmp_path, sample):
     spec = tiny_spec("single", defaults={"model": {"name": "vgg", "blocks": 1, "filters": [8], "dense": 8},
                                          "train": {"epochs": 5}})
@@ -177,6 +182,7 @@ def test_loading_errors(tmp_path):
         CnnTreeClassifier(tiny_spec()).predict(np.zeros((1, 48, 48), np.uint8))
 
 
+@pytest.mark.slow
 def test_a_work_folder_only_resumes_the_same_training(tmp_path, sample):
     spec = tiny_spec("single")
     _fit(spec, sample, tmp_path)
@@ -201,16 +207,18 @@ def test_small_data_trains_nodes_that_do_not_answer_one_class(tmp_path, sample):
     the saved BatchNormalization statistics never converge and every node answers one class at
     inference (measured: NN2 and NN3 did, the tree scored 14.29%); with the steps-derived momentum
     no node does, and inference is as accurate as batch statistics."""
-    from cnntree import load_spec
     from cnntree.data import load_for_spec
     from cnntree.data.nodedata import node_targets
 
-    spec = with_overrides(load_spec(ROOT / "trees" / "moravcik.json"), epochs=3)
+    raw = json.loads((ROOT / "trees" / "moravcik.json").read_text())
+    raw["defaults"]["model"]["width"] = 0.25  # the same networks, 16x cheaper
+    spec = with_overrides(parse_spec(raw), epochs=3)
     data, splits = load_for_spec(spec)
     clf = CnnTreeClassifier(spec, work_dir=tmp_path, printer=lambda *_: None).fit(
         data.images[splits.train], data.labels[splits.train],
         (data.images[splits.validation], data.labels[splits.validation]))
     faces, labels = data.images[splits.validation], data.labels[splits.validation]
+    inference_accuracy, batch_accuracy = [], []
     for node in spec.nodes:
         index, targets = node_targets(node, labels, list(spec.classes), np.arange(len(labels)))
         model = clf.networks_[node.id].model
@@ -218,7 +226,10 @@ def test_small_data_trains_nodes_that_do_not_answer_one_class(tmp_path, sample):
         inference = np.asarray(model(x, training=False)).argmax(1)
         batch_stats = np.asarray(model(x, training=True)).argmax(1)
         assert np.bincount(inference).max() < len(inference), f"{node.id} answers one group for every face"
-        assert (inference == targets).mean() >= (batch_stats == targets).mean() - 0.1, node.id
+        inference_accuracy.append((inference == targets).mean())
+        batch_accuracy.append((batch_stats == targets).mean())
+    # 36-90 validation faces a node: one node's accuracy varies by +-0.07; the mean over nodes less
+    assert np.mean(inference_accuracy) >= np.mean(batch_accuracy) - 0.05, (inference_accuracy, batch_accuracy)
     test = splits.tests["PrivateTest"]
     assert clf.score(data.images[test], data.labels[test]) > 0.18  # one class for every face is 1/7 = 0.143
 

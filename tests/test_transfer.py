@@ -125,6 +125,7 @@ def test_grouped_folds_never_share_a_subject(target):
         folds_of(data.labels, 4, data.names, r"^(P\d+)_")
 
 
+@pytest.mark.slow
 def test_transfer_a_single_network_with_subject_independent_folds(tmp_path, target, single_model, store, capsys):
     out = tmp_path / "transferred"
     code = main(["transfer", str(single_model), "--data", str(target), "--label-map", LABEL_MAP, "--folds", "5",
@@ -155,6 +156,7 @@ def test_transfer_a_single_network_with_subject_independent_folds(tmp_path, targ
     assert final.predict_proba(np.zeros((3, 48, 48), np.uint8)).shape == (3, 7)
 
 
+@pytest.mark.slow
 def test_transfer_prints_per_fold_and_mean(target, single_model, store, capsys):
     code = main(["transfer", str(single_model), "--data", str(target), "--folds", "2", "--epochs", "1",
                  "--mode", "last_dense"])
@@ -164,6 +166,7 @@ def test_transfer_prints_per_fold_and_mean(target, single_model, store, capsys):
     assert "last_dense: accuracy" in text and "+-" in text and "over 2 folds" in text
 
 
+@pytest.mark.slow
 def test_transfer_a_tree_keeps_its_routing(tmp_path, sample, tiny_model, store, capsys):
     with_contempt = make_target(tmp_path / "all", sample)
     code = main(["transfer", str(tiny_model), "--data", str(with_contempt), "--label-map", LABEL_MAP, "--folds", "2"])

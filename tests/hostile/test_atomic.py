@@ -30,13 +30,15 @@ def test_an_interrupted_model_save_keeps_the_older_model_whole(tmp_path, tiny_mo
     clf = load_model(tiny_model)
     saved = save_model(clf, tmp_path / "model")
     before = {p.name: p.stat().st_size for p in (saved / "networks").iterdir()}
-    original = clf._write
+    from cnntree.compose import storage
 
-    def second_network_fails(directory, suffix, write_network, exported=None):
+    original = storage._write
+
+    def second_network_fails(clf, directory, suffix, write_network, exported=None):
         stop = interrupt_after(1)
-        return original(directory, suffix, lambda node_id, path: (stop(), write_network(node_id, path)), exported)
+        return original(clf, directory, suffix, lambda node_id, path: (stop(), write_network(node_id, path)), exported)
 
-    monkeypatch.setattr(clf, "_write", second_network_fails)
+    monkeypatch.setattr(storage, "_write", second_network_fails)
     with pytest.raises(KeyboardInterrupt):
         save_model(clf, tmp_path / "model")
     with pytest.raises(KeyboardInterrupt):

@@ -17,6 +17,8 @@ import pytest
 
 from ..conftest import TINY_MODEL
 
+pytestmark = pytest.mark.slow  # real trainings in subprocesses
+
 SPEC = {"name": "faults", "kind": "tree", "data": {"path": "sample"},
         "defaults": {"model": TINY_MODEL, "train": {"epochs": 3, "batch_size": 32, "seed": 3,
                                                     "early_stopping": 0}},

@@ -345,6 +345,7 @@ def test_a_catastrophic_regex_in_a_spec(tmp_path, capsys, sample):
     (["train", MORAVCIK, "--jobs", "1000"], "--jobs: 1000 is out of range"),
     (["train", MORAVCIK, "--epochs", "2.5"], "--epochs: expected an integer"),
     (["transfer", "M", "--data", "D", "--folds", "1000"], "--folds: 1000 is out of range"),
+    (["transfer", "M", "--data", "D", "--folds", "1"], "--folds: 1 is out of range (>= 2)"),
     (["compare-trees", MORAVCIK, "--seeds", "0"], "--seeds: 0 is out of range"),
     (["mirror", "M", "--source", "0", "--detect-width", "0"], "--detect-width: 0 is out of range"),
     (["mirror", "M", "--source", "0", "--max-frames", "-5"], "--max-frames: -5 is out of range"),
@@ -352,7 +353,7 @@ def test_a_catastrophic_regex_in_a_spec(tmp_path, capsys, sample):
     (["suggest", "M", "--out", "x.json", "--max-children", "1"], "--max-children: 1 is out of range"),
     (["mirror", "M", "--source", "0", "--smoothing", "nan"], "--smoothing"),
 ], ids=["epochs beyond the spec's cap", "negative seed", "seed beyond 2^31", "100,000 workers", "1,000 jobs",
-        "fractional epochs", "1,000 folds", "zero seeds", "zero detection width", "negative frames", "1,000 rows",
+        "fractional epochs", "1,000 folds", "one fold", "zero seeds", "zero detection width", "negative frames", "1,000 rows",
         "one child", "NaN smoothing"])
 def test_every_option_has_the_specs_bounds(capsys, argv, fragment):
     with pytest.raises(SystemExit) as stop:
