@@ -119,6 +119,7 @@ def write_atomically(path, write) -> Path:
 
 
 def write_text_atomically(path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
     return write_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 

@@ -20,6 +20,7 @@ COMMANDS = [*spec_commands.COMMANDS, *train_commands.COMMANDS, *model_commands.C
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command."""
     parser = argparse.ArgumentParser(prog="cnntree", description="Hierarchical ensembles of CNNs for facial "
                                      "expression recognition.")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks for internal errors and the "
@@ -47,6 +48,7 @@ def _quiet_libraries() -> None:
 
 
 def main(argv=None) -> int:
+    """Run ``cnntree argv``; returns the exit status (0, 2 for bad input, 1 internal, 130/143 stopped)."""
     _quiet_libraries()
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get("CNNTREE_DEBUG") == "1"

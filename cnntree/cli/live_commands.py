@@ -11,6 +11,7 @@ from .options import FRACTION, add_json, count, info
 
 
 def add_mirror_options(p) -> None:
+    """The options the mirror and rehearsal share (runtime, mode, smoothing, detection)."""
     p.add_argument("--runtime", choices=("keras", "onnx", "tflite"),
                    help="check the model directory runs on this runtime (default: whatever it holds)")
     p.add_argument("--mode", help="combining mode (tree: soft or hard; ensemble: soft, weighted or hard)")
@@ -23,6 +24,7 @@ def add_mirror_options(p) -> None:
 
 
 def make_mirror(args, clf):
+    """The mirror for a loaded classifier, its settings checked before any frame."""
     from ..live.detect import FaceDetector, FaceTracker
     from ..live.mirror import Mirror
 
@@ -35,11 +37,13 @@ def make_mirror(args, clf):
 
 
 class MirrorCommand:
+    """A ``cnntree`` command (its ``help`` says what it does)."""
+
     name, help = "mirror", "label the faces of a webcam, video or photo with their emotion"
 
     @staticmethod
     def add_arguments(p):
-        model_argument(p)
+        model_argument(p, optional=True)
         p.add_argument("--source", required=True, help="webcam, a camera index, a video or an image file")
         p.add_argument("--out", metavar="FILE", help="the annotated video (.mp4/.avi/.mkv) or image")
         p.add_argument("--show", action="store_true", help="open a window (needs a display); q quits")
@@ -73,11 +77,13 @@ class MirrorCommand:
 
 
 class Rehearse:
+    """A ``cnntree`` command (its ``help`` says what it does)."""
+
     name, help = "rehearse", "score a rehearsal video against a script of expected emotions"
 
     @staticmethod
     def add_arguments(p):
-        model_argument(p)
+        model_argument(p, optional=True)
         p.add_argument("--script", required=True, metavar="JSON", help="segments: start, end, line, expected")
         p.add_argument("--source", required=True, help="the rehearsal video (or webcam / a camera index)")
         p.add_argument("--out", required=True, metavar="REPORT", help="report.md or report.html")

@@ -8,17 +8,26 @@ from pathlib import Path
 from .options import EPOCHS, SEED_VALUE, add_json, count, info
 
 
-def model_argument(p) -> None:
-    p.add_argument("model_dir", help="a model directory (cnntree train --out, cnntree export --out)")
+def model_argument(p, optional: bool = False) -> None:
+    """The model positional argument (a folder or a shipped model's name)."""
+    help_text = ("a model directory (cnntree train --out, cnntree export --out) or a shipped model's name "
+                 "(cnntree models)")
+    if optional:
+        p.add_argument("model_dir", nargs="?", default="default", help=help_text + "; default: the shipped default")
+    else:
+        p.add_argument("model_dir", help=help_text + ", e.g. default")
 
 
 def load_model(path):
+    """The classifier in a model folder, or a shipped one by name."""
     from ..compose.storage import load
 
     return load(path)
 
 
 class Evaluate:
+    """A ``cnntree`` command (its ``help`` says what it does)."""
+
     name, help = "evaluate", "evaluate a trained classifier on a test split or another data set"
 
     @staticmethod
@@ -59,12 +68,14 @@ class Evaluate:
 
 
 class Predict:
+    """A ``cnntree`` command (its ``help`` says what it does)."""
+
     name, help = "predict", "emotion of face images (each resized to grey 48x48)"
 
     @staticmethod
     def add_arguments(p):
-        model_argument(p)
-        p.add_argument("images", nargs="+", help="image files, one face each")
+        p.add_argument("items", nargs="+", metavar="[MODEL] IMAGE", help="a model directory or shipped model's "
+                       "name (default: the shipped default), then image files, one face each")
         add_json(p)
 
     @staticmethod
@@ -72,12 +83,19 @@ class Predict:
         import numpy as np
 
         from ..data import read_face
+        from ..errors import CnnTreeError
+        from ..pretrained import names
 
-        faces = np.stack([read_face(path)[0] for path in args.images])  # bad files fail before the model loads
-        clf = load_model(args.model_dir)
+        first = Path(args.items[0])
+        is_model = args.items[0] in names() or first.is_dir()
+        model, images = (args.items[0], args.items[1:]) if is_model else ("default", args.items)
+        if not images:
+            raise CnnTreeError(f"{args.items[0]}: a model; give the face images to label after it")
+        faces = np.stack([read_face(path)[0] for path in images])  # bad files fail before the model loads
+        clf = load_model(model)
         classes = clf.spec.classes
         rows = [{"image": str(p), "label": classes[int(q.argmax())], "probabilities": dict(zip(classes, map(float, q)))}
-                for p, q in zip(args.images, clf.predict_proba(faces))]
+                for p, q in zip(images, clf.predict_proba(faces))]
         if args.json:
             print(json.dumps(rows, indent=2))
         else:
@@ -87,6 +105,8 @@ class Predict:
 
 
 class Export:
+    """A ``cnntree`` command (its ``help`` says what it does)."""
+
     name, help = "export", "write a trained classifier as ONNX, TFLite or SavedModel networks"
 
     @staticmethod
@@ -109,6 +129,8 @@ class Export:
 
 
 class Suggest:
+    """A ``cnntree`` command (its ``help`` says what it does)."""
+
     name, help = "suggest", "propose a class hierarchy from a flat classifier's confusions"
 
     @staticmethod
@@ -141,6 +163,8 @@ class Suggest:
 
 
 class Transfer:
+    """A ``cnntree`` command (its ``help`` says what it does)."""
+
     name, help = "transfer", "retrain heads on another data set, with K-fold cross-validation"
 
     @staticmethod
@@ -189,6 +213,8 @@ class Transfer:
 
 
 class SuggestLabels:
+    """A ``cnntree`` command (its ``help`` says what it does)."""
+
     name, help = "suggest-labels", "which model class each target class resembles (nothing applied)"
 
     @staticmethod
@@ -222,4 +248,36 @@ class SuggestLabels:
         return 0
 
 
-COMMANDS = [Evaluate, Predict, Export, Suggest, Transfer, SuggestLabels]
+class Models:
+    """A ``cnntree`` command (its ``help`` says what it does)."""
+
+    name, help, needs_backend = "models", "the models that ship with cnntree: kind, size, data, test figures", False
+
+    @staticmethod
+    def add_arguments(p):
+        add_json(p)
+
+    @staticmethod
+    def run(args) -> int:
+        from ..pretrained import cards
+
+        found = cards()
+        if args.json:
+            print(json.dumps(found, indent=2))
+            return 0
+        for card in found:
+            print(f"{card['name']}: {card.get('kind', '?')} {card.get('spec', '')}, {card.get('parameters', 0):,} "
+                  f"parameters, {card['bytes'] / 1e6:.2f} MB, trained on {card.get('data', '?')} "
+                  f"({card.get('epochs_trained', '?')} epochs)")
+            if "private_accuracy" in card:
+                print(f"  PublicTest {card['public_accuracy']:.4f}, PrivateTest {card['private_accuracy']:.4f} "
+                      f"(macro F1 {card['private_macro_f1']:.4f})")
+                print("  PrivateTest recall: " + ", ".join(f"{c} {r:.2f}" for c, r in card["private_recall"].items()))
+            print(f"  command: {card.get('command', '?')}")
+            print(f"  card: {Path(card['path']) / 'MODEL_CARD.md'}")
+        if not found:
+            print("(no model ships with this installation)")
+        return 0
+
+
+COMMANDS = [Evaluate, Predict, Export, Suggest, Transfer, SuggestLabels, Models]

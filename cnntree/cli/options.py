@@ -29,6 +29,7 @@ def bounded(field: Num):
 
 
 def count(lo: int, hi: int):
+    """An argparse type for an integer in [lo, hi]."""
     return bounded(Num(lo=lo, hi=hi, integer=True))
 
 
@@ -45,11 +46,13 @@ def info(line: str) -> None:
 
 
 def add_data(p, what: str = "the spec's data") -> None:
+    """``--data`` and ``--skip-bad``."""
     p.add_argument("--data", metavar="PATH", help=f"a FER2013 .csv/.csv.gz or an image folder instead of {what}")
     p.add_argument("--skip-bad", action="store_true", help="skip bad rows or image files and report how many")
 
 
 def add_parallel(p) -> None:
+    """``--jobs`` and ``--ray``."""
     p.add_argument("--jobs", type=JOBS, default=1, metavar="N",
                    help="train up to N networks at once in local processes, sharing the cores (1-256)")
     p.add_argument("--ray", metavar="ADDRESS", help="train the networks as tasks on a Ray cluster (an address, "
@@ -57,4 +60,5 @@ def add_parallel(p) -> None:
 
 
 def add_json(p) -> None:
+    """``--json``."""
     p.add_argument("--json", action="store_true", help="print the result as JSON")

@@ -9,10 +9,13 @@ from .options import add_data, add_json, count, info
 
 
 def spec_argument(p) -> None:
+    """The spec file positional argument."""
     p.add_argument("spec", help="a spec file, e.g. trees/moravcik.json")
 
 
 class Validate:
+    """A ``cnntree`` command (its ``help`` says what it does)."""
+
     name, help, needs_backend = "validate", "check a spec; exit 0 when valid, 2 otherwise", False
 
     @staticmethod
@@ -28,6 +31,8 @@ class Validate:
 
 
 class Show:
+    """A ``cnntree`` command (its ``help`` says what it does)."""
+
     name, help, needs_backend = "show", "print the hierarchy as text, optionally draw it as a picture", False
 
     @staticmethod
@@ -52,6 +57,8 @@ class Show:
 
 
 class Data:
+    """A ``cnntree`` command (its ``help`` says what it does)."""
+
     name, help, needs_backend = "data", "split sizes and every node's balanced training-set counts", False
 
     @staticmethod
@@ -74,6 +81,8 @@ class Data:
 
 
 class Augment:
+    """A ``cnntree`` command (its ``help`` says what it does)."""
+
     name, help, needs_backend = "augment", "a preview grid of one node's training augmentation", False
 
     @staticmethod

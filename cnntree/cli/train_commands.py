@@ -10,6 +10,8 @@ from .spec_commands import spec_argument
 
 
 class Train:
+    """A ``cnntree`` command (its ``help`` says what it does)."""
+
     name, help = "train", "train every network, evaluate on the test splits, log to MLflow"
 
     @staticmethod
@@ -53,6 +55,8 @@ class Train:
 
 
 class CompareTrees:
+    """A ``cnntree`` command (its ``help`` says what it does)."""
+
     name, help = "compare-trees", "train specs under one budget and rank them with a paired test"
 
     @staticmethod
@@ -84,6 +88,8 @@ class CompareTrees:
 
 
 class Compare:
+    """A ``cnntree`` command (its ``help`` says what it does)."""
+
     name, help, needs_backend = "compare", "cnntree runs in the MLflow store as a table, and per spec over seeds", False
     COLUMNS = {"public_accuracy": "public acc", "private_accuracy": "private acc", "private_accuracy_hard":
                "private hard", "private_accuracy_soft": "private soft", "private_macro_f1": "private mF1",

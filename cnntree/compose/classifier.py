@@ -137,12 +137,15 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
         return {node.id: self._network_output(node, images) for node in self.spec.nodes}
 
     def modes(self) -> tuple[str, ...]:
+        """The combining modes this kind of spec has (routing or voting)."""
         return tuple(VOTES) if self.spec.kind == "voting" else tuple(ROUTERS)
 
     def default_mode(self) -> str:
+        """Soft routing for trees and single networks; the spec's vote for ensembles."""
         return self.spec.voting if self.spec.kind == "voting" else "soft"
 
     def combiner(self, mode: str | None = None):
+        """The router or vote for ``mode``; a one-line error for a mode of another kind."""
         mode = mode or self.default_mode()
         if mode not in self.modes():
             raise CnnTreeError(f"mode \"{mode}\" does not apply to a {self.spec.kind}; use one of {', '.join(self.modes())}")
@@ -181,6 +184,16 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
             raise CnnTreeError(f"this classifier runs exported {self.runtime} networks; "
                                "save, export and retrain from the Keras model directory")
         return {node_id: network.model for node_id, network in self.networks_.items()}
+
+    @classmethod
+    def pretrained(cls, name: str = "default") -> CnnTreeClassifier:
+        """A classifier that ships with cnntree (``cnntree models`` lists them), trained on FER2013."""
+        from ..pretrained import HERE, names
+        from .storage import load
+
+        if name not in names():
+            raise CnnTreeError(f"no shipped model \"{name}\"; shipped: {', '.join(names()) or 'none'}")
+        return load(HERE / name)
 
     @classmethod
     def from_networks(cls, spec: Spec, networks: dict, val_accuracy=None, priors=None, histories=None):

@@ -15,6 +15,7 @@ def split_prefix(split: str) -> str:
 
 
 def flat_metrics(y_true, y_pred, classes) -> dict:
+    """Accuracy, macro and weighted precision/recall/F1, the per-class report and the confusion matrix."""
     labels = list(range(len(classes)))
     out = {"accuracy": float(accuracy_score(y_true, y_pred))}
     for average in ("macro", "weighted"):

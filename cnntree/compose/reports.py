@@ -39,6 +39,7 @@ def write_evaluation(result: dict, classes, split: str, folder: Path) -> list[Pa
 
 
 def report_text(report: dict) -> str:
+    """A per-class report as aligned text."""
     lines = [f"{'':28s} {'precision':>9s} {'recall':>9s} {'f1':>9s} {'support':>8s}"]
     for name, row in report.items():
         if isinstance(row, dict):

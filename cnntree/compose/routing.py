@@ -12,6 +12,7 @@ from ..spec import Spec
 
 
 def one_hot_argmax(probabilities: np.ndarray) -> np.ndarray:
+    """Each row's argmax as a one-hot row."""
     return np.eye(probabilities.shape[1], dtype=probabilities.dtype)[probabilities.argmax(axis=1)]
 
 

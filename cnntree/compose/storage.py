@@ -77,8 +77,11 @@ def _write(clf, directory, suffix: str, write_network, exported: str | None = No
 
 
 def load(directory) -> CnnTreeClassifier:
-    """Read a saved or exported classifier; each network runs on the runtime its file suffix names."""
-    directory = Path(directory)
+    """Read a saved or exported classifier (or a shipped one by name: ``"default"``); each network
+    runs on the runtime its file suffix names."""
+    from ..pretrained import resolve
+
+    directory = resolve(directory)
     recover_folder(directory)
     if not directory.is_dir():
         raise CnnTreeError(f"{directory}: no such model directory")

@@ -53,6 +53,7 @@ class CloudOverlay(A.ImageOnlyTransform):
         self.strength = strength
 
     def get_params_dependent_on_data(self, params, data):
+        """A random cloud the size of the image, and its strength."""
         shape = data["image"].shape[:2]
         coarse = self.random_generator.random((max(2, shape[0] // 8), max(2, shape[1] // 8)))
         cloud = cv2.resize(coarse.astype(np.float32), shape[::-1], interpolation=cv2.INTER_CUBIC)
@@ -64,6 +65,7 @@ class CloudOverlay(A.ImageOnlyTransform):
 
 
 def augment_batch(augmenter, images: np.ndarray) -> np.ndarray:
+    """Each face of a batch through the augmenter (the batch itself when there is none)."""
     if augmenter is None:
         return images
     return np.stack([augmenter(image=image)["image"] for image in images])

@@ -15,11 +15,15 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Resampled:
+    """Which candidates to train on (repeats allowed) and, for class weighting, the loss weights."""
+
     index: np.ndarray  # positions into the candidate samples, repeats allowed
     class_weight: dict[int, float] | None = None
 
 
 class Balancer(abc.ABC):
+    """A balancing strategy: one method, ``resample``."""
+
     @abc.abstractmethod
     def resample(self, groups: np.ndarray, rng: np.random.Generator) -> Resampled:
         """Which candidates to train on, given each candidate's output group."""
@@ -67,6 +71,8 @@ class ClassWeight(Balancer):
 
 
 class NoBalance(Balancer):
+    """Every sample once, shuffled."""
+
     def resample(self, groups, rng):
         return Resampled(rng.permutation(len(groups)))
 

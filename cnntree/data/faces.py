@@ -24,8 +24,10 @@ class FaceData:
         return len(self.labels)
 
     def subset(self, index) -> FaceData:
+        """The faces at ``index``, with their labels, splits and names."""
         return replace(self, images=self.images[index], labels=self.labels[index],
                        splits=self.splits[index], names=self.names[index])
 
     def counts(self) -> dict[str, int]:
+        """Images per class."""
         return {c: int(n) for c, n in zip(self.classes, np.bincount(self.labels, minlength=len(self.classes)))}

@@ -61,6 +61,7 @@ class Alignment:
     missing: list  # model classes the target never shows
 
     def as_dict(self) -> dict:
+        """The alignment as JSON-ready lists."""
         return {"mapped": self.mapped, "excluded": self.excluded, "missing": self.missing}
 
 

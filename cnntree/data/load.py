@@ -26,6 +26,7 @@ _CACHE_VERSION = 2
 
 
 def cache_dir() -> Path:
+    """Where parsed data is cached: ``$CNNTREE_CACHE`` or ``~/.cache/cnntree``."""
     return Path(os.environ.get("CNNTREE_CACHE") or Path.home() / ".cache" / "cnntree")
 
 

@@ -24,6 +24,7 @@ class NodeData:
 
     @property
     def after(self) -> tuple[int, ...]:
+        """Samples per group after balancing."""
         return tuple(int(n) for n in np.bincount(self.targets, minlength=len(self.groups)))
 
 

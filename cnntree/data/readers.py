@@ -24,6 +24,7 @@ _CHUNK_ROWS = 2048
 
 
 def read_csv(path: Path, skip_bad: bool) -> FaceData:
+    """A FER2013 CSV (``.csv`` or ``.csv.gz``) as FaceData; bad rows are errors naming their line unless ``skip_bad``."""
     try:
         with open_regular(path, "data file", None if path.name.lower().endswith(".gz") else MAX_DATA_BYTES) as f:
             if path.name.lower().endswith(".gz"):
@@ -185,6 +186,7 @@ def _declared_pixels(buffer: np.ndarray) -> int:
 
 
 def read_folder(root: Path, skip_bad: bool) -> FaceData:
+    """An image folder (``<class>/*`` or ``<split>/<class>/*``) as FaceData; bad files are errors unless ``skip_bad``."""
     entries = [e for e in sorted(root.iterdir()) if not e.name.startswith(".")]
     dirs = [e for e in entries if e.is_dir()]
     if not dirs:

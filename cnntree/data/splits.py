@@ -24,6 +24,7 @@ class Splits:
     validation_source: str = "Training"
 
     def sizes(self) -> dict[str, int]:
+        """Faces per split, validation included."""
         return {self.train_name: len(self.train), "Validation": len(self.validation),
                 **{name: len(idx) for name, idx in self.tests.items()}}
 

@@ -27,6 +27,7 @@ def mcnemar(right_a: np.ndarray, right_b: np.ndarray) -> dict:
 
 def compare_specs(specs, data_path=None, seeds: int = 1, epochs=None, quick=False, experiment="compare-trees",
                   jobs=1, ray=None, printer=print) -> dict:
+    """Train every spec under one budget and seeds, in one MLflow experiment, and rank them on PrivateTest."""
     import hashlib
 
     from ..data import load_for_spec
@@ -86,6 +87,7 @@ def _summary(spec, runs) -> dict:
 
 
 def ranking_table(result: dict) -> str:
+    """The ranking as a fixed-width table for people."""
     head = (f"{'rank':4s} {'spec':28s} {'kind':6s} {'acc (mean+-std)':>17s} {'macro-F1':>17s} {'hier. F1':>8s} "
             f"{'train s':>8s} {'images seen':>12s}  vs best (McNemar)")
     lines = [head]

@@ -32,6 +32,7 @@ class Agglomerative:
         self.max_children = max_children
 
     def build(self, affinity: np.ndarray, classes: list[str]):
+        """The hierarchy for ``classes`` as nested lists of class names."""
         groups = [(name, [i], 0.0) for i, name in enumerate(classes)]  # (tree, members, merge affinity)
         while len(groups) > 1:
             pairs = [(affinity[np.ix_(a[1], b[1])].mean(), i, j)
@@ -67,6 +68,7 @@ class Spectral:
         self.seed = seed
 
     def build(self, affinity: np.ndarray, classes: list[str]):
+        """The hierarchy for ``classes`` as nested lists of class names."""
         return self._split(affinity, list(range(len(classes))), classes)
 
     def _split(self, affinity, members, classes):

@@ -65,6 +65,8 @@ def overlap(a, b) -> float:
 
 @dataclass
 class Track:
+    """One face followed across frames: its box, raw and smoothed probabilities, frames missed."""
+
     id: int
     box: np.ndarray
     probabilities: np.ndarray  # smoothed
@@ -74,6 +76,7 @@ class Track:
 
     @property
     def area(self) -> int:
+        """The box's area in pixels (the main face is the largest)."""
         return int(self.box[2] * self.box[3])
 
 

@@ -28,6 +28,8 @@ WEBCAM_FPS = 30.0
 
 @dataclass
 class FrameResult:
+    """One frame's tracked faces and its main face."""
+
     index: int
     time: float  # seconds from the start of the source
     faces: list[Track]
@@ -54,6 +56,7 @@ class Mirror:
         self.mode = mode
 
     def process(self, frame: np.ndarray, index: int = 0, seconds: float = 0.0) -> FrameResult:
+        """One frame: detect, classify every face in one batch, continue the tracks."""
         grey = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         boxes = self.detector.detect(grey)
         if len(boxes):
@@ -186,12 +189,14 @@ class MirrorRun:
     outputs: dict = field(default_factory=dict)
 
     def add(self, result: FrameResult) -> None:
+        """Count one processed frame and keep its main face's probabilities."""
         self.frames += 1
         self.faces += len(result.faces)
         self.times.append(result.time)
         self.main.append(result.main.probabilities if result.main else np.full(len(self.classes), np.nan))
 
     def summary(self) -> dict:
+        """Frames, faces, timing and outputs as JSON-ready values."""
         return {"source": self.source.name, "frames": self.frames, "faces": self.faces,
                 "frames_with_faces": int(sum(not np.isnan(p).any() for p in self.main)),
                 "seconds": round(self.seconds, 3), "fps": round(self.frames / self.seconds, 2) if self.seconds else None,
@@ -266,6 +271,7 @@ class VideoOutput:
         return self
 
     def write(self, frame: np.ndarray) -> None:
+        """Append a frame (the writer opens with the first frame's size)."""
         if self.writer is None:  # the size is known with the first frame
             fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODECS[self.path.suffix.lower()])
             self.writer = cv2.VideoWriter(str(self.tmp), fourcc, self.fps, (frame.shape[1], frame.shape[0]))

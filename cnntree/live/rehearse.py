@@ -26,6 +26,8 @@ WEAK_SCORE = 0.25  # a mean probability this high for the expected emotion is "w
 
 @dataclass
 class Segment:
+    """One line of a rehearsal script: when, what is said, which emotion is expected."""
+
     start: float
     end: float
     line: str
@@ -52,6 +54,7 @@ def parse_script(raw, classes, source: str = "<script>") -> list[Segment]:
 
 
 def load_script(path, classes) -> list[Segment]:
+    """A script file's validated segments."""
     return parse_script(load_json(path, "script"), classes, str(path))
 
 
@@ -115,6 +118,7 @@ def report(rows, path, title: str, timeline=None) -> Path:
 
 
 def check_report_path(path) -> None:
+    """Refuse a report name that is neither ``.md`` nor ``.html``."""
     if Path(path).suffix.lower() not in REPORT_SUFFIXES:
         raise CnnTreeError(f"--out {path}: the report is written as {' or '.join(REPORT_SUFFIXES)}")
 

@@ -19,6 +19,7 @@ NORMALIZERS = {
 
 
 def register(builder):
+    """Add a model builder to the registry under its function name."""
     MODELS[builder.__name__] = builder
     return builder
 

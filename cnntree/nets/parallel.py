@@ -72,6 +72,7 @@ def worker(job: NetworkJob, lines, threads: int) -> tuple[dict, bytes]:
 
 
 def model_from_bytes(blob: bytes):
+    """A Keras model from the ``.keras`` bytes a worker sent back (loaded in safe mode)."""
     import keras
 
     with tempfile.TemporaryDirectory() as folder:
@@ -92,6 +93,8 @@ def share(cpus: int, workers: int) -> int:
 
 
 class Runner(abc.ABC):
+    """Where networks train: a strategy with ``check`` and ``run``."""
+
     def check(self) -> None:  # noqa: B027 - most runners can always run
         """Fail before any work when this runner cannot run."""
 

@@ -99,6 +99,7 @@ EXPORTS = {"onnx": ("onnx", ".onnx", "onnx"), "tflite": ("litert", ".tflite", "t
 
 
 def runtime_name(path: Path) -> str | None:
+    """The runtime a network file's suffix names, or None."""
     return next((name for name, runtime in RUNTIMES.items() if Path(path).suffix == runtime.suffix), None)
 
 

@@ -11,6 +11,8 @@ import keras
 
 
 class Constant:
+    """The base learning rate throughout."""
+
     def __init__(self, base_lr, epochs):
         self.base_lr, self.epochs = base_lr, epochs
 
@@ -19,6 +21,8 @@ class Constant:
 
 
 class Exponential(Constant):
+    """The base rate times ``gamma`` per epoch."""
+
     def __init__(self, base_lr, epochs, gamma=0.95):
         super().__init__(base_lr, epochs)
         self.gamma = gamma
@@ -28,6 +32,8 @@ class Exponential(Constant):
 
 
 class Cosine(Constant):
+    """Half a cosine from the base rate down to ``min_lr`` over the epochs."""
+
     def __init__(self, base_lr, epochs, min_lr=0.0):
         super().__init__(base_lr, epochs)
         self.min_lr = min_lr
@@ -37,6 +43,8 @@ class Cosine(Constant):
 
 
 class CosineRestarts(Constant):
+    """Cosine cycles that restart, each ``t_mul`` times longer and ``m_mul`` times lower (SGDR)."""
+
     def __init__(self, base_lr, epochs, first_epochs=10, t_mul=2.0, m_mul=1.0, min_lr=0.0):
         super().__init__(base_lr, epochs)
         self.first, self.t_mul, self.m_mul, self.min_lr = first_epochs, t_mul, m_mul, min_lr
@@ -65,6 +73,8 @@ class OneCycle(Constant):
 
 
 class Step(Constant):
+    """The base rate times ``gamma`` every ``every`` epochs."""
+
     def __init__(self, base_lr, epochs, every=10, gamma=0.1):
         super().__init__(base_lr, epochs)
         self.every, self.gamma = every, gamma
@@ -88,6 +98,7 @@ def schedule_callback(train: dict) -> keras.callbacks.Callback:
 
 
 def make_optimizer(cfg: dict) -> keras.optimizers.Optimizer:
+    """The spec's optimizer (Adam, AdamW or SGD) with its settings."""
     decay = cfg["weight_decay"] or None
     if cfg["name"] == "sgd":
         return keras.optimizers.SGD(cfg["lr"], momentum=cfg["momentum"], nesterov=cfg["nesterov"], weight_decay=decay)
@@ -96,6 +107,7 @@ def make_optimizer(cfg: dict) -> keras.optimizers.Optimizer:
 
 
 def make_loss(train: dict) -> keras.losses.Loss:
+    """The spec's loss: cross-entropy (with label smoothing), MSE or squared hinge."""
     if train["loss"] == "mse":
         return keras.losses.MeanSquaredError()
     if train["loss"] == "squared_hinge":

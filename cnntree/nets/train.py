@@ -70,6 +70,7 @@ class AugmentedBatches(keras.utils.PyDataset):
         self.start_epoch(first_epoch)
 
     def start_epoch(self, epoch: int) -> None:
+        """Fix epoch ``epoch``'s order of faces (it depends on the seed and the epoch only)."""
         self.epoch = epoch
         self.order = np.random.default_rng([self.seed, epoch]).permutation(len(self.images))
 

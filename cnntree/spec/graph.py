@@ -64,6 +64,7 @@ def root_first(nodes, graph: nx.DiGraph) -> list:
 
 
 def voting_graph(members, classes) -> nx.DiGraph:
+    """An ensemble as a graph: every member above every class."""
     graph = nx.DiGraph()
     for member in members:
         graph.add_node(member.id, kind="node", where=member.where)

@@ -35,11 +35,14 @@ class NodeSpec:
 
     @property
     def classes(self) -> tuple[str, ...]:
+        """Every class this network sees, in group order."""
         return tuple(c for g in self.groups for c in g)
 
 
 @dataclass(frozen=True)
 class Spec:
+    """A validated spec: its classes, data, and networks (root first for a tree), with the graph."""
+
     name: str
     kind: str
     classes: tuple[str, ...]
@@ -56,9 +59,11 @@ class Spec:
 
     @property
     def root(self) -> NodeSpec:
+        """The first network: a tree's root, a single network, an ensemble's first member."""
         return self.nodes[0]
 
     def node(self, node_id: str) -> NodeSpec:
+        """The network with id ``node_id``; a one-line error naming the close ids otherwise."""
         for node in self.nodes:
             if node.id == node_id:
                 return node

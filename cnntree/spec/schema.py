@@ -77,11 +77,13 @@ def _no_duplicate_keys(pairs):
 
 
 def did_you_mean(word: str, options) -> str:
+    """A 'did you mean' hint for the option closest to ``word``, or an empty string."""
     close = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)
     return f' (did you mean "{close[0]}"?)' if close else ""
 
 
 def fail(path: str, message: str):
+    """Raise the one-line error for the value at JSON ``path``."""
     raise CnnTreeError(f"{path}: {message}" if path else message)
 
 
@@ -91,6 +93,8 @@ def _type_name(value) -> str:
 
 
 class Field(abc.ABC):
+    """One kind of JSON value: how it is parsed, its default and how it is described."""
+
     default: Any = REQUIRED
 
     @abc.abstractmethod
@@ -128,6 +132,8 @@ class Num(Field):
 
 
 class Bool(Field):
+    """``true`` or ``false``."""
+
     def __init__(self, default=REQUIRED):
         self.default = default
 
@@ -202,6 +208,8 @@ class Nullable(Field):
 
 
 class ListOf(Field):
+    """A list of one field type, with length bounds and optionally unique items."""
+
     def __init__(self, item: Field, default=REQUIRED, min_len=0, max_len=None, unique=False):
         self.item, self.default, self.min_len, self.max_len, self.unique = item, default, min_len, max_len, unique
 

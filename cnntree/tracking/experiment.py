@@ -30,6 +30,8 @@ from .pyfunc import log_pyfunc
 
 @dataclass
 class Outcome:
+    """What a tracked training produced: its run, classifier, test results and final metrics."""
+
     run_id: str
     experiment: str
     tracking_uri: str

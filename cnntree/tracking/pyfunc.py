@@ -17,11 +17,13 @@ class PyfuncClassifier(mlflow.pyfunc.PythonModel):
     _skip_type_hint_validation = True  # rows are parsed in predict; MLflow's type-hint check only warns
 
     def load_context(self, context):
+        """Load the saved classifier logged with the model."""
         from ..compose.storage import load
 
         self.classifier = load(context.artifacts["classifier"])
 
     def predict(self, context, model_input, params=None):
+        """Class probabilities and the label for each row's face."""
         import pandas as pd
 
         frame = pd.DataFrame(model_input)

@@ -19,6 +19,7 @@ EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_develop
 
 
 def tracking_uri() -> str:
+    """``$MLFLOW_TRACKING_URI``, or the local store ``sqlite:///runs/mlflow.db``."""
     return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
 
 

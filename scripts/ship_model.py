@@ -1,0 +1,157 @@
+"""Ship a trained classifier inside cnntree: ``cnntree/pretrained/<name>/`` with its model card.
+
+    python scripts/ship_model.py SOURCE --data ../shared/data/fer2013.csv.gz [--name default]
+
+SOURCE is a model folder (``cnntree train --out``) or the work folder of a training that is
+still going or was stopped (``--work-dir``): then its best epoch so far is shipped, and the card
+says how many epochs it had. The classifier is evaluated on PublicTest and PrivateTest of the
+data (never used for selection), and the card records the command, spec, seed, data checksum,
+epochs, wall time, the figures, per-class recall and the confusion matrix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import platform
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def from_work_folder(work: Path):
+    """A classifier from a single network's checkpoint: the last model with the best epoch's weights."""
+    import keras
+
+    from cnntree import CnnTreeClassifier
+    from cnntree.spec import parse_spec
+
+    stamp = json.loads((work / "training.json").read_text())
+    spec = parse_spec(stamp["spec"], source=str(work / "training.json"))
+    if spec.kind != "single":
+        sys.exit("ship_model: only a single network's work folder can be shipped from a checkpoint; "
+                 "ship a finished model folder instead")
+    folder = work / "nodes" / spec.root.id
+    state = json.loads((folder / "state.json").read_text())
+    model = keras.saving.load_model(folder / "last.keras", safe_mode=True, compile=False)
+    if (folder / "best.weights.h5").exists():
+        model.load_weights(folder / "best.weights.h5")
+    clf = CnnTreeClassifier.from_networks(spec, {spec.root.id: model},
+                                          {spec.root.id: max(state["history"].get("val_accuracy", [0]))},
+                                          histories={spec.root.id: state["history"]})
+    facts = {"epochs_trained": state["epoch"], "best_epoch": state["best_epoch"] + 1,
+             "epochs_planned": spec.root.train["epochs"], "finished": False}
+    return clf, facts
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def card_markdown(card: dict) -> str:
+    recall = " | ".join(f"{c} {r:.2f}" for c, r in card["private_recall"].items())
+    classes = card["classes"]
+    confusion = ["| true \\ predicted | " + " | ".join(classes) + " |", "|---" * (len(classes) + 1) + "|"]
+    confusion += [f"| {c} | " + " | ".join(str(v) for v in row) + " |" for c, row in zip(classes, card["private_confusion"])]
+    weakest = sorted(card["private_recall"].items(), key=lambda kv: kv[1])[:2]
+    return f"""# Model card: cnntree `{card['name']}`
+
+A {card['kind']} classifier ({card['spec']}, {card['parameters']:,} parameters, {card['bytes'] / 1e6:.2f} MB) that
+labels a grey 48x48 face with one of seven emotions: {', '.join(classes)}.
+
+## Training
+
+- Data: FER2013 (`{card['data']}`, sha256 `{card['data_sha256'][:16]}...`): 48x48 grey faces found by
+  web image search, mostly frontal, labelled by one annotator each (the labels are noisy: human
+  accuracy is about 65%). Trained on its Training split less a stratified 10% validation slice,
+  which chose the best epoch. PublicTest and PrivateTest were never used for training or selection.
+- Command: `{card['command']}`; seed {card['seed']}.
+- Epochs: {card['epochs_trained']} of {card['epochs_planned']} planned, best epoch {card['best_epoch']}
+  ({'finished' if card['finished'] else 'the training was stopped there; `--resume` continues it'}).
+  Wall time: {f"{card['wall_hours']:.1f} h" if card.get('wall_hours') else 'not recorded'} on {card['machine']}.
+
+## Figures (measured by `scripts/ship_model.py`)
+
+| split | faces | accuracy | macro F1 |
+|---|---|---|---|
+| PublicTest | {card['public_faces']} | {card['public_accuracy']:.4f} | {card['public_macro_f1']:.4f} |
+| PrivateTest | {card['private_faces']} | {card['private_accuracy']:.4f} | {card['private_macro_f1']:.4f} |
+
+PrivateTest recall per class: {recall}.
+
+PrivateTest confusion (counts):
+
+{chr(10).join(confusion)}
+
+## Limits
+
+- It confuses the classes it recalls least ({', '.join(f'{c} {r:.2f}' for c, r in weakest)}); disgust has
+  few training faces (436 of 28,709).
+- It has seen only FER2013's kind of face: web photos, cropped and aligned by the data set's
+  makers, mostly frontal, adults, with the demographics of 2013 image search. Faces in profile,
+  children, unusual lighting or other crops (the mirror's Haar detector crops differently) lower
+  its accuracy by amounts this card does not measure.
+- An expression is not an emotion, and a label is not a fact about a person: do not use it for
+  decisions about people (hiring, grading, policing, health).
+
+Regenerate: the command above (add `--resume` to continue an interrupted training), then
+`python scripts/ship_model.py <model or work folder> --data <fer2013.csv.gz> --name {card['name']}`.
+"""
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("source", help="a model folder, or a training's work folder")
+    parser.add_argument("--data", required=True, help="the full FER2013 (.csv or .csv.gz)")
+    parser.add_argument("--name", default="default")
+    parser.add_argument("--wall-hours", type=float, help="the training's wall time, for the card")
+    parser.add_argument("--command", help="the training command, for the card (default: the one that shipped "
+                        "the current default)")
+    args = parser.parse_args()
+
+    from cnntree import load_model, save_model, with_overrides
+    from cnntree.compose.metrics import evaluate
+    from cnntree.data import load_for_spec
+
+    source = Path(args.source)
+    if (source / "meta.json").exists():
+        clf = load_model(source)
+        facts = {"epochs_trained": len(next(iter(clf.histories_.values()), {}).get("loss", [])),
+                 "finished": True}
+        facts.update(best_epoch=facts["epochs_trained"], epochs_planned=facts["epochs_trained"])
+    else:
+        clf, facts = from_work_folder(source)
+    spec = with_overrides(clf.spec, data=args.data)
+    data, splits = load_for_spec(spec)
+    card = {"name": args.name, "kind": spec.kind, "spec": spec.name, "classes": list(spec.classes),
+            "seed": spec.root.train["seed"], "data": Path(args.data).name, "data_sha256": sha256(Path(args.data)),
+            "command": args.command or f"cnntree train trees/{spec.name}.json --data {Path(args.data).name} "
+                                       "--work-dir ~/.cache/cnntree/work/default",
+            "machine": f"{platform.machine()} {platform.processor() or ''}".strip(), **facts}
+    card["wall_hours"] = args.wall_hours
+    for split, prefix in (("PublicTest", "public"), ("PrivateTest", "private")):
+        index = splits.tests[split]
+        result = evaluate(clf, data.images[index], data.labels[index])["modes"][clf.default_mode()]
+        card.update({f"{prefix}_faces": int(len(index)), f"{prefix}_accuracy": result["accuracy"],
+                     f"{prefix}_macro_f1": result["macro_f1"]})
+        if prefix == "private":
+            card["private_recall"] = {c: result["report"][c]["recall"] for c in spec.classes}
+            card["private_confusion"] = result["confusion"]
+    target = ROOT / "cnntree" / "pretrained" / args.name
+    save_model(clf, target)
+    card["parameters"] = int(sum(m.count_params() for m in clf.keras_models().values()))
+    card["bytes"] = sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
+    (target / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    (target / "MODEL_CARD.md").write_text(card_markdown(card))
+    print(json.dumps({k: v for k, v in card.items() if not k.startswith("private_confusion")}, indent=2))
+    print(f"shipped {target} ({card['bytes'] / 1e6:.2f} MB): PrivateTest {card['private_accuracy']:.4f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""The model that ships with cnntree: it loads in safe mode, labels faces, and its card tells the truth."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from cnntree import CnnTreeClassifier, load_model
+from cnntree.cli import main
+from cnntree.pretrained import HERE, cards, names
+
+from .conftest import FULL_FER2013
+
+
+def test_the_default_model_ships_and_labels_faces_far_above_chance(sample):
+    assert "default" in names()
+    clf = CnnTreeClassifier.pretrained()
+    test = sample.splits == "PrivateTest"  # FER2013 PrivateTest faces: never trained on, never selected on
+    proba = clf.predict_proba(sample.images[test])
+    assert proba.shape == (245, 7) and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
+    assert clf.score(sample.images[test], sample.labels[test]) > 0.35  # chance is 1/7
+    assert list(clf.classes_) == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+
+
+def test_default_is_a_model_name_everywhere(tmp_path, capsys, sample):
+    cv2.imwrite(str(tmp_path / "face.png"), sample.images[0])
+    assert main(["predict", str(tmp_path / "face.png"), "--json"]) == 0  # no model argument: the default
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 1 and sum(rows[0]["probabilities"].values()) == pytest.approx(1, abs=1e-5)
+    assert main(["predict", "default", str(tmp_path / "face.png")]) == 0
+    assert capsys.readouterr().out.startswith(f"{tmp_path / 'face.png'}: ")
+    faces = sample.images[:4]
+    np.testing.assert_allclose(load_model("default").predict_proba(faces),
+                               CnnTreeClassifier.pretrained("default").predict_proba(faces), atol=1e-6)
+
+
+def test_models_lists_what_ships_with_its_figures(capsys):
+    assert main(["models", "--json"]) == 0
+    listed = {card["name"]: card for card in json.loads(capsys.readouterr().out)}
+    card = json.loads((HERE / "default" / "card.json").read_text())
+    assert listed["default"]["private_accuracy"] == card["private_accuracy"]
+    assert listed["default"]["bytes"] <= 15_000_000  # the shipped files stay small
+    assert sum(sum(row) for row in card["private_confusion"]) == card["private_faces"] == 3589
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert f"PrivateTest {card['private_accuracy']:.4f}" in out and "MODEL_CARD.md" in out
+    assert cards()[0]["name"] == "default"
+
+
+def test_the_mirror_runs_with_no_model_argument(tmp_path, capsys, sample):
+    from cnntree.live import scenes
+
+    frame = scenes.render(sample.images[:1], [(250, 170, 144)], scenes.background())
+    cv2.imwrite(str(tmp_path / "photo.png"), frame)
+    assert main(["mirror", "--source", str(tmp_path / "photo.png"), "--out", str(tmp_path / "labelled.png")]) == 0
+    assert cv2.imread(str(tmp_path / "labelled.png")).shape == frame.shape
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not FULL_FER2013.exists(), reason="full FER2013 not available")
+def test_evaluate_default_reproduces_the_cards_accuracy(capsys):
+    card = json.loads((HERE / "default" / "card.json").read_text())
+    assert main(["evaluate", "default", "--data", str(FULL_FER2013), "--split", "PrivateTest", "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)["metrics"]
+    assert round(metrics["private_accuracy"], 4) == round(card["private_accuracy"], 4)
