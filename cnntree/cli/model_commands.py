@@ -82,12 +82,13 @@ class Predict:
     def run(args) -> int:
         import numpy as np
 
-        from ..data import read_face
+        from ..data import IMAGE_SUFFIXES, read_face
         from ..errors import CnnTreeError
         from ..pretrained import names
 
         first = Path(args.items[0])
-        is_model = args.items[0] in names() or first.is_dir()
+        looks_like_a_folder = not first.exists() and first.suffix.lower() not in IMAGE_SUFFIXES and len(args.items) > 1
+        is_model = args.items[0] in names() or first.is_dir() or looks_like_a_folder
         model, images = (args.items[0], args.items[1:]) if is_model else ("default", args.items)
         if not images:
             raise CnnTreeError(f"{args.items[0]}: a model; give the face images to label after it")
