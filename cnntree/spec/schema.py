@@ -174,9 +174,6 @@ class Ident(Text):
 
     PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
-    def __init__(self, default=REQUIRED):
-        super().__init__(default)
-
     def parse(self, value, path, base=None):
         value = super().parse(value, path, base)
         if not self.PATTERN.fullmatch(value) or ".." in value:

@@ -9,6 +9,7 @@ run per cross-validation fold. ``bench/accuracy.py`` and ``compare-trees`` reuse
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,12 +145,12 @@ def run_transfer(model_dir, data, label_map: dict, mode: str, folds: int, epochs
                                 fold_run=runs.fold_run)
         mlflow.log_metrics({k: result[k] for k in ("accuracy_mean", "accuracy_std", "macro_f1_mean", "macro_f1_std")})
         mlflow.log_dict(result, "transfer.json")
-        for normalize, title in ((False, "counts"), (True, "recall per class")):
-            name = f"confusion{'_normalized' if normalize else ''}.png"
-            with mlflow_artifact_dir() as folder:
-                mlflow.log_artifact(str(draw_confusion(result["confusion"], result["classes"], folder / name,
-                                                       f"{folds} folds, summed: {title}", normalize=normalize)),
-                                    "evaluation")
+        with tempfile.TemporaryDirectory(prefix="cnntree-artifact-") as folder:  # logged, needed nowhere else
+            for normalize, title in ((False, "counts"), (True, "recall per class")):
+                picture = Path(folder) / f"confusion{'_normalized' if normalize else ''}.png"
+                draw_confusion(result["confusion"], result["classes"], picture, f"{folds} folds, summed: {title}",
+                               normalize=normalize)
+                mlflow.log_artifact(str(picture), "evaluation")
         if out:
             printer(f"[final] retraining ({mode}) on all {len(data.labels)} faces")
             final = transferred(model_dir, target, np.arange(len(labels)),
@@ -159,14 +160,3 @@ def run_transfer(model_dir, data, label_map: dict, mode: str, folds: int, epochs
         result["run_id"] = parent.info.run_id
         result["experiment_id"] = parent.info.experiment_id
     return result
-
-
-def mlflow_artifact_dir():
-    """A temporary folder for a file that is logged as an artifact and needed nowhere else."""
-    import tempfile
-
-    class _Dir(tempfile.TemporaryDirectory):
-        def __enter__(self):
-            return Path(super().__enter__())
-
-    return _Dir(prefix="cnntree-artifact-")
