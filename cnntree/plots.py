@@ -1,4 +1,5 @@
-"""Pictures people would rather look at than numbers: hierarchies, confusion matrices, timelines."""
+"""Pictures people would rather look at than numbers: hierarchies, confusion matrices, reliability
+diagrams, timelines, explanations."""
 
 from __future__ import annotations
 
@@ -93,6 +94,41 @@ def draw_confusion(confusion, classes, path, title: str = "", normalize: bool = 
     return save_figure(fig, path)
 
 
+def draw_reliability(panels: dict, path, title: str = "") -> Path:
+    """Reliability diagrams, one panel per name: accuracy against mean confidence in each bin
+    (``calibration_metrics``' ``reliability``), the diagonal a calibrated model follows, the gap
+    shaded, bin sizes as a histogram below, ECE and NLL in the panel's title."""
+    import numpy as np
+
+    fig, axes = plt.subplots(2, len(panels), figsize=(3.2 * len(panels), 4.4), squeeze=False,
+                             gridspec_kw={"height_ratios": [3, 1]})
+    for (name, metrics), ax, hist in zip(panels.items(), axes[0], axes[1]):
+        bins = metrics["reliability"]
+        counts = np.asarray(bins["counts"])
+        k = len(counts)
+        centres = (np.arange(k) + 0.5) / k
+        used = counts > 0
+        ax.plot([0, 1], [0, 1], color="#888", lw=1, ls="--")
+        ax.bar(centres[used], np.asarray(bins["accuracy"])[used], width=1 / k, color="#2c6fad", ec="white",
+               label="accuracy")
+        ax.bar(centres[used], (np.asarray(bins["confidence"]) - np.asarray(bins["accuracy"]))[used],
+               bottom=np.asarray(bins["accuracy"])[used], width=1 / k, color="#e4572e", alpha=0.35, ec="none",
+               label="gap to confidence")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_title(f"{name}\nECE {metrics['ece']:.3f}  NLL {metrics['nll']:.3f}", fontsize=9)
+        ax.set_xticks([])
+        hist.bar(centres, counts / max(counts.sum(), 1), width=1 / k, color="#888")
+        hist.set_xlim(0, 1)
+        hist.set_xlabel("confidence")
+    axes[0][0].set_ylabel("accuracy")
+    axes[0][0].legend(loc="upper left", fontsize=7, frameon=False)
+    axes[1][0].set_ylabel("share")
+    fig.suptitle(title or "reliability", fontsize=11)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
 def class_colours(classes) -> dict[str, tuple]:
     """One fixed colour per class, so every timeline of a classifier reads the same."""
     palette = plt.get_cmap("tab10").colors
@@ -129,5 +165,49 @@ def draw_timeline(times, probabilities, classes, path, bands=(), title: str = ""
     bars.invert_yaxis()
     bars.set_xlim(0, 1)
     bars.set_title(f"last frame with a face ({times[seen[-1]]:.1f} s)" if len(seen) else "no face seen", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def _overlay(ax, face, heat, title: str) -> None:
+    ax.imshow(face, cmap="gray", vmin=0, vmax=255)
+    if heat is not None:
+        ax.imshow(heat, cmap="jet", alpha=0.45, vmin=0, vmax=1)
+    ax.set_title(title, fontsize=8)
+    ax.axis("off")
+
+
+def draw_explanations(explanations, path, title: str = "") -> Path:
+    """One row per face: the face, each network's heat map for its step toward the class (with the
+    branch and its probability), and the class map."""
+    most = max(len(e.steps) for e in explanations)
+    columns = 1 + most + (most > 1)  # one network: its map is the class map
+    fig, axes = plt.subplots(len(explanations), columns, figsize=(1.9 * columns, 2.1 * len(explanations)),
+                             squeeze=False)
+    for row, e in zip(axes, explanations):
+        for ax in row:
+            ax.axis("off")
+        _overlay(row[0], e.face, None, "face")
+        for ax, step in zip(row[1:], e.steps):
+            _overlay(ax, e.face, step.heat, f"{step.network}: {step.branch[:18]}\n{step.probability:.2f}")
+        if most > 1:
+            _overlay(row[-1], e.face, e.heat, f"class {e.label}\n{e.probability:.2f}")
+    fig.suptitle(title or "what the networks look at", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def draw_mistakes(rows: dict, path, title: str = "") -> Path:
+    """A grid of confident mistakes: one row per true class (``rows``: class -> explanations of
+    the wrong predicted class), each face with its heat map and what it was taken for."""
+    columns = max([len(found) for found in rows.values()] + [1])
+    fig, axes = plt.subplots(len(rows), columns, figsize=(1.8 * columns + 1, 1.9 * len(rows)), squeeze=False)
+    for row, (name, found) in zip(axes, rows.items()):
+        for ax in row:
+            ax.axis("off")
+        for ax, e in zip(row, found):
+            _overlay(ax, e.face, e.heat, f"-> {e.label} {e.probability:.2f}")
+        row[0].text(-0.15, 0.5, name, transform=row[0].transAxes, ha="right", va="center", fontsize=9)
+    fig.suptitle(title or "most confident mistakes per true class", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)

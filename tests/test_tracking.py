@@ -67,9 +67,10 @@ def test_parent_run_with_four_nested_node_runs(trained):
     metrics = parent.data.metrics
     for key in ("public_accuracy", "private_accuracy", "private_macro_f1", "private_weighted_f1",
                 "private_accuracy_hard", "private_accuracy_soft", "private_hierarchical_f1", "private_NN1_accuracy",
-                "train_seconds"):
+                "private_ece", "private_nll", "private_brier", "private_NN1_ece", "public_nll", "train_seconds"):
         assert key in metrics, key
     assert metrics["private_accuracy"] == metrics["private_accuracy_soft"]
+    assert 0 <= metrics["private_ece"] <= 1 and metrics["private_nll"] > 0
     assert parent.data.params["net.NN1.model.blocks"] == "3"
     assert parent.data.params["net.NN1.balance.strategy"] == "one_vs_rest"
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
@@ -77,6 +78,7 @@ def test_parent_run_with_four_nested_node_runs(trained):
     evaluation = {a.path for a in client.list_artifacts(parent.info.run_id, "evaluation")}
     assert "evaluation/PrivateTest_soft_confusion.png" in evaluation
     assert "evaluation/PublicTest_hard_confusion_normalized.png" in evaluation
+    assert {"evaluation/PrivateTest_reliability.png", "evaluation/PublicTest_reliability.png"} <= evaluation
     assert (cwd / "runs" / "artifacts" / "moravcik").is_dir()  # artifacts under runs/, not ./mlruns
     assert not (cwd / "mlruns").exists()
 

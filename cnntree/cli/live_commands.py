@@ -21,6 +21,8 @@ def add_mirror_options(p) -> None:
                    help="detect on frames downscaled to this width (32-8192, default 320)")
     p.add_argument("--min-face", type=count(8, 4096), default=40, help="smallest face in pixels (8-4096, default 40)")
     p.add_argument("--max-frames", type=count(1, 10**9), help="stop after this many frames")
+    p.add_argument("--explain", nargs="?", const="gradcam", choices=("gradcam", "saliency"),
+                   help="overlay the main face's heat map (Grad-CAM, or saliency); Keras model folders only")
 
 
 def make_mirror(args, clf):
@@ -33,7 +35,7 @@ def make_mirror(args, clf):
                            f"{args.runtime} copy with: cnntree export {args.model_dir} --format {args.runtime} --out DIR")
     clf.combiner(args.mode)  # an unknown mode fails before any frame
     detector = FaceDetector(detect_width=args.detect_width, min_face=args.min_face)
-    return Mirror(clf, detector, FaceTracker(smoothing=args.smoothing), mode=args.mode)
+    return Mirror(clf, detector, FaceTracker(smoothing=args.smoothing), mode=args.mode, explain=args.explain)
 
 
 class MirrorCommand:

@@ -1,4 +1,5 @@
-"""Commands on a trained classifier: evaluate, predict, export, suggest, transfer, suggest-labels."""
+"""Commands on a trained classifier: evaluate, calibrate, predict, explain, export, suggest,
+transfer, suggest-labels, models."""
 
 from __future__ import annotations
 
@@ -38,6 +39,11 @@ class Evaluate:
         p.add_argument("--label-map", metavar="T=M,...", help="rename target classes to model classes, e.g. anger=angry")
         p.add_argument("--split", default="PrivateTest", help="the test split (data without it: every image)")
         p.add_argument("--skip-bad", action="store_true", help="skip bad rows or image files and report how many")
+        p.add_argument("--report", metavar="DIR", help="write the report there (JSON, text, confusion matrices, "
+                       "reliability diagram) and log it as an MLflow run (experiment evaluate)")
+        p.add_argument("--explain", type=count(1, 100), metavar="N", help="add a grid of the N most confident "
+                       "mistakes per class with their Grad-CAM maps to the report (default --report: "
+                       "runs/evaluate/<model>-<split>)")
         add_json(p)
 
     @staticmethod
@@ -45,14 +51,25 @@ class Evaluate:
         from ..compose.metrics import evaluate_split, headline
         from ..compose.reports import evaluation_table
         from ..data.labels import parse_label_map
+        from ..files import check_output_file
         from ..spec import with_overrides
 
         clf = load_model(args.model_dir)
+        if args.explain:
+            clf.keras_models()  # explanations need the Keras networks: fail before evaluating
+        report = Path(args.report) if args.report else (
+            Path("runs", "evaluate", f"{clf.spec.name}-{args.split}") if args.explain else None)
+        if report:
+            check_output_file(report / "report.json", "--report")
         spec = with_overrides(clf.spec, skip_bad=args.skip_bad or None)
-        out = evaluate_split(clf, spec, args.data, args.split, parse_label_map(args.label_map))
+        out = evaluate_split(clf, spec, args.data, args.split, parse_label_map(args.label_map),
+                             explain=args.explain or 0)
         split, result = out["split"], out["result"]
+        if report:
+            out["files"] = [str(f) for f in log_evaluation(args.model_dir, clf, out, report)]
         if args.json:
-            print(json.dumps({"split": split, "metrics": headline(result, split), "result": result}, indent=2))
+            print(json.dumps({"split": split, "metrics": headline(result, split), "result": result,
+                              "files": out.get("files", [])}, indent=2))
             return 0
         alignment = result.get("alignment")
         if alignment:
@@ -64,7 +81,127 @@ class Evaluate:
             if alignment["missing"]:
                 print(f"model classes this data never shows: {', '.join(alignment['missing'])}")
         print(evaluation_table([(split, result)]))
+        if report:
+            print(f"report: {report} ({len(out['files'])} files), logged to MLflow experiment evaluate")
         return 0
+
+
+def log_evaluation(model_dir, clf, out: dict, folder: Path) -> list[Path]:
+    """An evaluation's report files (and its mistakes grid) in ``folder``, and an MLflow run of
+    experiment ``evaluate`` holding them with the headline metrics."""
+    import mlflow
+
+    from ..compose.metrics import headline
+    from ..compose.reports import write_evaluation
+    from ..plots import draw_mistakes
+    from ..tracking import store
+
+    split, result = out["split"], out["result"]
+    files = write_evaluation(result, clf.spec.classes, split, folder)
+    if out.get("mistakes"):
+        files.append(draw_mistakes(out["mistakes"], folder / f"{split}_mistakes.png",
+                                   f"{clf.spec.name}, {split}: most confident mistakes per true class (Grad-CAM of "
+                                   "the class taken)"))
+    store.use_experiment("evaluate")
+    with mlflow.start_run(run_name=f"evaluate {clf.spec.name} on {split}"):
+        mlflow.set_tags({"cnntree.kind": "evaluation", "cnntree.spec": clf.spec.name})
+        mlflow.log_params({"model": str(model_dir), "split": split, "faces": out["faces"]})
+        mlflow.log_metrics(headline(result, split))
+        for file in files:
+            mlflow.log_artifact(str(file), "evaluation")
+    return files
+
+
+class Calibrate:
+    """A ``cnntree`` command (its ``help`` says what it does)."""
+
+    name, help = "calibrate", "refit a trained classifier's calibration on its validation faces, no retraining"
+
+    @staticmethod
+    def add_arguments(p):
+        from ..compose.calibration import CALIBRATIONS
+
+        model_argument(p)
+        p.add_argument("--method", choices=list(CALIBRATIONS), default="temperature",
+                       help="for every network: temperature (default), vector, isotonic, prior or none")
+        p.add_argument("--data", metavar="PATH", help="the data the model was trained on, if it moved (its "
+                       "validation split is carved from Training as in training)")
+        p.add_argument("--out", metavar="DIR", help="write the recalibrated model here (default: in place; a "
+                       "shipped model needs --out)")
+        add_json(p)
+
+    @staticmethod
+    def run(args) -> int:
+        from ..compose.metrics import evaluate
+        from ..compose.storage import save_calibration
+        from ..data import load_for_spec
+        from ..files import check_output_folder
+        from ..pretrained import HERE, resolve
+        from ..spec import with_overrides
+
+        source = resolve(args.model_dir)
+        out = Path(args.out or source)
+        if out.absolute().resolve().is_relative_to(HERE):
+            from ..errors import CnnTreeError
+
+            raise CnnTreeError(f"{args.model_dir}: a shipped model is read-only; give --out DIR for the "
+                               "recalibrated copy")
+        check_output_folder(out, ("model", "export"))
+        clf = load_model(source)
+        data, splits = load_for_spec(with_overrides(clf.spec, data=args.data))
+        parts = {"Validation": splits.validation, **splits.tests}
+
+        def measure():
+            out = {}
+            for split, index in parts.items():
+                result = evaluate(clf, data.images[index], data.labels[index])
+                m = result["modes"][result["default_mode"]]
+                out[split] = {k: m[k] for k in ("accuracy", "ece", "nll", "brier") if k in m}
+            return out
+
+        before = {"methods": {n.id: clf.calibration(n).name for n in clf.spec.nodes}, "metrics": measure()}
+        fitted = clf.calibrate(data.images[splits.validation], data.labels[splits.validation], args.method)
+        after = {"methods": {k: v["method"] for k, v in fitted.items()}, "metrics": measure()}
+        written = save_calibration(clf, source, out)
+        if args.json:
+            print(json.dumps({"before": before, "after": after, "fitted": fitted, "out": str(written)}, indent=2))
+            return 0
+        print(f"{'split':12s} {'calibration':22s} {'accuracy':>9s} {'ECE':>7s} {'NLL':>7s} {'Brier':>7s}")
+        for split in parts:
+            for label, state in ((f"{'/'.join(sorted(set(before['methods'].values())))} (before)", before),
+                                 (args.method, after)):
+                m = state["metrics"][split]
+                print(f"{split:12s} {label:22s} {m['accuracy']:9.4f} " +
+                      " ".join(f"{m[k]:7.4f}" if k in m else f"{'-':>7s}" for k in ("ece", "nll", "brier")))
+        for node_id, record in fitted.items():
+            state = ", ".join(f"{k} {v:.3f}" for k, v in record["state"].items() if isinstance(v, float))
+            print(f"network {node_id}: {record['method']}" + (f" ({state})" if state else ""))
+        print(f"wrote {written}")
+        return 0
+
+
+def model_and_faces(items: list[str]):
+    """``[MODEL] IMAGE...`` as (model, image paths, faces): the first item is a model when it
+    names a shipped one or a folder; bad image files fail before any model loads."""
+    import numpy as np
+
+    from ..data import IMAGE_SUFFIXES, read_face
+    from ..errors import CnnTreeError
+    from ..pretrained import names
+
+    first = Path(items[0])
+    looks_like_a_folder = not first.exists() and first.suffix.lower() not in IMAGE_SUFFIXES and len(items) > 1
+    is_model = items[0] in names() or first.is_dir() or looks_like_a_folder
+    model, images = (items[0], items[1:]) if is_model else ("default", items)
+    if not images:
+        raise CnnTreeError(f"{items[0]}: a model; give the face images after it")
+    return model, images, np.stack([read_face(path)[0] for path in images])
+
+
+def add_model_and_images(p) -> None:
+    """The ``[MODEL] IMAGE...`` positional arguments."""
+    p.add_argument("items", nargs="+", metavar="[MODEL] IMAGE", help="a model directory or shipped model's "
+                   "name (default: the shipped default), then image files, one face each")
 
 
 class Predict:
@@ -74,25 +211,12 @@ class Predict:
 
     @staticmethod
     def add_arguments(p):
-        p.add_argument("items", nargs="+", metavar="[MODEL] IMAGE", help="a model directory or shipped model's "
-                       "name (default: the shipped default), then image files, one face each")
+        add_model_and_images(p)
         add_json(p)
 
     @staticmethod
     def run(args) -> int:
-        import numpy as np
-
-        from ..data import IMAGE_SUFFIXES, read_face
-        from ..errors import CnnTreeError
-        from ..pretrained import names
-
-        first = Path(args.items[0])
-        looks_like_a_folder = not first.exists() and first.suffix.lower() not in IMAGE_SUFFIXES and len(args.items) > 1
-        is_model = args.items[0] in names() or first.is_dir() or looks_like_a_folder
-        model, images = (args.items[0], args.items[1:]) if is_model else ("default", args.items)
-        if not images:
-            raise CnnTreeError(f"{args.items[0]}: a model; give the face images to label after it")
-        faces = np.stack([read_face(path)[0] for path in images])  # bad files fail before the model loads
+        model, images, faces = model_and_faces(args.items)
         clf = load_model(model)
         classes = clf.spec.classes
         rows = [{"image": str(p), "label": classes[int(q.argmax())], "probabilities": dict(zip(classes, map(float, q)))}
@@ -102,6 +226,56 @@ class Predict:
         else:
             for row in rows:
                 print(f"{row['image']}: {row['label']} ({row['probabilities'][row['label']]:.2f})")
+        return 0
+
+
+class Explain:
+    """A ``cnntree`` command (its ``help`` says what it does)."""
+
+    name, help = "explain", "heat maps of what each network looks at, one picture per face"
+
+    @staticmethod
+    def add_arguments(p):
+        add_model_and_images(p)
+        p.add_argument("--out", required=True, metavar="DIR", help="folder for the pictures (<image>.explained.png)")
+        p.add_argument("--method", choices=("gradcam", "saliency"), default="gradcam",
+                       help="Grad-CAM of the last feature map (default) or gradient saliency per pixel")
+        p.add_argument("--class", dest="target", metavar="NAME", help="explain this class (default: the prediction)")
+        p.add_argument("--mode", help="combining mode for the prediction (tree: soft or hard)")
+        add_json(p)
+
+    @staticmethod
+    def run(args) -> int:
+        from ..compose.explain import explain
+        from ..errors import CnnTreeError
+        from ..files import check_output_file
+        from ..plots import draw_explanations
+
+        model, images, faces = model_and_faces(args.items)
+        pictures = [Path(args.out) / f"{Path(image).stem}.explained.png" for image in images]
+        for picture in pictures:
+            check_output_file(picture, "--out")
+        clf = load_model(model)
+        clf.keras_models()  # exported networks give no gradients: one line, before any work
+        clf.combiner(args.mode)
+        classes = list(clf.spec.classes)
+        if args.target is not None and args.target not in classes:
+            raise CnnTreeError(f"--class {args.target}: not a class of this model ({', '.join(classes)})")
+        targets = None if args.target is None else [classes.index(args.target)] * len(faces)
+        found = explain(clf, faces, targets, args.method, args.mode)
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        rows = []
+        for image, picture, e in zip(images, pictures, found):
+            draw_explanations([e], picture, f"{Path(image).name}: {args.method}")
+            rows.append({"image": image, "picture": str(picture), "class": e.label, "probability": e.probability,
+                         "steps": [{"network": s.network, "branch": s.branch, "probability": s.probability}
+                                   for s in e.steps]})
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return 0
+        for row in rows:
+            path = ", ".join(f"{s['network']} {s['branch']} {s['probability']:.2f}" for s in row["steps"])
+            print(f"{row['image']}: {row['class']} {row['probability']:.2f} ({path}) -> {row['picture']}")
         return 0
 
 
@@ -281,4 +455,4 @@ class Models:
         return 0
 
 
-COMMANDS = [Evaluate, Predict, Export, Suggest, Transfer, SuggestLabels, Models]
+COMMANDS = [Evaluate, Calibrate, Predict, Explain, Export, Suggest, Transfer, SuggestLabels, Models]

@@ -93,7 +93,7 @@ class Compare:
     name, help, needs_backend = "compare", "cnntree runs in the MLflow store as a table, and per spec over seeds", False
     COLUMNS = {"public_accuracy": "public acc", "private_accuracy": "private acc", "private_accuracy_hard":
                "private hard", "private_accuracy_soft": "private soft", "private_macro_f1": "private mF1",
-               "train_seconds": "train s"}
+               "private_ece": "private ECE", "private_nll": "private NLL", "train_seconds": "train s"}
 
     @staticmethod
     def add_arguments(p):

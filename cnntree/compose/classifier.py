@@ -102,8 +102,25 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
             self.histories_[node.id] = state["history"]
             self.images_seen_ += len(jobs[position].train[1]) * len(state["history"].get("loss", []))
         self.networks_ = {node.id: self.networks_[node.id] for node in self.spec.nodes}  # spec order
+        self.calibrate(*validation)
         self.fit_seconds_ = time.perf_counter() - started
         return self
+
+    def calibrate(self, images: np.ndarray, labels: np.ndarray, method: str | None = None) -> dict:
+        """Fit every network's calibration on labelled faces of the natural class mix (the
+        validation split): the spec's ``balance.calibrate``, or ``method`` for all. Returns each
+        network's fitted state."""
+        self._check_fitted()
+        images, labels = check_faces(images, labels, len(self.spec.classes), "calibration faces")
+        classes = list(self.spec.classes)
+        self.calibrations_ = {}
+        for node in self.spec.nodes:
+            index, targets = node_targets(node, labels, classes, np.arange(len(labels)))
+            calibration = make_calibration(method or node.balance["calibrate"], self.priors_.get(node.id))
+            if len(index):
+                calibration.fit(self._raw_output(node, images[index]), targets)
+            self.calibrations_[node.id] = calibration
+        return {node_id: c.record() for node_id, c in self.calibrations_.items()}
 
     def _claim(self, work: Path, labels: np.ndarray) -> None:
         """Resume only the same training: a work folder remembers the spec, settings and data size."""
@@ -122,14 +139,22 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ predicting
 
-    def _network_output(self, node, images: np.ndarray) -> np.ndarray:
+    def _raw_output(self, node, images: np.ndarray) -> np.ndarray:
+        """The network's own probabilities (averaged over the spec's test-time views)."""
         if len(images) == 0:
             return np.zeros((0, len(node.groups)))
         network = self.networks_[node.id]
         views = tta_views(images, node.augment["test_time"])
-        total = sum(network(view.astype(np.float32)[..., None]) for view in views)
-        calibration = make_calibration(node.balance["calibrate"], self.priors_.get(node.id))
-        return calibration.apply(np.asarray(total / len(views), np.float64))
+        return np.asarray(sum(network(view.astype(np.float32)[..., None]) for view in views) / len(views), np.float64)
+
+    def calibration(self, node):
+        """The network's fitted calibration; one never fitted (a model from before calibration was
+        fitted, a transferred network) is the spec's strategy with its fit-free part only."""
+        fitted = getattr(self, "calibrations_", {})
+        return fitted.get(node.id) or make_calibration(node.balance["calibrate"], self.priors_.get(node.id))
+
+    def _network_output(self, node, images: np.ndarray) -> np.ndarray:
+        return self.calibration(node).apply(self._raw_output(node, images))
 
     def network_outputs(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """Each network's own probabilities over its groups (for diagnostics and combining)."""
@@ -196,13 +221,16 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
         return load(HERE / name)
 
     @classmethod
-    def from_networks(cls, spec: Spec, networks: dict, val_accuracy=None, priors=None, histories=None):
+    def from_networks(cls, spec: Spec, networks: dict, val_accuracy=None, priors=None, histories=None,
+                      calibrations=None):
         """A fitted classifier from trained networks (runtimes or Keras models) by node id: what
-        loading a model directory and transferring to new data both build."""
+        loading a model directory and transferring to new data both build. ``calibrations`` are
+        fitted calibrations by node id (``compose.calibration``)."""
         clf = cls(spec)
         clf.networks_ = {node.id: networks[node.id] if isinstance(networks[node.id], tuple(RUNTIMES.values())) else
                          KerasRuntime(networks[node.id]) for node in spec.nodes}
         clf.val_accuracy_, clf.priors_, clf.histories_ = dict(val_accuracy or {}), dict(priors or {}), dict(histories or {})
+        clf.calibrations_ = dict(calibrations or {})
         return clf
 
     def _check_fitted(self):

@@ -1,5 +1,5 @@
-"""Evaluation on one labelled split: flat metrics (scikit-learn), hierarchical metrics for trees,
-and each network's report on its own relabelled test data."""
+"""Evaluation on one labelled split: flat metrics (scikit-learn), calibration metrics, hierarchical
+metrics for trees, and each network's report on its own relabelled test data."""
 
 from __future__ import annotations
 
@@ -27,6 +27,26 @@ def flat_metrics(y_true, y_pred, classes) -> dict:
     return out
 
 
+def calibration_metrics(probabilities, labels, bins: int = 15) -> dict:
+    """How far the probabilities are from frequencies: expected calibration error (top-label
+    confidence in ``bins`` equal-width bins, Guo et al. 2017), negative log-likelihood and the
+    multi-class Brier score (sum over classes, 0-2), with the bins a reliability diagram draws."""
+    p = np.asarray(probabilities, np.float64)
+    labels = np.asarray(labels)
+    n = max(len(labels), 1)
+    confidence, correct = p.max(axis=1), (p.argmax(axis=1) == labels).astype(np.float64)
+    which = np.clip(np.digitize(confidence, np.linspace(0, 1, bins + 1)[1:-1], right=True), 0, bins - 1)
+    counts = np.bincount(which, minlength=bins)
+    confidence_sum, correct_sum = np.bincount(which, confidence, bins), np.bincount(which, correct, bins)
+    onehot = np.eye(p.shape[1])[labels]
+    return {"ece": float(np.abs(correct_sum - confidence_sum).sum() / n),
+            "nll": float(-np.log(np.clip(p[np.arange(len(labels)), labels], 1e-12, 1)).mean()) if len(labels) else 0.0,
+            "brier": float(((p - onehot) ** 2).sum(axis=1).mean()) if len(labels) else 0.0,
+            "reliability": {"counts": counts.tolist(),
+                            "confidence": (confidence_sum / np.maximum(counts, 1)).tolist(),
+                            "accuracy": (correct_sum / np.maximum(counts, 1)).tolist()}}
+
+
 def hierarchical_metrics(spec, y_true, y_pred) -> dict:
     """Hierarchical precision/recall/F1 (Kiritchenko et al.): overlap of the predicted and true
     classes' ancestor sets (each class with every node above it, the root excluded)."""
@@ -48,17 +68,24 @@ def node_reports(clf, outputs: dict, labels) -> dict:
     for node in clf.spec.nodes:
         index, targets = node_targets(node, labels, list(clf.spec.classes), np.arange(len(labels)))
         names = ["+".join(g) for g in node.groups]
-        reports[node.id] = {"groups": names, **flat_metrics(targets, outputs[node.id][index].argmax(1), names)}
+        probabilities = outputs[node.id][index]
+        reports[node.id] = {"groups": names, **flat_metrics(targets, probabilities.argmax(1), names),
+                            **calibration_metrics(probabilities, targets)}
     return reports
 
 
 def evaluate(clf, images, labels) -> dict:
-    """Every combining mode's flat metrics, hierarchical metrics for trees, per-network reports."""
+    """Every combining mode's flat metrics (and calibration metrics where the mode answers with
+    probabilities, not votes or one-hot paths), hierarchical metrics for trees, per-network reports."""
     outputs = clf.network_outputs(images)
     result = {"n": int(len(labels)), "default_mode": clf.default_mode(), "modes": {}}
     for mode in clf.modes():
-        predicted = clf.combiner(mode).combine(outputs).argmax(1)
+        combiner = clf.combiner(mode)
+        probabilities = combiner.combine(outputs)
+        predicted = probabilities.argmax(1)
         metrics = flat_metrics(labels, predicted, clf.spec.classes)
+        if combiner.probabilistic:
+            metrics.update(calibration_metrics(probabilities, labels))
         if clf.spec.kind == "tree":
             metrics.update(hierarchical_metrics(clf.spec, labels, predicted))
         result["modes"][mode] = metrics
@@ -68,22 +95,25 @@ def evaluate(clf, images, labels) -> dict:
 
 def headline(result: dict, split: str) -> dict[str, float]:
     """The metric names every run logs, whatever its kind: ``private_accuracy``,
-    ``private_macro_f1``, ... (default mode), and ``private_accuracy_<mode>`` for every mode."""
+    ``private_macro_f1``, ``private_ece``, ``private_nll``, ... (default mode),
+    ``private_accuracy_<mode>`` for every mode, ``private_<network>_accuracy|ece|nll``."""
     prefix = split_prefix(split)
     main = result["modes"][result["default_mode"]]
     keys = ("accuracy", "macro_precision", "macro_recall", "macro_f1", "weighted_precision", "weighted_recall",
-            "weighted_f1", "hierarchical_precision", "hierarchical_recall", "hierarchical_f1")
+            "weighted_f1", "hierarchical_precision", "hierarchical_recall", "hierarchical_f1", "ece", "nll", "brier")
     out = {f"{prefix}_{k}": main[k] for k in keys if k in main}
     out.update({f"{prefix}_accuracy_{mode}": m["accuracy"] for mode, m in result["modes"].items()})
-    out.update({f"{prefix}_{node}_accuracy": r["accuracy"] for node, r in result["nodes"].items()})
+    out.update({f"{prefix}_{node}_{k}": r[k] for node, r in result["nodes"].items() for k in ("accuracy", "ece", "nll")})
     return out
 
 
-def evaluate_split(clf, spec, data_path=None, split: str = "PrivateTest", label_map: dict | None = None) -> dict:
+def evaluate_split(clf, spec, data_path=None, split: str = "PrivateTest", label_map: dict | None = None,
+                   explain: int = 0) -> dict:
     """``clf`` on one test split of its spec's data (``spec`` carries the data overrides), or on
     another data set (``data_path``) whose classes meet the model's through ``label_map``; a data set
-    without that split is evaluated whole. Returns {"split", "result"} (with "alignment" for
-    another data set)."""
+    without that split is evaluated whole. Returns {"split", "faces", "result"} (with "alignment"
+    for another data set), and with ``explain`` the "mistakes": per true class, explanations of its
+    ``explain`` most confident wrong predictions."""
     from ..data import load_faces, load_for_spec
     from ..data.labels import align
     from ..errors import CnnTreeError
@@ -105,4 +135,13 @@ def evaluate_split(clf, spec, data_path=None, split: str = "PrivateTest", label_
     result = evaluate(clf, data.images[index], data.labels[index])
     if alignment is not None:
         result["alignment"] = alignment.as_dict()
-    return {"split": split, "faces": int(len(index)), "result": result}
+    out = {"split": split, "faces": int(len(index)), "result": result}
+    if explain:
+        from .explain import confident_mistakes
+        from .explain import explain as explain_faces
+
+        images, labels = data.images[index], data.labels[index]
+        picked = confident_mistakes(clf.predict_proba(images), labels, explain)
+        out["mistakes"] = {clf.spec.classes[c]: explain_faces(clf, images[rows]) if len(rows) else []
+                           for c, rows in picked.items()}
+    return out

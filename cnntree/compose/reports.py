@@ -6,21 +6,27 @@ import json
 from pathlib import Path
 
 from ..files import write_text_atomically
-from ..plots import draw_confusion
+from ..plots import draw_confusion, draw_reliability
 
 
 def evaluation_table(rows) -> str:
-    """Metrics per split and mode as a fixed-width table (the default mode starred)."""
-    lines = [f"{'split':12s} {'mode':9s} {'accuracy':>9s} {'macro F1':>9s} {'weighted F1':>12s}"]
+    """Metrics per split and mode as a fixed-width table (the default mode starred; calibration
+    columns only for modes that answer with probabilities)."""
+    lines = [f"{'split':12s} {'mode':9s} {'accuracy':>9s} {'macro F1':>9s} {'weighted F1':>12s} {'ECE':>7s} "
+             f"{'NLL':>7s} {'Brier':>7s}"]
     for split, result in rows:
         for mode, m in result["modes"].items():
             star = "*" if mode == result["default_mode"] else " "
-            lines.append(f"{split:12s} {mode + star:9s} {m['accuracy']:9.4f} {m['macro_f1']:9.4f} {m['weighted_f1']:12.4f}")
+            calibration = " ".join(f"{m[k]:7.4f}" if k in m else f"{'-':>7s}" for k in ("ece", "nll", "brier"))
+            lines.append(f"{split:12s} {mode + star:9s} {m['accuracy']:9.4f} {m['macro_f1']:9.4f} "
+                         f"{m['weighted_f1']:12.4f} {calibration}")
     return "\n".join(lines)
 
 
 def write_evaluation(result: dict, classes, split: str, folder: Path) -> list[Path]:
-    """Reports (JSON, text) and confusion-matrix pictures of one split; returns the files."""
+    """Reports (JSON, text), confusion-matrix pictures and a reliability diagram (the composed
+    classifier's probabilistic modes, then each network of a tree or ensemble) of one split;
+    returns the files."""
     folder.mkdir(parents=True, exist_ok=True)
     files = [folder / f"{split}_report.json"]
     write_text_atomically(files[0], json.dumps(result, indent=2))
@@ -33,6 +39,12 @@ def write_evaluation(result: dict, classes, split: str, folder: Path) -> list[Pa
                                     f"{split} ({mode}): recall per class", normalize=True))
     for node, report in result["nodes"].items():
         text.append(f"== {split}, network {node} on its own test data ==\n" + report_text(report["report"]))
+    panels = {f"{mode} ({'composed' if len(result['nodes']) > 1 else 'network'})": m
+              for mode, m in result["modes"].items() if "reliability" in m}
+    if len(result["nodes"]) > 1:
+        panels.update({f"network {node}": report for node, report in result["nodes"].items()})
+    if panels:
+        files.append(draw_reliability(panels, folder / f"{split}_reliability.png", f"{split}: reliability"))
     files.append(folder / f"{split}_report.txt")
     write_text_atomically(files[-1], "\n".join(text))
     return files

@@ -19,6 +19,8 @@ def one_hot_argmax(probabilities: np.ndarray) -> np.ndarray:
 class SoftRouting:
     """P(class) = product of the branch probabilities on the path from the root: sums to 1."""
 
+    probabilistic = True  # its answers are probabilities (calibration metrics apply)
+
     def __init__(self, spec: Spec):
         self.spec = spec
 
@@ -34,6 +36,8 @@ class SoftRouting:
 
 class HardRouting(SoftRouting):
     """The reference's routing: follow the argmax at every node (a one-hot result)."""
+
+    probabilistic = False
 
     def combine(self, outputs):
         return super().combine({node: one_hot_argmax(p) for node, p in outputs.items()})

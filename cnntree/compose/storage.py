@@ -1,8 +1,8 @@
 """A classifier on disk: saved (native ``.keras`` networks), exported (ONNX, LiteRT, SavedModel)
 and loaded back, one directory each, written atomically and validated when read.
 
-A directory holds ``spec.json``, ``meta.json`` (the networks, their groups, calibration priors,
-the overrides it was trained with) and ``networks/<id><suffix>``; the file suffix names the
+A directory holds ``spec.json``, ``meta.json`` (the networks, their groups, calibration priors and
+fitted calibrations, the overrides it was trained with) and ``networks/<id><suffix>``; the file suffix names the
 runtime that runs a network. Loading never runs code from the directory: Keras files are read in
 ``safe_mode``, and ``meta.json`` may only name files inside the directory.
 """
@@ -10,13 +10,15 @@ runtime that runs a network. Loading never runs code from the directory: Keras f
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from ..errors import CnnTreeError
-from ..files import check_output_folder, new_folder_beside, recover_folder, replace_folder
+from ..files import MARKER, check_output_folder, new_folder_beside, recover_folder, replace_folder
 from ..nets.runtime import EXPORTS, export_network, load_network
 from ..spec import parse_spec
 from ..spec.schema import Ident, ListOf, Nullable, Num, Obj, Passthrough, Text, load_json
+from .calibration import CALIBRATIONS, make_calibration
 from .classifier import CnnTreeClassifier
 
 FORMAT_VERSION = 1
@@ -26,7 +28,10 @@ META = Obj({  # what load trusts in meta.json; the rest (histories, timings) is 
     "networks": ListOf(Obj({"id": Ident(), "groups": ListOf(ListOf(Text(), min_len=1), min_len=1),
                             "file": Text(max_len=300), "val_accuracy": Nullable(Num(lo=0, hi=1)),
                             "priors": Nullable(Obj({"train": ListOf(_probability, min_len=1),
-                                                    "true": ListOf(_probability, min_len=1)}))}),
+                                                    "true": ListOf(_probability, min_len=1)})),
+                            # fitted after training; absent in models saved before calibration was fitted
+                            "calibration": Nullable(Obj({"method": Text(choices=list(CALIBRATIONS)),
+                                                         "state": Passthrough()}))}),
                        min_len=1, max_len=256),
     **{key: Passthrough() for key in ("format", "name", "kind", "classes", "default_mode", "exported", "histories",
                                        "fit_seconds", "overrides")},
@@ -68,12 +73,38 @@ def _write(clf, directory, suffix: str, write_network, exported: str | None = No
         meta = {"format": FORMAT_VERSION, "name": spec.name, "kind": spec.kind, "classes": list(spec.classes),
                 "default_mode": clf.default_mode(), "exported": exported, "overrides": spec.overrides,
                 "networks": [{"id": n.id, "groups": [list(g) for g in n.groups], "file": f"networks/{n.id}{suffix}",
-                              "val_accuracy": clf.val_accuracy_.get(n.id), "priors": clf.priors_.get(n.id)}
+                              "val_accuracy": clf.val_accuracy_.get(n.id), "priors": clf.priors_.get(n.id),
+                              "calibration": clf.calibration(n).record()}
                              for n in spec.nodes],
                 "histories": clf.histories_, "fit_seconds": getattr(clf, "fit_seconds_", None)}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
         replace_folder(tmp, directory)
     return directory
+
+
+def save_calibration(clf: CnnTreeClassifier, source, out) -> Path:
+    """A copy of the model folder ``source`` whose ``meta.json`` carries ``clf``'s fitted
+    calibrations, exchanged into ``out`` (``source`` itself to refit in place) atomically. The
+    network files are copied as they are, so exported folders are recalibrated too."""
+    from ..pretrained import HERE, resolve
+
+    source, out = resolve(source).absolute(), Path(out).absolute()
+    if out.resolve().is_relative_to(HERE):
+        raise CnnTreeError(f"{out}: a shipped model is read-only; give --out DIR for the recalibrated copy")
+    check_output_folder(out, MODEL_KINDS)
+    meta = load_json(source / "meta.json", "model metadata")
+    for entry in meta["networks"]:
+        entry["calibration"] = clf.calibrations_[entry["id"]].record()
+    with new_folder_beside(out, "export" if meta.get("exported") else "model") as tmp:
+        for item in source.iterdir():
+            if item.name != MARKER:
+                if item.is_dir() and not item.is_symlink():
+                    shutil.copytree(item, tmp / item.name, symlinks=True)
+                else:
+                    shutil.copy2(item, tmp / item.name, follow_symlinks=False)
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+        replace_folder(tmp, out)
+    return out
 
 
 def load(directory) -> CnnTreeClassifier:
@@ -103,7 +134,7 @@ def load(directory) -> CnnTreeClassifier:
     if sorted(e["id"] for e in entries) != sorted(nodes):
         raise CnnTreeError(f"{directory / 'meta.json'}: lists networks {sorted(e['id'] for e in entries)}, the "
                            f"spec has {sorted(nodes)}")
-    networks, val_accuracy, priors = {}, {}, {}
+    networks, val_accuracy, priors, calibrations = {}, {}, {}, {}
     for entry in entries:
         node = nodes[entry["id"]]
         where = f"{directory / 'meta.json'}: networks[{entry['id']}]"
@@ -122,8 +153,12 @@ def load(directory) -> CnnTreeClassifier:
             priors[node.id] = entry["priors"]
         if entry["val_accuracy"] is not None:
             val_accuracy[node.id] = entry["val_accuracy"]
+        if entry["calibration"] is not None:
+            calibrations[node.id] = make_calibration(entry["calibration"]["method"], priors.get(node.id),
+                                                     entry["calibration"]["state"], len(node.groups),
+                                                     f"{where}.calibration.state")
     histories = meta.get("histories") if isinstance(meta.get("histories"), dict) else {}
-    return CnnTreeClassifier.from_networks(spec, networks, val_accuracy, priors, histories)
+    return CnnTreeClassifier.from_networks(spec, networks, val_accuracy, priors, histories, calibrations)
 
 
 def inside(directory: Path, relative: str, where: str) -> Path:

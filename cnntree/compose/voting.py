@@ -10,6 +10,8 @@ from .routing import one_hot_argmax
 class SoftVote:
     """The mean of the members' probabilities."""
 
+    probabilistic = True  # its answers are probabilities (calibration metrics apply)
+
     def __init__(self, members: list[str], weights: dict[str, float] | None = None):
         self.members = members
         self.weights = np.array([(weights or {}).get(m, 1.0) for m in members], np.float64)
@@ -25,6 +27,8 @@ class WeightedVote(SoftVote):
 
 class HardVote(SoftVote):
     """Each member's argmax is one vote; the result is the share of votes per class."""
+
+    probabilistic = False
 
     def __init__(self, members, weights=None):
         super().__init__(members, None)  # one member, one vote

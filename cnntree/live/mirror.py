@@ -34,6 +34,7 @@ class FrameResult:
     time: float  # seconds from the start of the source
     faces: list[Track]
     main: Track | None = None
+    heat: np.ndarray | None = None  # the main face's class heat map (48x48, 0-1), with --explain
 
     def record(self, classes) -> dict:
         """The frame as one JSON-ready line."""
@@ -45,15 +46,19 @@ class FrameResult:
 
 class Mirror:
     """Faces found, classified in one batch per frame and tracked. ``classifier`` is any cnntree
-    classifier (single network, tree or ensemble, on any runtime); ``mode`` its combining mode."""
+    classifier (single network, tree or ensemble, on any runtime); ``mode`` its combining mode;
+    ``explain`` (gradcam or saliency, Keras networks only) adds the main face's heat map."""
 
     def __init__(self, classifier, detector: FaceDetector | None = None, tracker: FaceTracker | None = None,
-                 mode: str | None = None):
+                 mode: str | None = None, explain: str | None = None):
         self.classifier = classifier
         self.classes = list(classifier.spec.classes)
         self.detector = detector or FaceDetector()
         self.tracker = tracker or FaceTracker()
         self.mode = mode
+        self.explain = explain
+        if explain:
+            classifier.keras_models()  # exported networks give no gradients: fail before any frame
 
     def process(self, frame: np.ndarray, index: int = 0, seconds: float = 0.0) -> FrameResult:
         """One frame: detect, classify every face in one batch, continue the tracks."""
@@ -64,11 +69,20 @@ class Mirror:
         else:
             probabilities = np.zeros((0, len(self.classes)))
         faces = self.tracker.update(boxes, probabilities)
-        return FrameResult(index, seconds, faces, FaceTracker.main(faces))
+        result = FrameResult(index, seconds, faces, FaceTracker.main(faces))
+        if self.explain and result.main is not None:
+            from ..compose.explain import explain
+
+            label = [int(result.main.probabilities.argmax())]  # the smoothed label shown
+            result.heat = explain(self.classifier, crop_faces(grey, [result.main.box]), label, self.explain,
+                                  self.mode)[0].heat
+        return result
 
     def annotate(self, frame: np.ndarray, result: FrameResult) -> np.ndarray:
         """A copy of the frame with each face's box, label and probability (the main face in green)."""
         out = frame.copy() if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+        if result.heat is not None:
+            _blend_heat(out, result.main.box, result.heat)
         scale = max(0.4, out.shape[1] / 1280)
         for track in result.faces:
             x, y, w, h = (int(v) for v in track.box)
@@ -81,6 +95,17 @@ class Mirror:
             cv2.rectangle(out, (x, top), (x + tw + 4, top + th + base + 4), colour, -1)
             cv2.putText(out, text, (x + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
         return out
+
+
+def _blend_heat(image: np.ndarray, box, heat: np.ndarray, alpha: float = 0.45) -> None:
+    """Overlay a heat map (jet colours) on the box it explains, in place; clipped to the image."""
+    x, y, w, h = (int(v) for v in box)
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, image.shape[1]), min(y + h, image.shape[0])
+    if x1 <= x0 or y1 <= y0:
+        return
+    colours = cv2.applyColorMap(cv2.resize((heat * 255).astype(np.uint8), (w, h)), cv2.COLORMAP_JET)
+    patch = image[y0:y1, x0:x1]
+    image[y0:y1, x0:x1] = cv2.addWeighted(patch, 1 - alpha, colours[y0 - y:y1 - y, x0 - x:x1 - x], alpha, 0)
 
 
 # ---------------------------------------------------------------------------- sources

@@ -101,7 +101,8 @@ TRAIN = Obj({
     "max_samples": Num(0, lo=0, hi=10**8, integer=True),  # at most this many training faces per network; 0: all
 }, default={})
 
-_calibrate = Text("prior", choices=["prior", "none"])  # undo the resampling's prior shift at prediction
+# undo the resampling's prior shift at prediction, then (temperature, vector, isotonic) a map fitted on validation
+_calibrate = Text("prior", choices=["prior", "none", "temperature", "vector", "isotonic"])
 BALANCE = Tagged("strategy", {
     "oversample": {"ratio": Num(0.8, lo=0, hi=4, lo_open=True), "calibrate": _calibrate},
     "one_vs_rest": {"calibrate": _calibrate},
