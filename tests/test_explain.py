@@ -2,6 +2,7 @@
 and the explain, evaluate --explain and mirror --explain commands write their pictures."""
 
 import json
+from pathlib import Path
 
 import cv2
 import keras
@@ -87,7 +88,7 @@ def test_evaluate_explain_adds_a_mistakes_grid_and_an_mlflow_run(tmp_path, tiny_
     assert {"private_ece", "private_nll", "private_brier", "private_root_ece"} <= set(result["metrics"])
     names = {p.name for p in (tmp_path / "report").iterdir()}
     assert {"PrivateTest_mistakes.png", "PrivateTest_reliability.png"} <= names
-    mlflow.set_tracking_uri("sqlite:///runs/mlflow.db")
+    mlflow.set_tracking_uri(f"sqlite:///{Path.cwd()}/runs/mlflow.db")
     run = mlflow.search_runs(experiment_names=["evaluate"], output_format="list")[0]
     assert run.data.metrics["private_accuracy"] == pytest.approx(result["metrics"]["private_accuracy"])
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "evaluation")}

@@ -87,6 +87,9 @@ def test_training_resumes_from_its_last_epoch(tmp_path, sample):
     assert json.loads((tmp_path / "state.json").read_text())["epoch"] == 3
     assert [line.split("]")[1].split()[:2] for line in lines if "] epoch " in line] == \
         [["epoch", "1/1"], ["epoch", "2/3"], ["epoch", "3/3"]]
+    uninterrupted, _ = train_network(settings, 2, data, val, tmp_path / "straight", printer=lines.append)
+    for resumed, straight in zip(model.get_weights(), uninterrupted.get_weights()):
+        np.testing.assert_allclose(resumed, straight, atol=1e-6)  # same batches, same order, same optimiser
 
 
 @pytest.mark.slow

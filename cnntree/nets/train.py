@@ -177,8 +177,10 @@ def train_network(settings: dict, n_outputs: int, train: tuple, validation: tupl
     x_val, y_val = as_input(validation[0]), keras.utils.to_categorical(validation[1], n_outputs)
     stopped_early = cfg["early_stopping"] and state["wait"] >= cfg["early_stopping"]
     if state["epoch"] < cfg["epochs"] and not stopped_early:
+        # shuffle=False: the batches already hold a seeded (seed, epoch) order; Keras's own shuffle of
+        # the batch indices draws from a global generator that a resumed process does not share
         model.fit(batches, validation_data=(x_val, y_val), epochs=cfg["epochs"], initial_epoch=state["epoch"],
-                  class_weight=class_weight, verbose=0,
+                  class_weight=class_weight, verbose=0, shuffle=False,
                   callbacks=[schedule_callback(cfg), Checkpoint(folder, cfg["early_stopping"], cfg["restore_best"],
                                                                 state),
                              Progress(label, cfg["epochs"], printer), *callbacks])

@@ -16,7 +16,7 @@ import numpy as np
 from mlflow.entities import Metric, Param
 
 from ..errors import CnnTreeError
-from .store import connect, quiet_mlflow, tracking_uri
+from .store import absolute_uri, connect, quiet_mlflow, tracking_uri
 
 
 def end_abandoned_run(record: Path) -> str | None:
@@ -74,14 +74,6 @@ def spec_params(spec) -> dict[str, str]:
                                "balance": node.balance, "groups": ["+".join(g) for g in node.groups]},
                               f"net.{node.id}"))
     return params
-
-
-def absolute_uri(uri: str) -> str:
-    """A sqlite URI with an absolute path, so a worker in another folder opens the same store."""
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
-        return prefix + str(Path(uri[len(prefix):]).resolve())
-    return uri
 
 
 class NetworkRun:

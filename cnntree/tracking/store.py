@@ -23,6 +23,15 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
 
 
+def absolute_uri(uri: str) -> str:
+    """A sqlite URI with an absolute path: MLflow caches a store per URI, so a relative one would
+    keep writing where the process stood first, and a worker in another folder would miss it."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
+        return prefix + str(Path(uri[len(prefix):]).resolve())
+    return uri
+
+
 def check_server(uri: str) -> None:
     """Fail at once, before any training, when an HTTP tracking server does not answer.
 
@@ -65,7 +74,7 @@ def connect() -> str:
     check_store(uri)
     if uri == DEFAULT_URI:
         RUNS.mkdir(exist_ok=True)
-    mlflow.set_tracking_uri(uri)
+    mlflow.set_tracking_uri(absolute_uri(uri))
     return uri
 
 

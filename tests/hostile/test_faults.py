@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from ..conftest import TINY_MODEL
@@ -41,6 +42,22 @@ def train(store, *extra):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=store, env=env)
 
 
+def private_probabilities(model_dir):
+    """The saved classifier's probabilities on the sample's PrivateTest faces."""
+    from cnntree import load_model
+    from cnntree.data import load_faces
+
+    sample = load_faces("sample", cache=False)
+    return load_model(model_dir).predict_proba(sample.images[sample.splits == "PrivateTest"])
+
+
+def assert_same_training(model_dir, store):
+    """The same seed gives the same network, to float rounding: the near-chance accuracy of a tiny
+    network would hide a different one (its top two classes are often 1e-5 apart)."""
+    reference = private_probabilities(store / "runs" / "work" / "faults" / "classifier")
+    np.testing.assert_allclose(private_probabilities(model_dir), reference, atol=1e-5)
+
+
 def runs(store):
     from mlflow.tracking import MlflowClient
 
@@ -58,14 +75,12 @@ def test_two_trainings_at_once_share_the_store(store):
     assert {r.info.status for r in parents} == {"FINISHED"}
     # the second found the default work folder busy and used its own
     assert sum("is in use by another training; using" in out for out in outputs) == 1
-    accuracies = [r.data.metrics["private_accuracy"] for r in parents]
-    assert abs(accuracies[0] - accuracies[1]) <= 0.005  # same seed, same result
+    assert_same_training(store / "runs" / "work" / "faults-2" / "classifier", store)
     with sqlite3.connect(store / "mlflow.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
 def test_a_killed_training_resumes_to_the_same_result(store):
-    reference = runs(store)[0].data.metrics["private_accuracy"]
     work = store / "killed"
     victim = train(store, "--work-dir", work)
     seen = []
@@ -91,7 +106,7 @@ def test_a_killed_training_resumes_to_the_same_result(store):
     assert old.info.status == "FAILED" and "killed" in old.data.tags["cnntree.ended"]
     resumed = [r for r in by_id.values() if r.data.tags.get("cnntree.resumed_from") == old.info.run_id]
     assert len(resumed) == 1 and resumed[0].info.status == "FINISHED"
-    assert abs(resumed[0].data.metrics["private_accuracy"] - reference) <= 0.005
+    assert_same_training(work / "classifier", store)  # resumed batches, order and optimiser state
 
 
 def test_sigterm_ends_the_run_killed_and_resume_finishes_it(store):
@@ -118,3 +133,4 @@ def test_sigterm_ends_the_run_killed_and_resume_finishes_it(store):
     output = again.communicate(timeout=600)[0]
     assert again.returncode == 0, output
     assert "[root 1/2] resuming after epoch 1" in output
+    assert_same_training(work / "classifier", store)
