@@ -49,6 +49,8 @@ def test_compare_trees_ranks_specs_over_seeds_in_one_experiment(tmp_path, capsys
     assert by_spec["two_level"]["hierarchical_f1_mean"] is not None
     # images seen = training faces x epochs, summed over networks: the tree sees more for the same epochs
     assert by_spec["two_level"]["images_seen_mean"] > by_spec["flat"]["images_seen_mean"] > 0
+    for cost in ("parameters_mean", "multiply_adds_mean"):  # two networks of the flat one's size, heads aside
+        assert 1.5 * by_spec["flat"][cost] < by_spec["two_level"][cost] < 2.5 * by_spec["flat"][cost]
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")

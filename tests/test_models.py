@@ -54,3 +54,18 @@ def test_models_and_training_use_only_the_keras_public_api():
 def test_vgg_needs_enough_filter_counts():
     with pytest.raises(ValueError, match="3 blocks need 3 filter counts"):
         create_model("vgg", blocks=3, filters=[8, 8])
+
+
+def test_cost_counts_parameters_and_multiply_adds_by_hand():
+    import keras
+
+    from cnntree.nets.cost import multiply_adds, parameters
+
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same")(inputs)          # 8*8 positions * 9 * 1 * 4 = 2304
+    x = keras.layers.SeparableConv2D(6, 3, padding="valid")(x)     # 6*6 * 4 * (9 + 6) = 2160
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(5)(x)                             # 216 * 5 = 1080
+    model = keras.Model(inputs, outputs)
+    assert multiply_adds(model) == 2304 + 2160 + 1080
+    assert parameters(model) == (9 * 4 + 4) + (9 * 4 + 4 * 6 + 6) + (216 * 5 + 5)

@@ -40,7 +40,7 @@ def test_affinity_is_symmetric_and_row_normalised():
 
 @pytest.mark.parametrize("method", ["agglomerative", "spectral"])
 def test_confused_classes_share_a_subtree(method):
-    tree = suggest_hierarchy(blocks(), CLASSES, method, 2)
+    tree = suggest_hierarchy(confusion_affinity(blocks()), CLASSES, method, 2)
     assert sorted(leaves(tree)) == sorted(CLASSES)
     groups = subtrees(tree)
     assert ["angry", "disgust"] in groups and ["happy", "surprise"] in groups
@@ -54,13 +54,13 @@ def _internal(tree):
 
 
 def test_the_most_confused_pair_merges_first():
-    tree = suggest_hierarchy(blocks(), CLASSES, "agglomerative", 2)
+    tree = suggest_hierarchy(confusion_affinity(blocks()), CLASSES, "agglomerative", 2)
     assert ["angry", "disgust"] in [sorted(t) for t in _internal(tree) if all(isinstance(c, str) for c in t)]
 
 
 @pytest.mark.parametrize("method", ["agglomerative", "spectral"])
 def test_wider_nodes_respect_max_children(method):
-    tree = suggest_hierarchy(blocks(), CLASSES, method, 3)
+    tree = suggest_hierarchy(confusion_affinity(blocks()), CLASSES, method, 3)
     assert sorted(leaves(tree)) == sorted(CLASSES)
     assert all(2 <= len(t) <= 3 for t in [tree] + _internal(tree))
     assert len(tree) == 3  # the three blocks at the root
@@ -68,16 +68,16 @@ def test_wider_nodes_respect_max_children(method):
 
 def test_bad_settings():
     with pytest.raises(CnnTreeError, match='unknown method "kmeans"'):
-        suggest_hierarchy(blocks(), CLASSES, "kmeans")
+        suggest_hierarchy(confusion_affinity(blocks()), CLASSES, "kmeans")
     with pytest.raises(CnnTreeError, match="--max-children: 1"):
-        suggest_hierarchy(blocks(), CLASSES, "agglomerative", 1)
+        suggest_hierarchy(confusion_affinity(blocks()), CLASSES, "agglomerative", 1)
 
 
 def test_the_written_spec_inherits_the_source_settings_and_validates():
     source = {"name": "flat", "kind": "single", "data": {"path": "sample"},
               "defaults": {"model": {"name": "lenet", "filters": [4, 8], "dense": 8}, "train": {"epochs": 3},
                            "balance": {"strategy": "none"}}}
-    raw = tree_spec(suggest_hierarchy(blocks(), CLASSES, "agglomerative", 2), "s", source, "d")
+    raw = tree_spec(suggest_hierarchy(confusion_affinity(blocks()), CLASSES, "agglomerative", 2), "s", source, "d")
     spec = parse_spec(raw)
     assert spec.kind == "tree" and len(spec.nodes) == 6 and spec.nodes[0].id == "NN1"
     assert all(n.model["name"] == "lenet" and n.train["epochs"] == 3 for n in spec.nodes)
@@ -112,3 +112,37 @@ def test_suggest_refuses_trees_and_unknown_sources(tmp_path, capsys, monkeypatch
     assert main(["suggest", "0123abc", "--out", str(tmp_path / "x.json")]) == 2
     assert "0123abc: neither a model directory nor a run" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
+
+
+def test_weights_induce_the_hierarchy_of_alike_output_vectors(tmp_path, capsys):
+    """NBDT's induction: classes whose output-layer weight vectors point the same way share a subtree;
+    --init makes the written spec start from the model."""
+    from cnntree import CnnTreeClassifier, save_model
+    from cnntree.hierarchy.suggest import weight_affinity
+    from cnntree.nets.models import create_model
+    from cnntree.nets.warmstart import weighted_layers
+
+    from .conftest import TINY_MODEL
+
+    net = create_model(n_outputs=7, **TINY_MODEL)
+    head = weighted_layers(net)[-1]
+    kernel, bias = head.get_weights()
+    rng = np.random.default_rng(0)
+    centres = {0: rng.normal(size=kernel.shape[0]), 1: rng.normal(size=kernel.shape[0]),
+               2: rng.normal(size=kernel.shape[0])}
+    family = {"angry": 0, "disgust": 0, "fear": 1, "sad": 1, "neutral": 1, "happy": 2, "surprise": 2}
+    for k, name in enumerate(CLASSES):
+        kernel[:, k] = centres[family[name]] + 0.1 * rng.normal(size=kernel.shape[0])
+    head.set_weights([kernel, bias])
+    flat = parse_spec({"name": "flat", "kind": "single", "defaults": {"model": TINY_MODEL}})
+    clf = CnnTreeClassifier.from_networks(flat, {"net": net})
+    affinity = weight_affinity(clf)
+    assert affinity.shape == (7, 7) and np.allclose(affinity, affinity.T) and np.all(np.diag(affinity) == 0)
+    groups = subtrees(suggest_hierarchy(affinity, CLASSES, "weights", 2))
+    assert {"angry", "disgust"} in map(set, groups) and {"happy", "surprise"} in map(set, groups)
+    assert {"fear", "sad", "neutral"} in map(set, groups)
+    model = save_model(clf, tmp_path / "m")
+    out = tmp_path / "induced.json"
+    assert main(["suggest", str(model), "--method", "weights", "--init", "--out", str(out)]) == 0
+    assert "output-layer class weights of flat" in json.loads(out.read_text())["description"]
+    assert load_spec(out).init_source() == str(model.resolve())

@@ -314,8 +314,11 @@ class Suggest:
                        "MLflow run that trained it")
         p.add_argument("--data", metavar="PATH", help="data instead of the model's own")
         p.add_argument("--split", default="Validation", help="where the confusions are counted (default Validation)")
-        p.add_argument("--method", choices=("agglomerative", "spectral"), default="agglomerative",
-                       help="bottom-up merging of the most confused classes, or top-down spectral splits")
+        p.add_argument("--method", choices=("agglomerative", "spectral", "weights"), default="agglomerative",
+                       help="bottom-up merging of the most confused classes, top-down spectral splits, or "
+                       "(NBDT) bottom-up merging of the classes whose output-layer weights are most alike")
+        p.add_argument("--init", action="store_true", help="the written spec starts every node from this model "
+                       "(init.from: warm start)")
         p.add_argument("--max-children", type=count(2, 16), default=2, help="children per node (2-16, default 2)")
         p.add_argument("--out", required=True, metavar="trees/NAME.json", help="the spec to write (a PNG beside it)")
 
@@ -328,9 +331,10 @@ class Suggest:
 
         check_output_file(args.out, "--out")
         check_output_file(Path(args.out).with_suffix(".png"), "--out")
-        clf = load_model(model_dir_of(args.model))
+        model_dir = model_dir_of(args.model)
+        clf = load_model(model_dir)
         found = suggest_spec(clf, with_overrides(clf.spec, data=args.data), args.split, args.method,
-                             args.max_children, args.out)
+                             args.max_children, args.out, Path(model_dir).resolve() if args.init else None)
         print("most confused pairs: " + ", ".join(f"{a}-{b} {v:.3f}" for v, a, b in found["pairs"]))
         print(text_tree(found["spec"]))
         print(f"wrote {' and '.join(map(str, found['files']))}")

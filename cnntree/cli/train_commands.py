@@ -30,6 +30,9 @@ class Train:
                        "an existing folder must be empty or one cnntree made")
         p.add_argument("--workers", type=WORKERS, help="processes augmenting each network's batches (1-256; default: "
                        "the spec's train.workers, 1); results do not depend on it")
+        p.add_argument("--init-from", metavar="MODEL", help="start every network from this flat classifier's trunk "
+                       "(a model folder, an MLflow run id, or a single-network spec trained first); the spec's "
+                       "init.from otherwise")
         add_parallel(p)
 
     @staticmethod
@@ -40,7 +43,7 @@ class Train:
         from ..tracking.runs import ui_hint
 
         spec = with_overrides(load_spec(args.spec), data=args.data, skip_bad=args.skip_bad or None, epochs=args.epochs,
-                              quick=args.quick or None, seed=args.seed, workers=args.workers)
+                              quick=args.quick or None, seed=args.seed, workers=args.workers, init_from=args.init_from)
         device = accelerator()
         if device:
             info(f"training on the GPU {device}")

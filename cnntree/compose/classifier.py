@@ -70,41 +70,59 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
         that yields extra Keras callbacks (the MLflow child run); it is entered where the network
         trains, which with ``jobs`` or ``ray`` is another process.
         """
+        from .finetune import finetune  # Keras: imported when training, not when the CLI starts
+        from .flatstart import flat_start
+
         images, labels = check_faces(images, labels, len(self.spec.classes), "images")
         validation = check_faces(*validation, len(self.spec.classes), "validation")
         work = Path(self.work_dir or tempfile.mkdtemp(prefix="cnntree-")).resolve()
         self._claim(work, labels)
-        classes = list(self.spec.classes)
         self.networks_, self.val_accuracy_, self.histories_ = {}, {}, {}
         self.priors_ = {}
         self.images_seen_ = 0  # training faces times epochs, over every network: the budget actually spent
         started = time.perf_counter()
+        flat = flat_start(self, images, labels, validation, work, network_run)
         jobs = []
         for i, node in enumerate(self.spec.nodes, start=1):
-            label = f"{node.id} {i}/{len(self.spec.nodes)}"
-            data = node_dataset(node, labels, classes, np.arange(len(labels)))
-            index, targets = data.index, data.targets
-            if node.train["max_samples"] and len(index) > node.train["max_samples"]:
-                index, targets = index[:node.train["max_samples"]], targets[:node.train["max_samples"]]  # shuffled
-            val_index, val_targets = node_targets(node, validation[1], classes, np.arange(len(validation[1])))
-            self.printer(f"[{label}] {' | '.join('+'.join(g) for g in node.groups)}: {len(index)} training faces "
-                         f"(balanced {node.balance['strategy']}: {list(data.before)} -> {list(data.after)}), "
-                         f"{len(val_index)} validation")
-            self.priors_[node.id] = training_priors(data.before, data.after, data.class_weight)
-            jobs.append(NetworkJob(label, {"model": node.model, "augment": node.augment, "train": node.train}, len(node.groups), (images[index], targets),
-                                   (validation[0][val_index], val_targets), work / "nodes" / node.id,
-                                   data.class_weight, network_run(node) if network_run else None))
+            init = None if flat is None else {"file": str(flat.file), "groups": flat.groups_of(node)}
+            job, self.priors_[node.id] = self._network_job(node, f"{node.id} {i}/{len(self.spec.nodes)}", images,
+                                                           labels, validation, work / "nodes" / node.id, network_run,
+                                                           init)
+            jobs.append(job)
         for position, model, state in make_runner(self.jobs, self.ray).run(jobs, self.printer):
             node = self.spec.nodes[position]
             self.networks_[node.id] = KerasRuntime(model)
-            val_images, val_targets = jobs[position].validation
-            self.val_accuracy_[node.id] = float((self._network_output(node, val_images).argmax(1) == val_targets).mean())
             self.histories_[node.id] = state["history"]
             self.images_seen_ += len(jobs[position].train[1]) * len(state["history"].get("loss", []))
         self.networks_ = {node.id: self.networks_[node.id] for node in self.spec.nodes}  # spec order
+        if self.spec.finetune["epochs"]:
+            self.finetune_ = finetune(self, images, labels, validation, network_run, self.printer)
+            self.images_seen_ += self.finetune_["images_seen"]
+            self.priors_ = {}  # trained jointly on the natural class mix: no resampling prior to undo
+        for position, job in enumerate(jobs):
+            node, (val_images, val_targets) = self.spec.nodes[position], job.validation
+            self.val_accuracy_[node.id] = float((self._network_output(node, val_images).argmax(1) == val_targets).mean())
         self.calibrate(*validation)
         self.fit_seconds_ = time.perf_counter() - started
         return self
+
+    def _network_job(self, node, label, images, labels, validation, folder, network_run, init=None):
+        """One network's training job on its own balanced data (``data.nodedata``) and its training
+        priors (what the resampling did, undone at prediction)."""
+        classes = list(self.spec.classes)
+        data = node_dataset(node, labels, classes, np.arange(len(labels)))
+        index, targets = data.index, data.targets
+        if node.train["max_samples"] and len(index) > node.train["max_samples"]:
+            index, targets = index[:node.train["max_samples"]], targets[:node.train["max_samples"]]  # shuffled
+        val_index, val_targets = node_targets(node, validation[1], classes, np.arange(len(validation[1])))
+        self.printer(f"[{label}] {' | '.join('+'.join(g) for g in node.groups)}: {len(index)} training faces "
+                     f"(balanced {node.balance['strategy']}: {list(data.before)} -> {list(data.after)}), "
+                     f"{len(val_index)} validation" + (", warm start from the flat network" if init else ""))
+        settings = {"model": node.model, "augment": node.augment, "train": node.train, "init": init}
+        job = NetworkJob(label, settings, len(node.groups), (images[index], targets),
+                         (validation[0][val_index], val_targets), folder, data.class_weight,
+                         network_run(node) if network_run else None)
+        return job, training_priors(data.before, data.after, data.class_weight)
 
     def calibrate(self, images: np.ndarray, labels: np.ndarray, method: str | None = None) -> dict:
         """Fit every network's calibration on labelled faces of the natural class mix (the
@@ -127,7 +145,7 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
         given = self.spec.overrides
         stamp = {"spec": self.spec.raw, "epochs": given.get("epochs"), "quick": given.get("quick", False),
                  "counts": np.bincount(labels, minlength=len(self.spec.classes)).tolist()}
-        changed = {k: v for k, v in given.items() if k in ("seed", "max_samples")}  # what changes the result
+        changed = {k: v for k, v in given.items() if k in ("seed", "max_samples", "init_from")}  # what changes the result
         if changed:
             stamp["overrides"] = changed
         file = work / "training.json"

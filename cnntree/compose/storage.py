@@ -34,7 +34,7 @@ META = Obj({  # what load trusts in meta.json; the rest (histories, timings) is 
                                                          "state": Passthrough()}))}),
                        min_len=1, max_len=256),
     **{key: Passthrough() for key in ("format", "name", "kind", "classes", "default_mode", "exported", "histories",
-                                       "fit_seconds", "overrides")},
+                                       "fit_seconds", "overrides", "finetune")},
 })
 
 
@@ -76,7 +76,8 @@ def _write(clf, directory, suffix: str, write_network, exported: str | None = No
                               "val_accuracy": clf.val_accuracy_.get(n.id), "priors": clf.priors_.get(n.id),
                               "calibration": clf.calibration(n).record()}
                              for n in spec.nodes],
-                "histories": clf.histories_, "fit_seconds": getattr(clf, "fit_seconds_", None)}
+                "histories": clf.histories_, "fit_seconds": getattr(clf, "fit_seconds_", None),
+                "finetune": getattr(clf, "finetune_", None)}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
         replace_folder(tmp, directory)
     return directory

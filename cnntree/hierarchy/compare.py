@@ -80,7 +80,8 @@ def _summary(spec, runs) -> dict:
     row = {"spec": spec.name, "kind": spec.kind, "networks": len(spec.nodes), "runs": [r["run_id"] for r in runs]}
     for key, name in ((f"{prefix}_accuracy", "accuracy"), (f"{prefix}_macro_f1", "macro_f1"),
                       (f"{prefix}_hierarchical_f1", "hierarchical_f1"), ("train_seconds", "train_seconds"),
-                      ("images_seen", "images_seen")):
+                      ("images_seen", "images_seen"), ("parameters", "parameters"),
+                      ("multiply_adds", "multiply_adds")):
         row[f"{name}_mean"], row[f"{name}_std"] = stat(key)
     row["_rights"] = [r["right"] for r in runs]
     return row
@@ -89,7 +90,7 @@ def _summary(spec, runs) -> dict:
 def ranking_table(result: dict) -> str:
     """The ranking as a fixed-width table for people."""
     head = (f"{'rank':4s} {'spec':28s} {'kind':6s} {'acc (mean+-std)':>17s} {'macro-F1':>17s} {'hier. F1':>8s} "
-            f"{'train s':>8s} {'images seen':>12s}  vs best (McNemar)")
+            f"{'train s':>8s} {'images seen':>12s} {'params':>9s} {'MMACs':>7s}  vs best (McNemar)")
     lines = [head]
     for k, r in enumerate(result["rows"], 1):
         hier = f"{r['hierarchical_f1_mean']:.4f}" if r["hierarchical_f1_mean"] is not None and r["kind"] == "tree" else "-"
@@ -98,5 +99,6 @@ def ranking_table(result: dict) -> str:
                                                f"{test['only_this_right']} faces only one gets right)")
         lines.append(f"{k:<4d} {r['spec'][:28]:28s} {r['kind']:6s} {r['accuracy_mean']:8.4f}+-{r['accuracy_std']:.4f} "
                      f"{r['macro_f1_mean']:8.4f}+-{r['macro_f1_std']:.4f} {hier:>8s} {r['train_seconds_mean']:8.0f} "
-                     f"{r['images_seen_mean']:12.0f}  {versus}")
+                     f"{r['images_seen_mean']:12.0f} {r['parameters_mean'] or 0:9.0f} "
+                     f"{(r['multiply_adds_mean'] or 0) / 1e6:7.1f}  {versus}")
     return "\n".join(lines)

@@ -14,6 +14,23 @@ import numpy as np
 from ..errors import CnnTreeError
 
 
+def weight_affinity(clf) -> np.ndarray:
+    """Symmetric, zero-diagonal affinity in [0, 1] from a single network's output layer (NBDT's
+    induction): the cosine similarity of two classes' weight vectors, mapped from [-1, 1]."""
+    from ..nets.warmstart import weighted_layers
+
+    network = clf.networks_[clf.spec.root.id]
+    if clf.spec.kind != "single" or not hasattr(network, "model"):
+        raise CnnTreeError(f"{clf.spec.name}: --method weights reads a single network's output layer (a saved "
+                           f"Keras model); this is a {clf.spec.kind} ({network.name})")
+    kernel = weighted_layers(network.model)[-1].get_weights()[0]
+    vectors = kernel.reshape(-1, kernel.shape[-1]).T  # one row per class
+    vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    affinity = (vectors @ vectors.T + 1) / 2
+    np.fill_diagonal(affinity, 0.0)
+    return affinity
+
+
 def confusion_affinity(confusion) -> np.ndarray:
     """Symmetric, zero-diagonal affinity in [0, 1]: the mean of the two confusion rates."""
     matrix = np.asarray(confusion, float)
@@ -90,16 +107,16 @@ class Spectral:
         return [self._split(affinity, p, classes) for p in parts]
 
 
-METHODS = {"agglomerative": Agglomerative, "spectral": Spectral}
+METHODS = {"agglomerative": Agglomerative, "spectral": Spectral, "weights": Agglomerative}
 
 
-def suggest_hierarchy(confusion, classes, method: str = "agglomerative", max_children: int = 2):
-    """Nested lists of class names (a class name is a leaf)."""
+def suggest_hierarchy(affinity, classes, method: str = "agglomerative", max_children: int = 2):
+    """Nested lists of class names (a class name is a leaf) from a class affinity."""
     if method not in METHODS:
         raise CnnTreeError(f"--method: unknown method \"{method}\"; use one of {', '.join(METHODS)}")
     if max_children < 2:
         raise CnnTreeError(f"--max-children: {max_children}; a node needs at least 2 children")
-    return METHODS[method](max_children).build(confusion_affinity(confusion), list(classes))
+    return METHODS[method](max_children).build(np.asarray(affinity, float), list(classes))
 
 
 def tree_spec(hierarchy, name: str, source_raw: dict, description: str) -> dict:
@@ -124,10 +141,11 @@ def tree_spec(hierarchy, name: str, source_raw: dict, description: str) -> dict:
     return spec
 
 
-def suggest_spec(clf, spec, split: str, method: str, max_children: int, out) -> dict:
+def suggest_spec(clf, spec, split: str, method: str, max_children: int, out, init_from=None) -> dict:
     """Count ``clf``'s confusions on ``split`` of ``spec``'s data (Validation or a test split), build
-    a hierarchy from them and write it as a validated spec at ``out`` (a picture beside it).
-    Returns the spec, the written files and the most confused pairs."""
+    a hierarchy from them (or, with ``weights``, from its output layer) and write it as a validated
+    spec at ``out`` (a picture beside it); ``init_from`` becomes the spec's ``init.from``. Returns the
+    spec, the written files and the most confused pairs."""
     import json
     import re
     from pathlib import Path
@@ -150,9 +168,13 @@ def suggest_spec(clf, spec, split: str, method: str, max_children: int, out) -> 
     confusion = confusion_matrix(data.labels[index], clf.predict(data.images[index]), labels=range(len(classes)))
     out = Path(out)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", out.stem).strip("._-")[:64] or "suggested"
-    raw = tree_spec(suggest_hierarchy(confusion, classes, method, max_children), name, clf.spec.raw,
-                    f"Suggested by cnntree suggest ({method}, at most {max_children} children) from the "
-                    f"confusions of {clf.spec.name} on {split} ({len(index)} faces of {data.source}).")
+    affinity = weight_affinity(clf) if method == "weights" else confusion_affinity(confusion)
+    what = (f"the output-layer class weights of {clf.spec.name}" if method == "weights" else
+            f"the confusions of {clf.spec.name} on {split} ({len(index)} faces of {data.source})")
+    raw = tree_spec(suggest_hierarchy(affinity, classes, method, max_children), name, clf.spec.raw,
+                    f"Suggested by cnntree suggest ({method}, at most {max_children} children) from {what}.")
+    if init_from:
+        raw["init"] = {"from": str(init_from)}
     suggested = parse_spec(raw, source=str(out), base_dir=out.parent)  # what is written must validate
     write_text_atomically(out, json.dumps(raw, indent=2) + "\n")
     picture = draw_hierarchy(suggested, out.with_suffix(".png"))

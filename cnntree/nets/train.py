@@ -18,6 +18,7 @@ from ..data.augment import augment_batch, build_augmenter
 from ..files import write_atomically, write_text_atomically
 from .models import create_model
 from .schedules import make_loss, make_optimizer, schedule_callback
+from .warmstart import warm_start
 
 # ---------------------------------------------------------------------------- batch normalisation
 
@@ -153,7 +154,8 @@ class Progress(keras.callbacks.Callback):
 
 def train_network(settings: dict, n_outputs: int, train: tuple, validation: tuple, folder: Path,
                   class_weight=None, label: str = "net", callbacks=(), printer=print) -> tuple[keras.Model, dict]:
-    """Train one network; ``settings`` holds its ``model``, ``augment`` and ``train`` sections.
+    """Train one network; ``settings`` holds its ``model``, ``augment`` and ``train`` sections, and
+    optionally ``init`` (``{"file", "groups"}``: a flat network to warm-start from).
 
     ``train`` and ``validation`` are (uint8 faces, group targets). Resumes from ``folder`` when
     it holds a checkpoint of an unfinished run. Returns the model (best epoch restored when
@@ -171,6 +173,9 @@ def train_network(settings: dict, n_outputs: int, train: tuple, validation: tupl
     else:
         model = create_model(n_outputs=n_outputs, normalize=cfg["normalize"], **settings["model"])
         set_batchnorm_momentum(model, math.ceil(len(train[1]) / cfg["batch_size"]))
+        if settings.get("init"):  # a warm start: the flat network's trunk, heads from its class weights
+            flat = keras.saving.load_model(settings["init"]["file"], safe_mode=True, compile=False)
+            warm_start(model, flat, settings["init"]["groups"])
         model.compile(optimizer=make_optimizer(cfg["optimizer"]), loss=make_loss(cfg), metrics=["accuracy"])
     batches = AugmentedBatches(train[0], train[1], n_outputs, cfg["batch_size"], settings["augment"],
                                seed=cfg["seed"], first_epoch=state["epoch"], workers=cfg["workers"])

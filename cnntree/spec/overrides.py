@@ -1,6 +1,6 @@
 """Overrides: the one channel through which the command line and the API change a spec before
 anything trains (epochs, seed, loader workers, the smoke-run budget, the data path, skipping bad
-rows). They are applied once, while the spec is parsed, recorded in ``Spec.overrides``, logged
+rows, the flat classifier to start from). They are applied once, while the spec is parsed, recorded in ``Spec.overrides``, logged
 with every run and saved with every model, so a model says how it was trained."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from .sections import SEED, TRAIN
 QUICK_EPOCHS, QUICK_SAMPLES, QUICK_WIDTH = 1, 512, 0.25  # a smoke run: what --quick means
 FIELDS = {"epochs": TRAIN.fields["epochs"], "seed": SEED, "workers": TRAIN.fields["workers"],
           "quick": Bool(False), "data": Text(max_len=4096), "skip_bad": Bool(False),
-          "max_samples": TRAIN.fields["max_samples"]}
+          "max_samples": TRAIN.fields["max_samples"], "init_from": Text(max_len=4096)}
 
 
 def with_overrides(spec, **given):
@@ -28,6 +28,8 @@ def with_overrides(spec, **given):
         raise TypeError(f"unknown override(s): {', '.join(sorted(unknown))}")
     if checked.get("data") not in (None, "sample"):
         checked["data"] = str(Path(checked["data"]).absolute())
+    if checked.get("init_from") and Path(checked["init_from"]).exists():
+        checked["init_from"] = str(Path(checked["init_from"]).absolute())
     if not checked:
         return spec
     return parse_spec(spec.raw, source=spec.source, base_dir=spec.base_dir, overrides={**spec.overrides, **checked})
@@ -45,6 +47,13 @@ def apply_to_network(sections: dict, overrides: dict) -> dict:
         if "width" in model:
             model["width"] = model["width"] * QUICK_WIDTH
     return {**sections, "train": train, "model": model}
+
+
+def apply_to_finetune(finetune: dict, overrides: dict) -> dict:
+    """The spec's ``finetune`` section under ``--quick`` (at most one joint epoch)."""
+    if overrides.get("quick") and finetune["epochs"]:
+        return {**finetune, "epochs": QUICK_EPOCHS}
+    return finetune
 
 
 def apply_to_data(data: dict, overrides: dict) -> dict:

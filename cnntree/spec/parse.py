@@ -15,7 +15,7 @@ import networkx as nx
 
 from ..errors import CnnTreeError
 from .graph import hierarchy_graph, root_first, voting_graph
-from .overrides import apply_to_data, apply_to_network
+from .overrides import apply_to_data, apply_to_finetune, apply_to_network
 from .schema import Obj, Passthrough, did_you_mean, fail, load_json
 from .sections import MEMBER_KEYS, NODE_KEYS, SECTIONS, TOP
 
@@ -38,6 +38,11 @@ class NodeSpec:
         """Every class this network sees, in group order."""
         return tuple(c for g in self.groups for c in g)
 
+    def settings(self) -> dict:
+        """What this network's training is made of (its MLflow run's params)."""
+        return {"model": self.model, "augment": self.augment, "train": self.train, "balance": self.balance,
+                "groups": ["+".join(g) for g in self.groups]}
+
 
 @dataclass(frozen=True)
 class Spec:
@@ -56,6 +61,18 @@ class Spec:
     base_dir: Path = Path(".")
     raw: dict = field(default_factory=dict, compare=False)
     overrides: dict = field(default_factory=dict)  # see spec.overrides: applied to every network and the data
+    init: dict = field(default_factory=lambda: {"from": None})  # the flat classifier the networks start from
+    finetune: dict = field(default_factory=lambda: {"epochs": 0})  # joint fine-tuning of a tree's nodes
+
+    def init_source(self) -> str | None:
+        """``init.from`` as given on the command line (``--init-from``), else as the spec has it: a
+        path relative to the spec file's folder, an MLflow run id, or a shipped model name."""
+        if "init_from" in self.overrides:
+            return self.overrides["init_from"]
+        given = self.init["from"]
+        if given is not None and (self.base_dir / given).exists():
+            return os.path.normpath(os.path.abspath(self.base_dir / given))
+        return given
 
     @property
     def root(self) -> NodeSpec:
@@ -98,6 +115,10 @@ def _parse(raw, source: str, base_dir: Path, overrides: dict) -> Spec:
     for key, allowed_kind in (("nodes", "tree"), ("members", "voting"), ("voting", "voting")):
         if top[key] is not None and kind != allowed_kind:
             fail(key, f'is only used when kind is "{allowed_kind}" (this spec\'s kind is "{kind}")')
+    if top["finetune"]["epochs"] and kind != "tree":
+        fail("finetune", f'joint fine-tuning composes a tree\'s nodes; this spec\'s kind is "{kind}"')
+    if top["init"]["from"] is not None and kind == "single":
+        fail("init.from", "warm starts a tree's or an ensemble's networks from a flat network; this spec is one")
     for name in top["data"]["drop"]:
         if name in classes:
             fail("data.drop", f'"{name}" is dropped but listed in classes')
@@ -118,7 +139,8 @@ def _parse(raw, source: str, base_dir: Path, overrides: dict) -> Spec:
     return Spec(name=top["name"], kind=kind, classes=classes, data=apply_to_data(top["data"], overrides),
                 defaults=defaults, overrides=dict(overrides),
                 nodes=tuple(nodes), graph=graph, voting=top["voting"] or ("soft" if kind == "voting" else None),
-                description=top["description"], source=source, base_dir=base_dir, raw=raw)
+                description=top["description"], source=source, base_dir=base_dir, raw=raw, init=top["init"],
+                finetune=apply_to_finetune(top["finetune"], overrides))
 
 
 def _network(node_id, groups, children, raw: dict, defaults: dict, where: str, overrides: dict) -> NodeSpec:

@@ -128,6 +128,19 @@ DATA = Obj({
     "skip_bad": Bool(False),
 }, default={})
 
+# A tree or ensemble may start from a trained flat classifier: a model folder, an MLflow run id, or a
+# single-network spec (trained first); its networks then start from that network's trunk.
+INIT = Obj({"from": Text(None, nullable=True, max_len=4096)}, default={})
+# Joint fine-tuning of a tree after its nodes trained: one model whose output is the soft path product,
+# trained on the natural class mix; the loss weighs the path NLL and each node's own cross-entropy.
+FINETUNE = Obj({
+    "epochs": Num(0, lo=0, hi=1000, integer=True),  # 0: no joint fine-tuning
+    "lr": Num(1e-4, lo=0, hi=10, lo_open=True),
+    "batch_size": Num(64, lo=1, hi=4096, integer=True),
+    "loss": Obj({"path": Num(1.0, lo=0, hi=100), "nodes": Num(0.5, lo=0, hi=100)}, default={}),
+    "freeze_trunk": Bool(False),  # train the heads only (every layer below each network's output layer frozen)
+}, default={})
+
 _class = Text(max_len=64)
 _group = Either(_class, ListOf(_class, min_len=1, unique=True),
                 expected="a class name, a node id or a list of class names")
@@ -141,4 +154,5 @@ TOP = {
     "nodes": ListOf(Passthrough(), None, max_len=MAX_NETWORKS),
     "members": ListOf(Passthrough(), None, max_len=MAX_NETWORKS),
     "voting": Text(None, choices=["hard", "soft", "weighted"], nullable=True),
+    "init": INIT, "finetune": FINETUNE,
 }

@@ -83,7 +83,8 @@ def run_experiment(spec: Spec, experiment=None, work_dir=None, resume=False, out
             clf.fit(data.images[splits.train], data.labels[splits.train],
                     (data.images[splits.validation], data.labels[splits.validation]), network_run=runs.NetworkRun)
             outcome = Outcome(run.info.run_id, experiment, store.tracking_uri(), clf, experiment_id,
-                              metrics={"train_seconds": clf.fit_seconds_, "images_seen": clf.images_seen_})
+                              metrics={"train_seconds": clf.fit_seconds_, "images_seen": clf.images_seen_,
+                                       **network_cost(clf)})
             for split, index in splits.tests.items():
                 result = evaluate(clf, data.images[index], data.labels[index])
                 outcome.results[split] = result
@@ -100,6 +101,15 @@ def run_experiment(spec: Spec, experiment=None, work_dir=None, resume=False, out
     finally:
         lock.close()
     return outcome
+
+
+def network_cost(clf) -> dict:
+    """Parameters and multiply-adds per face of every network together (soft routing and soft
+    voting run them all)."""
+    from ..nets.cost import multiply_adds, parameters
+
+    models = clf.keras_models().values()
+    return {"parameters": sum(map(parameters, models)), "multiply_adds": sum(map(multiply_adds, models))}
 
 
 def claim_work_folder(given: Path | None, default: Path, resume: bool, printer) -> tuple[Path, object]:

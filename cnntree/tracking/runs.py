@@ -77,7 +77,8 @@ def spec_params(spec) -> dict[str, str]:
 
 
 class NetworkRun:
-    """One network's nested MLflow run, under the active parent run.
+    """One network's nested MLflow run, under the active parent run (``node``: anything with an
+    ``id`` and ``settings()``, a spec's network or a training stage such as joint fine-tuning).
 
     Picklable, so a worker process or Ray task opens it where the network trains: entering
     creates the child run and yields the callback that logs every epoch; leaving ends it FINISHED,
@@ -89,8 +90,7 @@ class NetworkRun:
         self.uri = absolute_uri(mlflow.get_tracking_uri())
         self.experiment_id, self.parent_id = parent.info.experiment_id, parent.info.run_id
         self.name = node.id
-        self.params = flatten({"model": node.model, "augment": node.augment, "train": node.train,
-                               "balance": node.balance, "groups": ["+".join(g) for g in node.groups]})
+        self.params = flatten(node.settings())
 
     def __enter__(self):
         import keras

@@ -1,0 +1,131 @@
+"""Joint fine-tuning of a tree: its trained node networks become one Keras model whose output is
+the soft path product (each class's probability is the product of the branch probabilities on its
+path, as ``routing.SoftRouting`` combines them), trained on the natural class mix of Training.
+
+The loss is ``finetune.loss.path`` times the negative log-likelihood of the path product plus
+``finetune.loss.nodes`` times each node's own cross-entropy on its relabelled targets (zero for
+faces outside the node). The node networks are layers of the joint model, so training it trains
+them in place: the tree predicts as before, through its routers, with the new weights. Trained on
+the natural mix, the nodes answer with natural priors: no resampling prior is left to undo.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import keras
+import numpy as np
+
+from ..data.nodedata import node_targets
+from ..nets.schedules import make_optimizer
+from ..nets.train import as_input
+from ..nets.warmstart import weighted_layers
+
+STAGE = "finetune"
+
+
+class FinetuneStage:
+    """The joint fine-tuning as a stage of a training: its MLflow child run's name and params."""
+
+    id = STAGE
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    def settings(self) -> dict:
+        return {"finetune": self.spec.finetune}
+
+
+def path_product(spec, outputs: dict):
+    """Class probabilities from node probabilities (Keras tensors), root first: ``SoftRouting`` in ops."""
+    root = spec.nodes[0]
+    mass = {root.id: keras.ops.ones_like(outputs[root.id][:, :1])}
+    for node in spec.nodes:
+        for k, child in enumerate(node.children):
+            mass[child] = mass[node.id] * outputs[node.id][:, k:k + 1]
+    return keras.ops.concatenate([mass[c] for c in spec.classes], axis=1)
+
+
+class JointTree(keras.Model):
+    """The tree's Keras networks as one model: outputs [path product, each node's probabilities]."""
+
+    def __init__(self, spec, networks: list):
+        super().__init__(name="joint_tree")
+        self.spec, self.networks = spec, networks
+
+    def call(self, pixels, training=False):
+        outputs = {node.id: net(pixels, training=training) for node, net in zip(self.spec.nodes, self.networks)}
+        return [path_product(self.spec, outputs), *outputs.values()]
+
+
+def joint_targets(spec, labels: np.ndarray) -> list[np.ndarray]:
+    """One-hot targets: the class for the path, each node's group for the faces under it (zeros elsewhere)."""
+    classes, targets = list(spec.classes), [keras.utils.to_categorical(labels, len(spec.classes))]
+    for node in spec.nodes:
+        index, groups = node_targets(node, labels, classes, np.arange(len(labels)))
+        y = np.zeros((len(labels), len(node.groups)), np.float32)
+        y[index, groups] = 1.0
+        targets.append(y)
+    return targets
+
+
+class BestPath(keras.callbacks.Callback):
+    """Keeps the weights of the epoch with the lowest validation NLL of the path product (and logs
+    it, with the path's validation accuracy, as ``val_path_nll`` and ``val_accuracy``)."""
+
+    def __init__(self, images, labels):
+        super().__init__()
+        self.images, self.labels = images, labels
+        self.best, self.weights = np.inf, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        p = np.asarray(self.model.predict(self.images, batch_size=256, verbose=0)[0], np.float64)
+        nll = float(-np.log(np.clip(p[np.arange(len(self.labels)), self.labels], 1e-12, None)).mean())
+        if logs is not None:
+            logs.update(val_path_nll=nll, val_accuracy=float((p.argmax(1) == self.labels).mean()))
+        if nll < self.best:
+            self.best, self.weights = nll, self.model.get_weights()
+
+    def on_train_end(self, logs=None):
+        if self.weights is not None:
+            self.model.set_weights(self.weights)
+
+
+def finetune(clf, images, labels, validation, network_run=None, printer=print) -> dict:
+    """Train ``clf``'s tree jointly (``clf.spec.finetune``); returns what to record: epochs, the
+    loss weights, per-epoch history, faces seen, seconds."""
+    from ..nets.train import Progress
+
+    cfg, spec = clf.spec.finetune, clf.spec
+    started = time.perf_counter()
+    model = JointTree(spec, [clf.networks_[node.id].model for node in spec.nodes])
+    frozen = []
+    if cfg["freeze_trunk"]:
+        for node in spec.nodes:
+            for layer in weighted_layers(clf.networks_[node.id].model)[:-1]:
+                if layer.trainable:
+                    layer.trainable = False
+                    frozen.append(layer)
+    weights = [cfg["loss"]["path"]] + [cfg["loss"]["nodes"]] * len(spec.nodes)
+    model.compile(optimizer=make_optimizer({"name": "adam", "lr": cfg["lr"], "beta_1": 0.9, "beta_2": 0.999,
+                                            "weight_decay": 0.0}),
+                  loss=["categorical_crossentropy"] * len(weights), loss_weights=weights)
+    printer(f"[{STAGE}] the {len(spec.nodes)} networks as one model (path product), {len(labels)} training faces "
+            f"in their natural mix, loss {cfg['loss']['path']} x path NLL + {cfg['loss']['nodes']} x node CE")
+    seed = spec.root.train["seed"]
+    keras.utils.set_random_seed(seed)
+    best = BestPath(as_input(validation[0]), validation[1])
+    callbacks = [best, Progress(STAGE, cfg["epochs"], printer)]
+    tracking = network_run(FinetuneStage(spec)) if network_run else contextlib.nullcontext([])
+    try:
+        with tracking as extra:  # the stage's MLflow child run: FINISHED, or FAILED / KILLED
+            history = model.fit(as_input(images), joint_targets(spec, labels), batch_size=cfg["batch_size"],
+                                epochs=cfg["epochs"], shuffle=True, verbose=0, callbacks=callbacks + list(extra))
+    finally:
+        for layer in frozen:
+            layer.trainable = True
+    return {"epochs": cfg["epochs"], "loss": cfg["loss"], "freeze_trunk": cfg["freeze_trunk"],
+            "best_val_path_nll": best.best, "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+            "images_seen": len(labels) * cfg["epochs"], "seconds": time.perf_counter() - started,
+            "priors": "natural (trained jointly on the natural class mix; no prior correction)"}

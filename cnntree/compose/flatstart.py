@@ -1,0 +1,100 @@
+"""The flat classifier a tree or an ensemble starts from (``init.from``, ``--init-from``): a saved
+single network, the one an MLflow run logged, or a single-network spec that is trained first, as
+its own network of this training (its own MLflow child run, its own checkpoints, so it resumes).
+
+Every network of the spec must have the flat network's trunk (the same architecture below the
+output layer); ``nets.warmstart`` copies it in when each network's training starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import CnnTreeError
+from ..files import write_atomically
+from ..nets.models import create_model
+from ..nets.parallel import make_runner
+from ..nets.warmstart import trunk_mismatch
+
+FLAT = "flat"  # the flat network's id: its work folder and MLflow child run
+
+
+@dataclass
+class FlatStart:
+    """A trained flat network on disk (``.keras``) and the classes of its outputs."""
+
+    file: Path
+    classes: tuple[str, ...]
+
+    def groups_of(self, node) -> list[list[int]] | None:
+        """The flat outputs behind each of ``node``'s groups (None when a class is not among them)."""
+        if not set(node.classes) <= set(self.classes):
+            return None
+        return [[self.classes.index(c) for c in group] for group in node.groups]
+
+
+def flat_start(clf, images, labels, validation, work: Path, network_run=None) -> FlatStart | None:
+    """Find or train ``clf.spec``'s flat network and check that every network can start from it."""
+    spec = clf.spec
+    source = spec.init_source()
+    if source is None:
+        return None
+    where = f"init.from {source}"
+    file = work / FLAT / "network.keras"
+    if source.endswith(".json"):
+        flat_spec = _flat_spec(spec, source, where)
+        node = dataclasses.replace(flat_spec.root, id=FLAT)
+        job, _ = clf._network_job(node, f"{FLAT} 0/{len(spec.nodes)}", images, labels, validation, work / FLAT,
+                                  network_run)
+        ((_, model, state),) = make_runner(clf.jobs, clf.ray).run([job], clf.printer)
+        clf.images_seen_ += len(job.train[1]) * len(state["history"].get("loss", []))
+        classes = flat_spec.classes
+    else:
+        model, classes = _saved_flat_network(source, where)
+    _check_networks(spec, model, where)
+    write_atomically(file, model.save)
+    return FlatStart(file, tuple(classes))
+
+
+def _flat_spec(spec, source: str, where: str):
+    from ..spec import load_spec, with_overrides
+
+    given = {k: v for k, v in spec.overrides.items() if k != "init_from"}
+    flat_spec = with_overrides(load_spec(source), **given)
+    if flat_spec.kind != "single":
+        raise CnnTreeError(f"{where}: a spec to train first must be of kind \"single\", this one is \"{flat_spec.kind}\"")
+    if flat_spec.classes != spec.classes:
+        raise CnnTreeError(f"{where}: its classes {list(flat_spec.classes)} differ from {list(spec.classes)}")
+    return flat_spec
+
+
+def _saved_flat_network(source: str, where: str):
+    """The Keras network of a saved single-network classifier (a folder, shipped name or run id)."""
+    from ..pretrained import names
+    from .storage import load
+
+    if not Path(source).exists() and source not in names():
+        from ..tracking.runs import model_dir_of  # an MLflow run id
+
+        source = model_dir_of(source)
+    flat = load(source)
+    if flat.spec.kind != "single":
+        raise CnnTreeError(f"{where}: a flat classifier (kind \"single\") is needed, this one is a {flat.spec.kind}")
+    network = flat.networks_[flat.spec.root.id]
+    if not hasattr(network, "model"):
+        raise CnnTreeError(f"{where}: an exported model ({network.name}); give a saved one (its .keras network)")
+    return network.model, flat.spec.classes
+
+
+def _check_networks(spec, flat, where: str) -> None:
+    """One line naming the first network whose architecture differs from the flat network's."""
+    for node in spec.nodes:
+        model = create_model(n_outputs=len(node.groups), normalize=node.train["normalize"], **node.model)
+        why = trunk_mismatch(model, flat)
+        if why:
+            raise CnnTreeError(f"{where}: network {node.id} ({node.model['name']}) cannot start from it: {why}")
+
+
+

@@ -1,0 +1,124 @@
+"""Trees that start from their flat network: warm starts (trunk copied, heads from class means),
+joint fine-tuning of the composed tree (path product), and the errors when they cannot apply."""
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from cnntree import CnnTreeClassifier, load_model, save_model
+from cnntree.compose.routing import SoftRouting
+from cnntree.errors import CnnTreeError
+from cnntree.spec import parse_spec
+
+from .conftest import ROOT, TINY_MODEL
+
+TREE = [{"id": "root", "children": ["happy", "rest"]},
+        {"id": "rest", "children": ["angry", "disgust", "fear", "sad", "surprise", "neutral"], "balance": "none"}]
+
+
+def tree_spec(**extra):
+    return parse_spec({"name": "warm", "kind": "tree", "nodes": TREE,
+                       "defaults": {"model": TINY_MODEL, "train": {"epochs": 1, "batch_size": 64, "seed": 4}},
+                       **extra}, base_dir=".")
+
+
+def saved_flat(folder, model=None):
+    """An untrained single network saved as a model folder (what init.from may name)."""
+    from cnntree.nets.models import create_model
+
+    spec = parse_spec({"name": "flat", "kind": "single", "defaults": {"model": model or TINY_MODEL}})
+    net = create_model(n_outputs=7, **(model or TINY_MODEL))
+    return save_model(CnnTreeClassifier.from_networks(spec, {"net": net}), folder), net
+
+
+def fit(spec, sample, work):
+    train, val = sample.splits == "Training", sample.splits == "PublicTest"
+    return CnnTreeClassifier(spec, work_dir=work, printer=lambda *_: None).fit(
+        sample.images[train], sample.labels[train], (sample.images[val], sample.labels[val]))
+
+
+def test_warm_start_copies_the_trunk_and_starts_each_head_at_its_classes_mean():
+    from cnntree.nets.models import create_model
+    from cnntree.nets.warmstart import warm_start, weighted_layers
+
+    flat, node = create_model(n_outputs=7, **TINY_MODEL), create_model(n_outputs=2, **TINY_MODEL)
+    warm_start(node, flat, [[3], [0, 1, 2, 4, 5, 6]])
+    mine, theirs = weighted_layers(node), weighted_layers(flat)
+    for a, b in zip(mine[:-1], theirs[:-1]):
+        for x, y in zip(a.get_weights(), b.get_weights()):
+            np.testing.assert_array_equal(x, y)
+    kernel, bias = mine[-1].get_weights()
+    flat_kernel, flat_bias = theirs[-1].get_weights()
+    np.testing.assert_allclose(kernel[:, 0], flat_kernel[:, 3])
+    np.testing.assert_allclose(kernel[:, 1], flat_kernel[:, [0, 1, 2, 4, 5, 6]].mean(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(bias, [flat_bias[3], flat_bias[[0, 1, 2, 4, 5, 6]].mean()], rtol=1e-6, atol=1e-7)
+
+
+def test_warm_started_nodes_begin_at_the_flat_trunk_and_move_away_from_it(tmp_path, sample):
+    from cnntree.nets.warmstart import weighted_layers
+
+    folder, flat = saved_flat(tmp_path / "flat")
+    clf = fit(tree_spec(init={"from": str(folder)}), sample, tmp_path / "work")
+    first_conv = weighted_layers(flat)[0].get_weights()[0]
+    for node in clf.spec.nodes:
+        trained = weighted_layers(clf.networks_[node.id].model)[0].get_weights()[0]
+        assert not np.allclose(trained, first_conv)  # trained after the start
+        assert np.abs(trained - first_conv).max() < 0.1  # one epoch at lr 1e-3 moves it a little, not from scratch
+    start = keras.saving.load_model(tmp_path / "work" / "flat" / "network.keras")
+    np.testing.assert_array_equal(weighted_layers(start)[0].get_weights()[0], first_conv)
+
+
+def test_a_mismatched_or_wrong_init_from_is_a_one_line_error(tmp_path, sample, tiny_model):
+    folder, _ = saved_flat(tmp_path / "xception", {"name": "mini_xception", "width": 0.25})
+    with pytest.raises(CnnTreeError, match=r"init.from .*xception: network root \(lenet\) cannot start from it"):
+        fit(tree_spec(init={"from": str(folder)}), sample, tmp_path / "w1")
+    with pytest.raises(CnnTreeError, match=r'a flat classifier \(kind "single"\) is needed, this one is a tree'):
+        fit(tree_spec(init={"from": str(tiny_model)}), sample, tmp_path / "w2")
+    (tmp_path / "tree.json").write_text(json.dumps({"name": "t", "kind": "tree", "nodes": TREE}))
+    with pytest.raises(CnnTreeError, match=r'must be of kind "single", this one is "tree"'):
+        fit(tree_spec(init={"from": str(tmp_path / "tree.json")}), sample, tmp_path / "w3")
+    with pytest.raises(CnnTreeError, match=r"finetune: joint fine-tuning composes a tree's nodes"):
+        parse_spec({"name": "v", "kind": "single", "finetune": {"epochs": 1}})
+
+
+def test_a_jointly_finetuned_tree_is_the_path_product_of_its_retrained_nodes(tmp_path, sample):
+    from cnntree.compose.finetune import JointTree
+    from cnntree.nets.train import as_input
+
+    plain = fit(tree_spec(), sample, tmp_path / "plain")
+    joint = fit(tree_spec(finetune={"epochs": 2, "lr": 0.001}), sample, tmp_path / "joint")
+    faces = sample.images[sample.splits == "PrivateTest"]
+    before, after = plain.network_outputs(faces), joint.network_outputs(faces)
+    assert all(np.abs(before[n] - after[n]).max() > 1e-3 for n in before)  # fine-tuning changed every node
+    proba = joint.predict_proba(faces)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(proba, SoftRouting(joint.spec).combine(after), rtol=1e-6)
+    model = JointTree(joint.spec, [joint.networks_[n.id].model for n in joint.spec.nodes])
+    np.testing.assert_allclose(np.asarray(model(as_input(faces))[0]), proba, rtol=1e-4, atol=1e-6)  # what it trained
+    assert joint.priors_ == {} and joint.finetune_["epochs"] == 2  # the natural mix: nothing to undo
+    assert len(joint.finetune_["history"]["val_path_nll"]) == 2
+    assert joint.images_seen_ == plain.images_seen_ + 2 * int((sample.splits == "Training").sum())
+    again = load_model(save_model(joint, tmp_path / "model"))
+    np.testing.assert_allclose(again.predict_proba(faces), proba, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_the_warm_spec_trains_its_flat_network_first_and_logs_every_stage():
+    from mlflow.tracking import MlflowClient
+
+    from cnntree import cli
+
+    assert cli.main(["train", str(ROOT / "trees" / "moravcik_warm.json"), "--quick"]) == 0
+    client = MlflowClient(f"sqlite:///{Path.cwd()}/runs/mlflow.db")
+    experiment = client.get_experiment_by_name("moravcik_warm")
+    runs = client.search_runs([experiment.experiment_id])
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = {r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+    assert parent.info.status == "FINISHED"
+    assert set(children) == {"flat", "NN1", "NN2", "NN3", "NN4", "finetune"}
+    assert {c.info.status for c in children.values()} == {"FINISHED"}
+    assert "val_path_nll" in children["finetune"].data.metrics
+    assert parent.data.metrics["private_accuracy"] == parent.data.metrics["private_accuracy_soft"]
