@@ -122,3 +122,30 @@ def test_the_warm_spec_trains_its_flat_network_first_and_logs_every_stage():
     assert {c.info.status for c in children.values()} == {"FINISHED"}
     assert "val_path_nll" in children["finetune"].data.metrics
     assert parent.data.metrics["private_accuracy"] == parent.data.metrics["private_accuracy_soft"]
+
+
+def test_a_shared_trunk_tree_is_one_backbone_with_heads_trained_jointly(tmp_path, sample):
+    from cnntree.nets.cost import parameters
+    from cnntree.nets.models import create_model
+
+    spec = tree_spec(trunk={"shared": True}, finetune={"epochs": 1, "lr": 0.001})
+    clf = fit(spec, sample, tmp_path / "work")
+    models = list(clf.keras_models().values())
+    single = parameters(create_model(n_outputs=7, **TINY_MODEL))
+    head = TINY_MODEL["dense"] + 1  # one more output unit: dense inputs + bias
+    # one backbone (the flat network's minus its 7-way head) plus a 2-way and a 6-way head
+    assert parameters(*models) == single - 7 * head + 2 * head + 6 * head
+    assert sum(map(parameters, models)) > 1.8 * parameters(*models)  # what separate networks would hold
+    trunk = [layer for layer in models[0].layers if layer.weights][:-1]
+    assert all(layer in models[1].layers for layer in trunk)
+    faces = sample.images[sample.splits == "PrivateTest"]
+    proba = clf.predict_proba(faces)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    again = load_model(save_model(clf, tmp_path / "model"))
+    np.testing.assert_allclose(again.predict_proba(faces), proba, rtol=1e-5)
+    with pytest.raises(CnnTreeError, match=r"give finetune.epochs"):
+        tree_spec(trunk={"shared": True})
+    with pytest.raises(CnnTreeError, match=r"nodes\[1\].model: differs from root's"):
+        parse_spec({"name": "s", "kind": "tree", "trunk": {"shared": True}, "finetune": {"epochs": 1},
+                    "defaults": {"model": TINY_MODEL},
+                    "nodes": [TREE[0], {**TREE[1], "model": {"dense": 4}}]})

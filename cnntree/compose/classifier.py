@@ -82,6 +82,25 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
         self.images_seen_ = 0  # training faces times epochs, over every network: the budget actually spent
         started = time.perf_counter()
         flat = flat_start(self, images, labels, validation, work, network_run)
+        if self.spec.trunk["shared"]:
+            self.networks_ = {node_id: KerasRuntime(m) for node_id, m in self._shared_networks(flat).items()}
+        else:
+            self._train_nodes(images, labels, validation, work, network_run, flat)
+        if self.spec.finetune["epochs"]:
+            self.finetune_ = finetune(self, images, labels, validation, network_run, self.printer)
+            self.images_seen_ += self.finetune_["images_seen"]
+            self.priors_ = {}  # trained jointly on the natural class mix: no resampling prior to undo
+        classes = list(self.spec.classes)
+        for node in self.spec.nodes:
+            index, targets = node_targets(node, validation[1], classes, np.arange(len(validation[1])))
+            self.val_accuracy_[node.id] = float((self._network_output(node, validation[0][index]).argmax(1)
+                                                 == targets).mean())
+        self.calibrate(*validation)
+        self.fit_seconds_ = time.perf_counter() - started
+        return self
+
+    def _train_nodes(self, images, labels, validation, work, network_run, flat) -> None:
+        """Each network on its own balanced data, in the runner's processes or tasks."""
         jobs = []
         for i, node in enumerate(self.spec.nodes, start=1):
             init = None if flat is None else {"file": str(flat.file), "groups": flat.groups_of(node)}
@@ -95,16 +114,24 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
             self.histories_[node.id] = state["history"]
             self.images_seen_ += len(jobs[position].train[1]) * len(state["history"].get("loss", []))
         self.networks_ = {node.id: self.networks_[node.id] for node in self.spec.nodes}  # spec order
-        if self.spec.finetune["epochs"]:
-            self.finetune_ = finetune(self, images, labels, validation, network_run, self.printer)
-            self.images_seen_ += self.finetune_["images_seen"]
-            self.priors_ = {}  # trained jointly on the natural class mix: no resampling prior to undo
-        for position, job in enumerate(jobs):
-            node, (val_images, val_targets) = self.spec.nodes[position], job.validation
-            self.val_accuracy_[node.id] = float((self._network_output(node, val_images).argmax(1) == val_targets).mean())
-        self.calibrate(*validation)
-        self.fit_seconds_ = time.perf_counter() - started
-        return self
+
+    def _shared_networks(self, flat) -> dict:
+        """The nodes as heads on one trunk (warm-started from ``flat`` when given), trained jointly."""
+        import keras
+
+        from ..nets.heads import shared_networks
+        from ..nets.warmstart import warm_start
+
+        root = self.spec.root
+        keras.utils.set_random_seed(root.train["seed"])
+        networks = shared_networks(root.model, root.train["normalize"], {n.id: len(n.groups) for n in self.spec.nodes})
+        if flat is not None:
+            model = keras.saving.load_model(flat.file, safe_mode=True, compile=False)
+            for node in self.spec.nodes:
+                warm_start(networks[node.id], model, flat.groups_of(node))
+        self.printer(f"[trunk] {len(networks)} heads on one {root.model['name']} trunk"
+                     + (", warm start from the flat network" if flat is not None else ""))
+        return networks
 
     def _network_job(self, node, label, images, labels, validation, folder, network_run, init=None):
         """One network's training job on its own balanced data (``data.nodedata``) and its training

@@ -59,6 +59,15 @@ class JointTree(keras.Model):
         return [path_product(self.spec, outputs), *outputs.values()]
 
 
+def joint_model(spec, networks: list) -> keras.Model:
+    """The joint model: over a shared trunk, one functional graph (the trunk runs once per face);
+    otherwise a ``JointTree`` calling each network."""
+    if not spec.trunk["shared"]:
+        return JointTree(spec, networks)
+    outputs = {node.id: net.output for node, net in zip(spec.nodes, networks)}
+    return keras.Model(networks[0].inputs, [path_product(spec, outputs), *outputs.values()], name="joint_tree")
+
+
 def joint_targets(spec, labels: np.ndarray) -> list[np.ndarray]:
     """One-hot targets: the class for the path, each node's group for the faces under it (zeros elsewhere)."""
     classes, targets = list(spec.classes), [keras.utils.to_categorical(labels, len(spec.classes))]
@@ -99,7 +108,7 @@ def finetune(clf, images, labels, validation, network_run=None, printer=print) -
 
     cfg, spec = clf.spec.finetune, clf.spec
     started = time.perf_counter()
-    model = JointTree(spec, [clf.networks_[node.id].model for node in spec.nodes])
+    model = joint_model(spec, [clf.networks_[node.id].model for node in spec.nodes])
     frozen = []
     if cfg["freeze_trunk"]:
         for node in spec.nodes:

@@ -10,13 +10,16 @@ import math
 import keras
 
 
-def parameters(model) -> int:
-    """Every weight, trainable or not (BatchNormalization's statistics included)."""
-    return int(model.count_params())
+def parameters(*models) -> int:
+    """Every weight of ``models``, trainable or not (BatchNormalization's statistics included), a
+    weight that several share (a shared trunk) counted once."""
+    unique = {id(w): w for model in models for w in model.weights}
+    return int(sum(math.prod(w.shape) for w in unique.values()))
 
 
 def multiply_adds(model) -> int:
-    """Multiply-adds for one face through ``model`` (nested models counted through)."""
+    """Multiply-adds for one face through ``model`` (nested models counted through; a trunk shared
+    by several networks counts in each, as each network runs it at inference)."""
     total = 0
     for layer in model.layers:
         if isinstance(layer, keras.Model):

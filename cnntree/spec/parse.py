@@ -63,6 +63,7 @@ class Spec:
     overrides: dict = field(default_factory=dict)  # see spec.overrides: applied to every network and the data
     init: dict = field(default_factory=lambda: {"from": None})  # the flat classifier the networks start from
     finetune: dict = field(default_factory=lambda: {"epochs": 0})  # joint fine-tuning of a tree's nodes
+    trunk: dict = field(default_factory=lambda: {"shared": False})  # nodes as heads on one backbone
 
     def init_source(self) -> str | None:
         """``init.from`` as given on the command line (``--init-from``), else as the spec has it: a
@@ -117,6 +118,10 @@ def _parse(raw, source: str, base_dir: Path, overrides: dict) -> Spec:
             fail(key, f'is only used when kind is "{allowed_kind}" (this spec\'s kind is "{kind}")')
     if top["finetune"]["epochs"] and kind != "tree":
         fail("finetune", f'joint fine-tuning composes a tree\'s nodes; this spec\'s kind is "{kind}"')
+    if top["trunk"]["shared"] and kind != "tree":
+        fail("trunk.shared", f'shares one backbone between a tree\'s nodes; this spec\'s kind is "{kind}"')
+    if top["trunk"]["shared"] and not top["finetune"]["epochs"]:
+        fail("trunk.shared", "a shared trunk trains all nodes together: give finetune.epochs (at least 1)")
     if top["init"]["from"] is not None and kind == "single":
         fail("init.from", "warm starts a tree's or an ensemble's networks from a flat network; this spec is one")
     for name in top["data"]["drop"]:
@@ -128,6 +133,11 @@ def _parse(raw, source: str, base_dir: Path, overrides: dict) -> Spec:
         nodes = _tree_nodes(raw["nodes"], classes, defaults, overrides)
         graph = hierarchy_graph(nodes, classes)
         nodes = root_first(nodes, graph)
+        if top["trunk"]["shared"]:
+            for node in nodes[1:]:
+                if node.model != nodes[0].model:
+                    fail(f"{node.where}.model", f"differs from {nodes[0].id}'s; the nodes of a shared trunk have "
+                         "one model section")
     elif kind == "single":
         nodes = [_network("net", [[c] for c in classes], list(classes), {}, defaults, "defaults", overrides)]
         graph = hierarchy_graph(nodes, classes)
@@ -140,7 +150,7 @@ def _parse(raw, source: str, base_dir: Path, overrides: dict) -> Spec:
                 defaults=defaults, overrides=dict(overrides),
                 nodes=tuple(nodes), graph=graph, voting=top["voting"] or ("soft" if kind == "voting" else None),
                 description=top["description"], source=source, base_dir=base_dir, raw=raw, init=top["init"],
-                finetune=apply_to_finetune(top["finetune"], overrides))
+                finetune=apply_to_finetune(top["finetune"], overrides), trunk=top["trunk"])
 
 
 def _network(node_id, groups, children, raw: dict, defaults: dict, where: str, overrides: dict) -> NodeSpec:

@@ -141,6 +141,9 @@ FINETUNE = Obj({
     "freeze_trunk": Bool(False),  # train the heads only (every layer below each network's output layer frozen)
 }, default={})
 
+# A tree whose nodes are heads on one backbone (the shared model section), trained jointly (finetune).
+TRUNK = Obj({"shared": Bool(False)}, default={})
+
 _class = Text(max_len=64)
 _group = Either(_class, ListOf(_class, min_len=1, unique=True),
                 expected="a class name, a node id or a list of class names")
@@ -154,5 +157,5 @@ TOP = {
     "nodes": ListOf(Passthrough(), None, max_len=MAX_NETWORKS),
     "members": ListOf(Passthrough(), None, max_len=MAX_NETWORKS),
     "voting": Text(None, choices=["hard", "soft", "weighted"], nullable=True),
-    "init": INIT, "finetune": FINETUNE,
+    "init": INIT, "finetune": FINETUNE, "trunk": TRUNK,
 }

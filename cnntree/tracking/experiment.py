@@ -104,12 +104,12 @@ def run_experiment(spec: Spec, experiment=None, work_dir=None, resume=False, out
 
 
 def network_cost(clf) -> dict:
-    """Parameters and multiply-adds per face of every network together (soft routing and soft
-    voting run them all)."""
+    """Parameters (a shared trunk once) and multiply-adds per face of every network together (soft
+    routing and soft voting run them all)."""
     from ..nets.cost import multiply_adds, parameters
 
-    models = clf.keras_models().values()
-    return {"parameters": sum(map(parameters, models)), "multiply_adds": sum(map(multiply_adds, models))}
+    models = list(clf.keras_models().values())
+    return {"parameters": parameters(*models), "multiply_adds": sum(map(multiply_adds, models))}
 
 
 def claim_work_folder(given: Path | None, default: Path, resume: bool, printer) -> tuple[Path, object]:

@@ -74,7 +74,12 @@ def connect() -> str:
     check_store(uri)
     if uri == DEFAULT_URI:
         RUNS.mkdir(exist_ok=True)
-    mlflow.set_tracking_uri(absolute_uri(uri))
+    given = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(absolute_uri(uri))  # MLflow also exports it to the environment; keep the
+    if given is None:                            # user's setting there: tracking_uri() reads it
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = given
     return uri
 
 
