@@ -59,8 +59,11 @@ def draw_hierarchy(spec: Spec, path) -> Path:
         else:
             text, style = name, dict(boxstyle="round,pad=0.3", fc="#fdf1d6", ec="#c48a12")
         ax.text(x, y, text, ha="center", va="center", fontsize=8.5, bbox=style, zorder=3)
+    from .spec.text import training_notes
+
     title = f"{spec.name} ({spec.kind}" + (f", {spec.voting} voting" if spec.voting else "") + ")"
-    ax.set_title(title, fontsize=11)
+    notes = training_notes(spec)
+    ax.set_title(title + (f"\n{notes}" if notes else ""), fontsize=11 if not notes else 9)
     xs = [x for x, _ in pos.values()]
     ys = [y for _, y in pos.values()]
     ax.set_xlim(min(xs) - 0.8, max(xs) + 0.8)

@@ -108,6 +108,10 @@ def finetune(clf, images, labels, validation, network_run=None, printer=print) -
 
     cfg, spec = clf.spec.finetune, clf.spec
     started = time.perf_counter()
+    seed, cap = spec.root.train["seed"], spec.root.train["max_samples"]
+    if cap and len(labels) > cap:  # the networks' face budget (--quick) holds here too
+        keep = np.random.default_rng(seed).permutation(len(labels))[:cap]
+        images, labels = images[keep], labels[keep]
     model = joint_model(spec, [clf.networks_[node.id].model for node in spec.nodes])
     frozen = []
     if cfg["freeze_trunk"]:
@@ -122,7 +126,6 @@ def finetune(clf, images, labels, validation, network_run=None, printer=print) -
                   loss=["categorical_crossentropy"] * len(weights), loss_weights=weights)
     printer(f"[{STAGE}] the {len(spec.nodes)} networks as one model (path product), {len(labels)} training faces "
             f"in their natural mix, loss {cfg['loss']['path']} x path NLL + {cfg['loss']['nodes']} x node CE")
-    seed = spec.root.train["seed"]
     keras.utils.set_random_seed(seed)
     best = BestPath(as_input(validation[0]), validation[1])
     callbacks = [best, Progress(STAGE, cfg["epochs"], printer)]

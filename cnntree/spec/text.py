@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from .schema import Tagged
 from .sections import SECTIONS
 
@@ -22,6 +24,18 @@ def summarize(section: str, config: dict) -> str:
     return inner or "none"
 
 
+def training_notes(spec) -> str:
+    """How the networks train together, when they do: warm start, shared trunk, joint fine-tuning."""
+    notes = []
+    if spec.init_source():
+        notes.append(f"every network starts from {os.path.basename(spec.init_source())}")
+    if spec.trunk["shared"]:
+        notes.append("the nodes are heads on one shared trunk")
+    if spec.finetune["epochs"]:
+        notes.append(f"then {spec.finetune['epochs']} epochs of joint fine-tuning on the path product")
+    return "; ".join(notes)
+
+
 def text_tree(spec) -> str:
     """The hierarchy as indented text, each network with its model and balance settings."""
     nodes = {n.id: n for n in spec.nodes}
@@ -34,6 +48,9 @@ def text_tree(spec) -> str:
 
     lines = [f"{spec.name}: {spec.kind} over {len(spec.classes)} classes ({', '.join(spec.classes)})"
              + (f", {spec.voting} voting" if spec.voting else "")]
+    training = training_notes(spec)
+    if training:
+        lines.append(f"({training})")
     roots = [n.id for n in spec.nodes if spec.graph.in_degree(n.id) == 0]
     stack = [(root, "", None) for root in reversed(roots)]  # (name, prefix, is last child; None: a root)
     while stack:  # iterative: a deep chain must not exhaust Python's stack

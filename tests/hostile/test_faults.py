@@ -21,7 +21,7 @@ from ..conftest import TINY_MODEL
 pytestmark = pytest.mark.slow  # real trainings in subprocesses
 
 SPEC = {"name": "faults", "kind": "tree", "data": {"path": "sample"},
-        "defaults": {"model": TINY_MODEL, "train": {"epochs": 3, "batch_size": 32, "seed": 3,
+        "defaults": {"model": TINY_MODEL, "train": {"epochs": 2, "batch_size": 32, "seed": 3,
                                                     "early_stopping": 0}},
         "nodes": [{"id": "root", "children": ["happy", "rest"]},
                   {"id": "rest", "children": ["angry", "disgust", "fear", "sad", "surprise", "neutral"],
@@ -86,7 +86,7 @@ def test_a_killed_training_resumes_to_the_same_result(store):
     seen = []
     for line in victim.stdout:  # wait until the second network is inside its second epoch
         seen.append(line)
-        if line.startswith("[rest 2/2] epoch 1/3"):
+        if line.startswith("[rest 2/2] epoch 1/2"):
             time.sleep(0.3)
             victim.send_signal(signal.SIGKILL)
             break
@@ -99,7 +99,7 @@ def test_a_killed_training_resumes_to_the_same_result(store):
     again = train(store, "--work-dir", work, "--resume")
     output = again.communicate(timeout=600)[0]
     assert again.returncode == 0, output
-    assert "[root 1/2] resuming after epoch 3" in output and "[root 1/2] epoch" not in output  # not retrained
+    assert "[root 1/2] resuming after epoch 2" in output and "[root 1/2] epoch" not in output  # not retrained
     assert "[rest 2/2] resuming after epoch 1" in output
     by_id = {r.info.run_id: r for r in runs(store)}
     old = by_id[killed.pop()]
@@ -117,7 +117,7 @@ def test_sigterm_ends_the_run_killed_and_resume_finishes_it(store):
     seen = []
     for line in victim.stdout:
         seen.append(line)
-        if line.startswith("[root 1/2] epoch 1/3"):
+        if line.startswith("[root 1/2] epoch 1/2"):
             victim.send_signal(signal.SIGTERM)
             break
     seen.append(victim.communicate(timeout=120)[0])
