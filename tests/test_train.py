@@ -38,19 +38,23 @@ def test_schedules(name, params, epoch, expected):
     assert SCHEDULES[name](0.1, 10, **params).lr(epoch) == pytest.approx(expected)
 
 
-def test_augmenter_is_off_by_default_and_deterministic_for_a_seed(sample):
-    assert build_augmenter(AUGMENT.parse({}, "a")) is None
-    config = AUGMENT.parse({"rotation": 30, "h_flip": True, "noise": 0.05, "erasing": 0.5, "fog": 0.5}, "a")
-    a = build_augmenter(config, seed=3)(image=sample.images[0])["image"]
-    b = build_augmenter(config, seed=3)(image=sample.images[0])["image"]
-    assert a.shape == (48, 48) and a.dtype == np.uint8
+@pytest.mark.parametrize("engine", ["albumentations", "batch"])
+def test_augmenter_is_off_by_default_and_deterministic_for_a_seed(sample, engine):
+    assert build_augmenter(AUGMENT.parse({"engine": engine}, "a")) is None
+    config = AUGMENT.parse({"rotation": 30, "h_flip": True, "noise": 0.05, "erasing": 0.5, "fog": 0.5,
+                            "engine": engine}, "a")
+    a = build_augmenter(config).augment(sample.images[:8], 3)
+    b = build_augmenter(config).augment(sample.images[:8], 3)
+    assert a.shape == (8, 48, 48) and a.dtype == np.uint8
     np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(a, sample.images[0])
+    assert not np.array_equal(a, sample.images[:8])
+    assert not np.array_equal(build_augmenter(config).augment(sample.images[:8], 4), a)
 
 
-def test_batches_depend_on_seed_epoch_and_index_only(sample):
-    """Loader processes build batches in any order: each batch must come out the same."""
-    augment = AUGMENT.parse({"rotation": 20, "h_flip": True, "erasing": 0.5}, "a")
+@pytest.mark.parametrize("engine", ["albumentations", "batch"])
+def test_batches_depend_on_seed_epoch_and_index_only(sample, engine):
+    """Loader processes and resumed trainings build batches in any order: each must come out the same."""
+    augment = AUGMENT.parse({"rotation": 20, "h_flip": True, "erasing": 0.5, "engine": engine}, "a")
     faces, targets = sample.images[:256], sample.labels[:256]
     one = AugmentedBatches(faces, targets, 7, 32, augment, seed=5, first_epoch=1)
     many = AugmentedBatches(faces, targets, 7, 32, augment, seed=5, first_epoch=1, workers=4)

@@ -83,7 +83,7 @@ class Data:
 class Augment:
     """A ``cnntree`` command (its ``help`` says what it does)."""
 
-    name, help, needs_backend = "augment", "a preview grid of one node's training augmentation", False
+    name, help, needs_backend = "augment", "a preview grid of one node's training augmentation (both engines)", True
 
     @staticmethod
     def add_arguments(p):
@@ -109,7 +109,7 @@ class Augment:
         faces = write_preview(spec, node, args.out, args.rows, args.columns, args.scale, args.seed)
         print(f"{node.id}: augmentation {summarize('augment', node.augment)}")
         print(f"wrote {args.out}: {faces} faces (rows: {', '.join('+'.join(g) for g in node.groups)}), "
-              "first column original")
+              "first column original; albumentations above, batch engine below")
         return 0
 
 

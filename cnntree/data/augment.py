@@ -1,7 +1,10 @@
-"""Augmentation from a spec's ``augment`` section (albumentations), and test-time augmentation.
+"""Augmentation from a spec's ``augment`` section, and test-time augmentation.
 
-Training augmentation works on grey ``uint8`` 48x48 faces; test-time augmentation turns one batch
-into several views whose predicted probabilities are averaged.
+Training augmentation works on grey ``uint8`` 48x48 faces, a batch at a time, with one of two
+engines (``augment.engine``): ``albumentations`` (face by face on the CPU) or ``batch`` (the whole
+batch in tensor operations, ``batch_augment``). Both take a seed per batch, so a batch depends on
+(seed, epoch, batch) only. Test-time augmentation turns one batch into several views whose
+predicted probabilities are averaged.
 """
 
 from __future__ import annotations
@@ -12,9 +15,35 @@ import numpy as np
 
 from .readers import SIZE
 
+GEOMETRIC = ("rotation", "width_shift", "height_shift", "zoom", "shear")
+PIXEL = ("h_flip", "noise", "salt_pepper", "blur", "fog", "crop", "erasing")
 
-def build_augmenter(config: dict, seed: int | None = None) -> A.Compose | None:
-    """The spec's augmentation as one albumentations pipeline, or None when nothing is on."""
+
+def build_augmenter(config: dict):
+    """The spec's augmentation on its engine (``augment(faces, seed)``), or None when nothing is on."""
+    if not any(config[k] for k in GEOMETRIC + PIXEL) and config["brightness"] == [1.0, 1.0]:
+        return None
+    if config["engine"] == "batch":
+        from .batch_augment import BatchAugmenter
+
+        return BatchAugmenter(config)
+    return AlbumentationsAugmenter(config)
+
+
+class AlbumentationsAugmenter:
+    """The ``albumentations`` engine: one pipeline, reseeded per batch, run face by face."""
+
+    def __init__(self, config: dict):
+        self.pipeline = albumentations_pipeline(config)
+
+    def augment(self, faces: np.ndarray, seed: int) -> np.ndarray:
+        """The batch augmented; the same seed gives the same batch."""
+        self.pipeline.set_random_seed(seed)
+        return np.stack([self.pipeline(image=face)["image"] for face in faces])
+
+
+def albumentations_pipeline(config: dict) -> A.Compose:
+    """The spec's augmentation as one albumentations pipeline."""
     c = config
     steps = []
     if c["crop"]:
@@ -40,9 +69,7 @@ def build_augmenter(config: dict, seed: int | None = None) -> A.Compose | None:
     if c["erasing"]:
         steps.append(A.CoarseDropout(num_holes_range=(1, 1), hole_height_range=(0.1, 0.4),
                                      hole_width_range=(0.1, 0.4), fill="random_uniform", p=c["erasing"]))
-    if not steps:
-        return None
-    return A.Compose(steps, seed=seed)
+    return A.Compose(steps)
 
 
 class CloudOverlay(A.ImageOnlyTransform):
@@ -62,13 +89,6 @@ class CloudOverlay(A.ImageOnlyTransform):
     def apply(self, img, cloud, alpha, **params):
         out = img.astype(np.float32) * (1 - alpha * cloud) + 255.0 * alpha * cloud
         return np.clip(out, 0, 255).astype(img.dtype)
-
-
-def augment_batch(augmenter, images: np.ndarray) -> np.ndarray:
-    """Each face of a batch through the augmenter (the batch itself when there is none)."""
-    if augmenter is None:
-        return images
-    return np.stack([augmenter(image=image)["image"] for image in images])
 
 
 def tta_views(images: np.ndarray, mode: str) -> list[np.ndarray]:
@@ -91,18 +111,19 @@ def tta_views(images: np.ndarray, mode: str) -> list[np.ndarray]:
     return views
 
 
-def preview_grid(augmenter, faces: np.ndarray, columns: int = 8) -> np.ndarray:
+def preview_grid(augmenter, faces: np.ndarray, columns: int = 8, seed: int = 0) -> np.ndarray:
     """A grey image: each row one face, first column the original, then augmented copies."""
     rows = []
-    for face in faces:
-        copies = [face] + [augmenter(image=face)["image"] if augmenter else face for _ in range(columns - 1)]
+    for k, face in enumerate(faces):
+        same = np.repeat(face[None], columns - 1, axis=0)
+        copies = [face, *(augmenter.augment(same, seed + k) if augmenter else same)]
         rows.append(np.concatenate([np.pad(c, 2, constant_values=255) for c in copies], axis=1))
     return np.concatenate(rows, axis=0)
 
 
 def write_preview(spec, node, path, rows: int, columns: int, scale: int, seed: int) -> int:
-    """Write ``node``'s augmentation preview for ``rows`` training faces per group as a PNG; returns
-    how many faces it shows."""
+    """Write ``node``'s augmentation preview for ``rows`` training faces per group as a PNG, the
+    albumentations engine's grid above the batch engine's; returns how many faces it shows."""
     from ..files import write_atomically
     from .load import load_for_spec
     from .nodedata import node_targets
@@ -111,7 +132,9 @@ def write_preview(spec, node, path, rows: int, columns: int, scale: int, seed: i
     index, groups = node_targets(node, data.labels, list(spec.classes), splits.train)
     rng = np.random.default_rng(seed)
     faces = [rng.choice(index[groups == g]) for g in range(len(node.groups)) for _ in range(rows)]
-    grid = preview_grid(build_augmenter(node.augment, seed=seed), data.images[faces], columns=columns)
+    grids = [preview_grid(build_augmenter({**node.augment, "engine": engine}), data.images[faces], columns, seed)
+             for engine in ("albumentations", "batch")]
+    grid = np.concatenate([grids[0], np.full((6, grids[0].shape[1]), 128, np.uint8), grids[1]], axis=0)
     grid = cv2.resize(grid, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
     _, encoded = cv2.imencode(".png", grid)
     write_atomically(path, lambda tmp: encoded.tofile(tmp))

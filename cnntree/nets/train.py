@@ -14,7 +14,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from ..data.augment import augment_batch, build_augmenter
+from ..data.augment import build_augmenter
 from ..files import write_atomically, write_text_atomically
 from .models import create_model
 from .schedules import make_loss, make_optimizer, schedule_callback
@@ -75,18 +75,18 @@ class AugmentedBatches(keras.utils.PyDataset):
         self.epoch = epoch
         self.order = np.random.default_rng([self.seed, epoch]).permutation(len(self.images))
 
-    def augmenter_for(self, index: int):
-        """The augmenter, reseeded for batch ``index`` of the current epoch (None: no augmentation)."""
-        if self.augmenter is not None:
-            self.augmenter.set_random_seed(int(np.random.default_rng([self.seed, self.epoch, index]).integers(2 ** 31)))
-        return self.augmenter
+    def seed_for(self, index: int) -> int:
+        """The augmentation seed of batch ``index`` of the current epoch."""
+        return int(np.random.default_rng([self.seed, self.epoch, index]).integers(2 ** 31))
 
     def __len__(self):
         return math.ceil(len(self.images) / self.batch_size)
 
     def __getitem__(self, index):
         rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
-        faces = augment_batch(self.augmenter_for(index), self.images[rows])
+        faces = self.images[rows]
+        if self.augmenter is not None:
+            faces = self.augmenter.augment(faces, self.seed_for(index))
         return as_input(faces), keras.utils.to_categorical(self.targets[rows], self.n_outputs)
 
     def on_epoch_end(self):
@@ -178,7 +178,8 @@ def train_network(settings: dict, n_outputs: int, train: tuple, validation: tupl
             warm_start(model, flat, settings["init"]["groups"])
         model.compile(optimizer=make_optimizer(cfg["optimizer"]), loss=make_loss(cfg), metrics=["accuracy"])
     batches = AugmentedBatches(train[0], train[1], n_outputs, cfg["batch_size"], settings["augment"],
-                               seed=cfg["seed"], first_epoch=state["epoch"], workers=cfg["workers"])
+                               seed=cfg["seed"], first_epoch=state["epoch"],
+                               workers=1 if settings["augment"]["engine"] == "batch" else cfg["workers"])
     x_val, y_val = as_input(validation[0]), keras.utils.to_categorical(validation[1], n_outputs)
     stopped_early = cfg["early_stopping"] and state["wait"] >= cfg["early_stopping"]
     if state["epoch"] < cfg["epochs"] and not stopped_early:

@@ -63,6 +63,8 @@ AUGMENT = Obj({
     "erasing": Num(0.0, lo=0, hi=1),             # probability of random erasing
     "p": Num(1.0, lo=0, hi=1),                   # probability of each geometric transform
     "test_time": Text("none", choices=["none", "flip", "ten_crop"]),
+    # albumentations: face by face on the CPU; batch: the whole batch in keras.ops (data/batch_augment.py)
+    "engine": Text("albumentations", choices=["albumentations", "batch"]),
 }, default={})
 
 OPTIMIZER = Tagged("name", {
