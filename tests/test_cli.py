@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from .conftest import FULL_FER2013, MORAVCIK, ROOT, run_cli
@@ -105,9 +106,12 @@ def test_augment_preview_grid(tmp_path):
     assert code == 0, err
     assert "rotation=40.0" in stdout and "rows: angry, sad, neutral" in stdout
     grid = cv2.imread(str(out), cv2.IMREAD_GRAYSCALE)
-    assert grid.shape == (6 * 52, 8 * 52)  # 2 faces per group x 3 groups, 8 columns, 2-pixel frames
-    first, second = grid[2:50, 2:50], grid[2:50, 54:102]
-    assert not (first == second).all()  # augmented copies differ from the original
+    # each engine: 2 faces per group x 3 groups, 8 columns, 2-pixel frames; a 6-pixel bar between them
+    assert grid.shape == (2 * 6 * 52 + 6, 8 * 52)
+    for top in (0, 6 * 52 + 6):  # albumentations above, the batch engine below
+        first, second = grid[top + 2:top + 50, 2:50], grid[top + 2:top + 50, 54:102]
+        assert not (first == second).all()  # augmented copies differ from the original
+    np.testing.assert_array_equal(grid[2:50, 2:50], grid[6 * 52 + 8:6 * 52 + 56, 2:50])  # the same originals
     code, _, err = run_cli("augment", MORAVCIK, "--node", "NN9", "--out", out)
     assert code == 2 and 'no node "NN9" (did you mean "NN4"?)' in err
 

@@ -106,15 +106,22 @@ def test_a_jointly_finetuned_tree_is_the_path_product_of_its_retrained_nodes(tmp
 
 
 @pytest.mark.slow
-def test_the_warm_spec_trains_its_flat_network_first_and_logs_every_stage():
+def test_a_warm_spec_trains_its_flat_network_first_and_logs_every_stage(tmp_path):
+    """moravcik_warm's recipe (a flat spec trained first, warm nodes, joint fine-tuning) with tiny
+    networks: one FINISHED parent whose children are the flat network, the nodes and the fine-tuning."""
     from mlflow.tracking import MlflowClient
 
     from cnntree import cli
 
-    assert cli.main(["train", str(ROOT / "trees" / "moravcik_warm.json"), "--quick"]) == 0
+    raw = json.loads((ROOT / "trees" / "moravcik_warm.json").read_text())
+    raw["defaults"]["model"] = TINY_MODEL
+    raw["init"]["from"] = "flat.json"
+    (tmp_path / "warm.json").write_text(json.dumps(raw))
+    (tmp_path / "flat.json").write_text(json.dumps({"name": "flat", "kind": "single", "defaults": {
+        "model": TINY_MODEL, "train": {"epochs": 1}}}))
+    assert cli.main(["train", str(tmp_path / "warm.json"), "--quick"]) == 0
     client = MlflowClient(f"sqlite:///{Path.cwd()}/runs/mlflow.db")
-    experiment = client.get_experiment_by_name("moravcik_warm")
-    runs = client.search_runs([experiment.experiment_id])
+    runs = client.search_runs([client.get_experiment_by_name("moravcik_warm").experiment_id])
     (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = {r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
     assert parent.info.status == "FINISHED"
@@ -122,6 +129,7 @@ def test_the_warm_spec_trains_its_flat_network_first_and_logs_every_stage():
     assert {c.info.status for c in children.values()} == {"FINISHED"}
     assert "val_path_nll" in children["finetune"].data.metrics
     assert parent.data.metrics["private_accuracy"] == parent.data.metrics["private_accuracy_soft"]
+    assert parent.data.metrics["parameters"] > 0 and parent.data.metrics["multiply_adds"] > 0
 
 
 def test_a_shared_trunk_tree_is_one_backbone_with_heads_trained_jointly(tmp_path, sample):
