@@ -57,6 +57,7 @@ def test_warm_start_copies_the_trunk_and_starts_each_head_at_its_classes_mean():
     np.testing.assert_allclose(bias, [flat_bias[3], flat_bias[[0, 1, 2, 4, 5, 6]].mean()], rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.slow  # trains
 def test_warm_started_nodes_begin_at_the_flat_trunk_and_move_away_from_it(tmp_path, sample):
     from cnntree.nets.warmstart import weighted_layers
 
@@ -84,6 +85,7 @@ def test_a_mismatched_or_wrong_init_from_is_a_one_line_error(tmp_path, sample, t
         parse_spec({"name": "v", "kind": "single", "finetune": {"epochs": 1}})
 
 
+@pytest.mark.slow  # trains
 def test_a_jointly_finetuned_tree_is_the_path_product_of_its_retrained_nodes(tmp_path, sample):
     from cnntree.compose.finetune import JointTree
     from cnntree.nets.train import as_input
@@ -132,6 +134,7 @@ def test_a_warm_spec_trains_its_flat_network_first_and_logs_every_stage(tmp_path
     assert parent.data.metrics["parameters"] > 0 and parent.data.metrics["multiply_adds"] > 0
 
 
+@pytest.mark.slow  # trains
 def test_a_shared_trunk_tree_is_one_backbone_with_heads_trained_jointly(tmp_path, sample):
     from cnntree.nets.cost import parameters
     from cnntree.nets.models import create_model
