@@ -154,6 +154,7 @@ def test_damaged_calibration_state_is_a_one_line_error(tmp_path, tiny_model):
         load_model(broken)
 
 
+@pytest.mark.slow  # subprocesses
 def test_calibrate_cli_refits_in_place_and_reports_before_and_after(tmp_path, tiny_model):
     import shutil
 

@@ -63,6 +63,7 @@ def test_a_tree_explanation_follows_the_soft_path(tiny_model, sample):
     assert all([s.network for s in e.steps] == ["root"] and e.label == "happy" for e in happy)
 
 
+@pytest.mark.slow  # subprocesses
 def test_explain_cli_writes_one_picture_per_face(tmp_path, tiny_model, sample):
     images = []
     for i in range(2):
@@ -78,6 +79,7 @@ def test_explain_cli_writes_one_picture_per_face(tmp_path, tiny_model, sample):
     assert code == 2 and "--class joy: not a class" in err
 
 
+@pytest.mark.slow  # subprocesses
 def test_evaluate_explain_adds_a_mistakes_grid_and_an_mlflow_run(tmp_path, tiny_model):
     import mlflow
 
