@@ -191,6 +191,16 @@ def _wait_until_up(url: str, process, seconds: int) -> None:
             time.sleep(1)
 
 
+def _stop(server) -> None:
+    """End a server's process group: SIGTERM, then SIGKILL when a loaded machine keeps it past 30 s."""
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=30)
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -219,12 +229,7 @@ def test_real_mlflow_server(tmp_path):
         assert any((tmp_path / "artifacts").rglob("PrivateTest_soft_confusion.png"))
         assert not (tmp_path / "runs" / "mlflow.db").exists()
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:  # a loaded machine: the server's workers may not stop in time
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=30)
+        _stop(server)
 
 
 def test_mlflow_models_serve_answers_for_the_tree(trained, sample):
@@ -251,9 +256,4 @@ def test_mlflow_models_serve_answers_for_the_tree(trained, sample):
         assert all(p["label"] in expected_classes() for p in predictions)
         assert sum(predictions[0][c] for c in expected_classes()) == pytest.approx(1, abs=1e-4)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:  # a loaded machine: the server's workers may not stop in time
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=30)
+        _stop(server)
