@@ -78,7 +78,7 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
         work = Path(self.work_dir or tempfile.mkdtemp(prefix="cnntree-")).resolve()
         self._claim(work, labels)
         self.networks_, self.val_accuracy_, self.histories_ = {}, {}, {}
-        self.priors_ = {}
+        self.priors_, self.finetune_ = {}, None
         self.images_seen_ = 0  # training faces times epochs, over every network: the budget actually spent
         started = time.perf_counter()
         flat = flat_start(self, images, labels, validation, work, network_run)
