@@ -1,6 +1,6 @@
 """Joint fine-tuning of a tree: its trained node networks become one Keras model whose output is
-the soft path product (each class's probability is the product of the branch probabilities on its
-path, as ``routing.SoftRouting`` combines them), trained on the natural class mix of Training.
+the soft path product (``routing.path_product``, the one soft routing, here on Keras tensors),
+trained on the natural class mix of Training.
 
 The loss is ``finetune.loss.path`` times the negative log-likelihood of the path product plus
 ``finetune.loss.nodes`` times each node's own cross-entropy on its relabelled targets (zero for
@@ -21,6 +21,8 @@ from ..data.nodedata import node_targets
 from ..nets.schedules import make_optimizer
 from ..nets.train import as_input
 from ..nets.warmstart import weighted_layers
+from .metrics import calibration_metrics
+from .routing import path_product
 
 STAGE = "finetune"
 
@@ -37,16 +39,6 @@ class FinetuneStage:
         return {"finetune": self.spec.finetune}
 
 
-def path_product(spec, outputs: dict):
-    """Class probabilities from node probabilities (Keras tensors), root first: ``SoftRouting`` in ops."""
-    root = spec.nodes[0]
-    mass = {root.id: keras.ops.ones_like(outputs[root.id][:, :1])}
-    for node in spec.nodes:
-        for k, child in enumerate(node.children):
-            mass[child] = mass[node.id] * outputs[node.id][:, k:k + 1]
-    return keras.ops.concatenate([mass[c] for c in spec.classes], axis=1)
-
-
 class JointTree(keras.Model):
     """The tree's Keras networks as one model: outputs [path product, each node's probabilities]."""
 
@@ -56,7 +48,7 @@ class JointTree(keras.Model):
 
     def call(self, pixels, training=False):
         outputs = {node.id: net(pixels, training=training) for node, net in zip(self.spec.nodes, self.networks)}
-        return [path_product(self.spec, outputs), *outputs.values()]
+        return [path_product(self.spec, outputs, keras.ops), *outputs.values()]
 
 
 def joint_model(spec, networks: list) -> keras.Model:
@@ -65,7 +57,8 @@ def joint_model(spec, networks: list) -> keras.Model:
     if not spec.trunk["shared"]:
         return JointTree(spec, networks)
     outputs = {node.id: net.output for node, net in zip(spec.nodes, networks)}
-    return keras.Model(networks[0].inputs, [path_product(spec, outputs), *outputs.values()], name="joint_tree")
+    return keras.Model(networks[0].inputs, [path_product(spec, outputs, keras.ops), *outputs.values()],
+                       name="joint_tree")
 
 
 def joint_targets(spec, labels: np.ndarray) -> list[np.ndarray]:
@@ -90,7 +83,7 @@ class BestPath(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         p = np.asarray(self.model.predict(self.images, batch_size=256, verbose=0)[0], np.float64)
-        nll = float(-np.log(np.clip(p[np.arange(len(self.labels)), self.labels], 1e-12, None)).mean())
+        nll = calibration_metrics(p, self.labels)["nll"]
         if logs is not None:
             logs.update(val_path_nll=nll, val_accuracy=float((p.argmax(1) == self.labels).mean()))
         if nll < self.best:

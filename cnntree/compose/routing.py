@@ -16,6 +16,17 @@ def one_hot_argmax(probabilities: np.ndarray) -> np.ndarray:
     return np.eye(probabilities.shape[1], dtype=probabilities.dtype)[probabilities.argmax(axis=1)]
 
 
+def path_product(spec: Spec, outputs: dict, ops=np):
+    """P(class) = product of the branch probabilities on the path from the root, for NumPy arrays
+    or, with ``ops=keras.ops``, Keras tensors (joint fine-tuning trains through it)."""
+    root = spec.nodes[0]
+    mass = {root.id: ops.ones_like(outputs[root.id][:, :1])}
+    for node in spec.nodes:  # root first, so a parent's mass is known before its children
+        for k, child in enumerate(node.children):
+            mass[child] = mass[node.id] * outputs[node.id][:, k:k + 1]
+    return ops.concatenate([mass[c] for c in spec.classes], axis=1)
+
+
 class SoftRouting:
     """P(class) = product of the branch probabilities on the path from the root: sums to 1."""
 
@@ -25,13 +36,7 @@ class SoftRouting:
         self.spec = spec
 
     def combine(self, outputs: dict[str, np.ndarray]) -> np.ndarray:
-        root = self.spec.nodes[0]
-        n = len(outputs[root.id])
-        mass = {root.id: np.ones(n, np.float64)}
-        for node in self.spec.nodes:  # root first, so a parent's mass is known before its children
-            for k, child in enumerate(node.children):
-                mass[child] = mass[node.id] * outputs[node.id][:, k]
-        return np.stack([mass[c] for c in self.spec.classes], axis=1)
+        return path_product(self.spec, outputs)
 
 
 class HardRouting(SoftRouting):
