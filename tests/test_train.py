@@ -112,10 +112,10 @@ def test_loader_processes_train_on_the_same_batches(tmp_path, sample):
         np.testing.assert_allclose(histories[1][key], histories[0][key], rtol=1e-4)
 
 
-def _fit(spec, sample, tmp_path, **overrides):
+def _fit(spec, sample, tmp_path, printer=lambda *_: None, **overrides):
     train = sample.splits == "Training"
     val = sample.splits == "PublicTest"
-    return CnnTreeClassifier(with_overrides(spec, **overrides), work_dir=tmp_path / "work", printer=lambda *_: None).fit(
+    return CnnTreeClassifier(with_overrides(spec, **overrides), work_dir=tmp_path / "work", printer=printer).fit(
         sample.images[train], sample.labels[train], (sample.images[val], sample.labels[val]))
 
 

@@ -168,7 +168,10 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
         return {node_id: c.record() for node_id, c in self.calibrations_.items()}
 
     def _claim(self, work: Path, labels: np.ndarray) -> None:
-        """Resume only the same training: a work folder remembers the spec, settings and data size."""
+        """Resume only the same training: a work folder remembers the spec, settings and data size.
+        Only the number of epochs may change, so a finished or interrupted training continues to a
+        longer schedule (``--resume --epochs N``): each network goes on from its last epoch, under
+        the schedule computed for N epochs."""
         given = self.spec.overrides
         stamp = {"spec": self.spec.raw, "epochs": given.get("epochs"), "quick": given.get("quick", False),
                  "counts": np.bincount(labels, minlength=len(self.spec.classes)).tolist()}
@@ -176,9 +179,14 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
         if changed:
             stamp["overrides"] = changed
         file = work / "training.json"
-        if file.exists() and json.loads(file.read_text()) != stamp:
-            raise CnnTreeError(f"{work}: holds checkpoints of another training (other spec, settings or data); "
-                               "use another work folder or delete this one")
+        if file.exists():
+            before = json.loads(file.read_text())
+            if {**before, "epochs": None} != {**stamp, "epochs": None}:
+                raise CnnTreeError(f"{work}: holds checkpoints of another training (other spec, settings or data); "
+                                   "use another work folder or delete this one")
+            if before["epochs"] != stamp["epochs"]:
+                was, now = (f"{n} epochs" if n else "the spec's epochs" for n in (before["epochs"], stamp["epochs"]))
+                self.printer(f"[work] continuing the checkpoints under {now} (they were trained under {was})")
         work.mkdir(parents=True, exist_ok=True)
         write_text_atomically(file, json.dumps(stamp))
 

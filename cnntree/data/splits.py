@@ -33,8 +33,8 @@ def make_splits(data: FaceData, split: dict, validation: dict) -> Splits:
     """Apply a spec's ``data.split`` scheme and its ``data.validation`` carve-out."""
     scheme = split["scheme"]
     if scheme == "usage":
+        train_names = training_splits(split)
         named = _usage_splits(data, split)
-        train_name = split["train"]
     else:
         rng_seed = split["seed"]
         if scheme == "random":
@@ -43,7 +43,7 @@ def make_splits(data: FaceData, split: dict, validation: dict) -> Splits:
         else:
             train, test = _kfold(data, split)
         named = {"Training": train, "Test": test}
-        train_name = "Training"
+        train_names = ["Training"]
     source = validation["from"]
     if source not in named:
         raise CnnTreeError(f"data.validation.from: \"{source}\" is not a split of this data"
@@ -51,9 +51,14 @@ def make_splits(data: FaceData, split: dict, validation: dict) -> Splits:
     rest, val = _stratified_fraction(data.labels, named[source], validation["fraction"], 12345,
                                      "data.validation.fraction")
     named[source] = rest
-    tests = {k: v for k, v in named.items() if k != train_name and len(v)}
-    return Splits(train=named[train_name], validation=val, tests=tests, train_name=train_name,
-                  validation_source=source)
+    tests = {k: v for k, v in named.items() if k not in train_names and len(v)}
+    return Splits(train=np.concatenate([named[name] for name in train_names]), validation=val, tests=tests,
+                  train_name="+".join(train_names), validation_source=source)
+
+
+def training_splits(split: dict) -> list[str]:
+    """The split names a ``usage`` scheme trains on (one name, or several merged)."""
+    return [split["train"]] if isinstance(split["train"], str) else list(split["train"])
 
 
 def _usage_splits(data: FaceData, split: dict) -> dict[str, np.ndarray]:
@@ -61,14 +66,19 @@ def _usage_splits(data: FaceData, split: dict) -> dict[str, np.ndarray]:
     if not present:
         raise CnnTreeError(f"{data.source}: the data has no split column or split folders; "
                            "use data.split.scheme \"random\" or \"kfold\"")
-    wanted = [split["train"], *split["test"]]
+    train_names = training_splits(split)
+    for name in set(train_names) & set(split["test"]):
+        raise CnnTreeError(f"{data.source}: data.split trains and tests on split \"{name}\"; "
+                           "take it out of data.split.test")
+    wanted = [*train_names, *split["test"]]
     for name in wanted:
         if name not in present:
             raise CnnTreeError(f"{data.source}: data.split names split \"{name}\", which the data does not have"
                                f"{did_you_mean(name, present)}; splits: {', '.join(present)}")
     named = {name: np.flatnonzero(data.splits == name) for name in wanted}
-    if not len(named[split["train"]]):
-        raise CnnTreeError(f"{data.source}: split \"{split['train']}\" is empty")
+    for name in train_names:
+        if not len(named[name]):
+            raise CnnTreeError(f"{data.source}: split \"{name}\" is empty")
     return named
 
 

@@ -1,5 +1,5 @@
 """Optimisation settings from a spec's ``train`` section: learning-rate schedules (one small class
-each, ``lr(epoch)``), the optimiser and the loss."""
+each, ``lr(epoch)``), the warm-up, the optimiser (with its weight average) and the loss."""
 
 from __future__ import annotations
 
@@ -97,13 +97,46 @@ def schedule_callback(train: dict) -> keras.callbacks.Callback:
     return keras.callbacks.LearningRateScheduler(lambda epoch, lr: schedule.lr(epoch))
 
 
-def make_optimizer(cfg: dict) -> keras.optimizers.Optimizer:
-    """The spec's optimizer (Adam, AdamW or SGD) with its settings."""
+class Warmup(keras.callbacks.Callback):
+    """A linear warm-up over the first ``epochs`` (fractions too), step by step: step ``s`` trains at
+    (s + 1) / warm-up steps of the rate the schedule set. The rate is scaled around each step and put
+    back after it, so the schedule (and ReduceLROnPlateau) only ever see their own rate; a resumed
+    training recomputes the step from (epoch, batch)."""
+
+    def __init__(self, epochs: float, steps_per_epoch: int):
+        super().__init__()
+        self.steps_per_epoch = steps_per_epoch
+        self.steps = max(1, round(epochs * steps_per_epoch))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def _set_lr(self, value):
+        getattr(self.model, "jax_state_sync", lambda: None)()  # JAX keeps the step's state apart until synced
+        self.model.optimizer.learning_rate = value
+
+    def on_train_batch_begin(self, batch, logs=None):
+        step = self.epoch * self.steps_per_epoch + batch
+        self.scheduled = None
+        if step < self.steps:
+            self.scheduled = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            self._set_lr(self.scheduled * (step + 1) / self.steps)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.scheduled is not None:
+            self._set_lr(self.scheduled)
+
+
+def make_optimizer(cfg: dict, ema: float = 0.0) -> keras.optimizers.Optimizer:
+    """The spec's optimizer (Adam, AdamW or SGD) with its settings; ``ema`` > 0 also keeps an
+    exponential moving average of the weights with that momentum (Keras's ``use_ema``)."""
     decay = cfg["weight_decay"] or None
+    averaging = {"use_ema": True, "ema_momentum": ema} if ema else {}
     if cfg["name"] == "sgd":
-        return keras.optimizers.SGD(cfg["lr"], momentum=cfg["momentum"], nesterov=cfg["nesterov"], weight_decay=decay)
+        return keras.optimizers.SGD(cfg["lr"], momentum=cfg["momentum"], nesterov=cfg["nesterov"], weight_decay=decay,
+                                    **averaging)
     cls = keras.optimizers.AdamW if cfg["name"] == "adamw" else keras.optimizers.Adam
-    return cls(cfg["lr"], beta_1=cfg["beta_1"], beta_2=cfg["beta_2"], weight_decay=decay)
+    return cls(cfg["lr"], beta_1=cfg["beta_1"], beta_2=cfg["beta_2"], weight_decay=decay, **averaging)
 
 
 def make_loss(train: dict) -> keras.losses.Loss:

@@ -15,9 +15,10 @@ import keras
 import numpy as np
 
 from ..data.augment import build_augmenter
+from ..data.mixing import build_mixer
 from ..files import write_atomically, write_text_atomically
 from .models import create_model
-from .schedules import make_loss, make_optimizer, schedule_callback
+from .schedules import Warmup, make_loss, make_optimizer, schedule_callback
 from .warmstart import warm_start
 
 # ---------------------------------------------------------------------------- batch normalisation
@@ -55,7 +56,8 @@ def as_input(images: np.ndarray) -> np.ndarray:
 
 
 class AugmentedBatches(keras.utils.PyDataset):
-    """Shuffled, augmented mini-batches of one network's training set, reshuffled every epoch.
+    """Shuffled, augmented (and, with mixup or CutMix, mixed) mini-batches of one network's training
+    set, reshuffled every epoch.
 
     Batch ``i`` of epoch ``e`` depends on (seed, e, i) only: whoever builds it (the trainer, or
     one of ``workers`` loader processes, which augmentation needs to escape the GIL, each with its
@@ -67,7 +69,7 @@ class AugmentedBatches(keras.utils.PyDataset):
                  workers: int = 1):
         super().__init__(workers=workers, use_multiprocessing=workers > 1)
         self.images, self.targets, self.n_outputs, self.batch_size = images, targets, n_outputs, batch_size
-        self.augmenter, self.seed = build_augmenter(augment), seed
+        self.augmenter, self.mixer, self.seed = build_augmenter(augment), build_mixer(augment), seed
         self.start_epoch(first_epoch)
 
     def start_epoch(self, epoch: int) -> None:
@@ -87,7 +89,10 @@ class AugmentedBatches(keras.utils.PyDataset):
         faces = self.images[rows]
         if self.augmenter is not None:
             faces = self.augmenter.augment(faces, self.seed_for(index))
-        return as_input(faces), keras.utils.to_categorical(self.targets[rows], self.n_outputs)
+        x, y = as_input(faces), keras.utils.to_categorical(self.targets[rows], self.n_outputs)
+        if self.mixer is not None:
+            x, y = self.mixer.mix(x, y, np.random.default_rng([self.seed, self.epoch, index, 1]))
+        return x, y
 
     def on_epoch_end(self):
         self.start_epoch(self.epoch + 1)
@@ -101,13 +106,15 @@ class Checkpoint(keras.callbacks.Callback):
 
     State (epoch, history, best validation loss, epochs without improvement) lives in
     ``state.json`` beside ``last.keras`` and ``best.weights.h5`` so that a resumed run continues
-    exactly where the interrupted one stopped.
+    exactly where the interrupted one stopped. With a weight average (``ema``: the SwapEMAWeights
+    callback that validated on it), the best weights saved are the average's; ``last.keras`` keeps
+    the raw ones, with the average inside the optimiser's state, so a resumed run continues both.
     """
 
-    def __init__(self, folder: Path, patience: int, restore_best: bool, state: dict):
+    def __init__(self, folder: Path, patience: int, restore_best: bool, state: dict, ema=None):
         super().__init__()
         self.folder, self.patience, self.restore_best = folder, patience, restore_best
-        self.state = state
+        self.state, self.ema = state, ema
 
     def on_epoch_end(self, epoch, logs=None):
         logs = {k: float(v) for k, v in (logs or {}).items()}
@@ -117,7 +124,11 @@ class Checkpoint(keras.callbacks.Callback):
         loss = logs.get("val_loss", logs.get("loss"))
         if loss < self.state["best_loss"]:
             self.state.update(best_loss=loss, best_epoch=epoch, wait=0)
+            if self.ema is not None:
+                self.ema.on_test_begin()  # the average's weights in the model, as for validation
             write_atomically(self.folder / "best.weights.h5", self.model.save_weights)
+            if self.ema is not None:
+                self.ema.on_test_end()
         else:
             self.state["wait"] += 1
         self.state["epoch"] = epoch + 1
@@ -176,20 +187,26 @@ def train_network(settings: dict, n_outputs: int, train: tuple, validation: tupl
         if settings.get("init"):  # a warm start: the flat network's trunk, heads from its class weights
             flat = keras.saving.load_model(settings["init"]["file"], safe_mode=True, compile=False)
             warm_start(model, flat, settings["init"]["groups"])
-        model.compile(optimizer=make_optimizer(cfg["optimizer"]), loss=make_loss(cfg), metrics=["accuracy"])
+        model.compile(optimizer=make_optimizer(cfg["optimizer"], cfg["ema"]), loss=make_loss(cfg),
+                      metrics=["accuracy"])
     batches = AugmentedBatches(train[0], train[1], n_outputs, cfg["batch_size"], settings["augment"],
                                seed=cfg["seed"], first_epoch=state["epoch"],
                                workers=1 if settings["augment"]["engine"] == "batch" else cfg["workers"])
     x_val, y_val = as_input(validation[0]), keras.utils.to_categorical(validation[1], n_outputs)
     stopped_early = cfg["early_stopping"] and state["wait"] >= cfg["early_stopping"]
     if state["epoch"] < cfg["epochs"] and not stopped_early:
+        # validation (and the best weights) on the weight average; Keras ends fit with the average in place
+        ema = keras.callbacks.SwapEMAWeights() if cfg["ema"] else None
+        warmup = [Warmup(cfg["warmup_epochs"], len(batches))] if cfg["warmup_epochs"] else []
         # shuffle=False: the batches already hold a seeded (seed, epoch) order; Keras's own shuffle of
         # the batch indices draws from a global generator that a resumed process does not share
         model.fit(batches, validation_data=(x_val, y_val), epochs=cfg["epochs"], initial_epoch=state["epoch"],
                   class_weight=class_weight, verbose=0, shuffle=False,
-                  callbacks=[schedule_callback(cfg), Checkpoint(folder, cfg["early_stopping"], cfg["restore_best"],
-                                                                state),
+                  callbacks=[schedule_callback(cfg), *warmup, *([ema] if ema else []),
+                             Checkpoint(folder, cfg["early_stopping"], cfg["restore_best"], state, ema),
                              Progress(label, cfg["epochs"], printer), *callbacks])
     elif cfg["restore_best"] and (folder / "best.weights.h5").exists():
         model.load_weights(folder / "best.weights.h5")
+    elif cfg["ema"]:  # finished earlier, last.keras holds the raw weights: the average is the result
+        model.optimizer.finalize_variable_values(model.trainable_variables)
     return model, state

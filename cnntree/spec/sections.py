@@ -61,6 +61,8 @@ AUGMENT = Obj({
     "fog": Num(0.0, lo=0, hi=1),                 # probability of a cloud-like overlay
     "crop": Num(0, lo=0, hi=48, integer=True),   # random crop size (0: off), resized back
     "erasing": Num(0.0, lo=0, hi=1),             # probability of random erasing
+    "mixup": Num(0.0, lo=0, hi=10),              # Beta(alpha, alpha) blend of two faces and their labels; 0: off
+    "cutmix": Num(0.0, lo=0, hi=10),             # Beta(alpha, alpha) share of a pasted box; 0: off
     "p": Num(1.0, lo=0, hi=1),                   # probability of each geometric transform
     "test_time": Text("none", choices=["none", "flip", "ten_crop"]),
     # albumentations: face by face on the CPU; batch: the whole batch in keras.ops (data/batch_augment.py)
@@ -95,6 +97,8 @@ TRAIN = Obj({
     "schedule": SCHEDULE,
     "loss": Text("categorical_crossentropy", choices=["categorical_crossentropy", "mse", "squared_hinge"]),
     "label_smoothing": Num(0.0, lo=0, hi=0.5),
+    "warmup_epochs": Num(0.0, lo=0, hi=1000),  # the learning rate rises linearly, step by step, over these
+    "ema": Num(0.0, lo=0, hi=0.9999),  # momentum of an exponential moving average of the weights; 0: off
     "early_stopping": Num(0, lo=0, hi=10000, integer=True),  # patience in epochs; 0: off
     "restore_best": Bool(True),
     "normalize": Text("unit", choices=["unit", "symmetric"]),  # x/255, or (x/255 - 0.5) * 2
@@ -115,7 +119,9 @@ BALANCE = Tagged("strategy", {
 SECTIONS = {"model": MODEL, "augment": AUGMENT, "train": TRAIN, "balance": BALANCE}
 
 SPLIT = Tagged("scheme", {
-    "usage": {"train": Text("Training"), "test": ListOf(Text(), ["PublicTest", "PrivateTest"], min_len=1, unique=True)},
+    # train on one split or several (VGGNet's final fit on Training + PublicTest); never on a test split
+    "usage": {"train": Either(Text(), ListOf(Text(), min_len=1, max_len=16, unique=True), default="Training",
+                              expected="a split name or a list of split names"), "test": ListOf(Text(), ["PublicTest", "PrivateTest"], min_len=1, unique=True)},
     "random": {"test_fraction": Num(0.2, lo=0, hi=1, lo_open=True), "seed": SEED},
     "kfold": {"folds": Num(5, lo=2, hi=100, integer=True), "fold": Num(0, lo=0, hi=99, integer=True),
               "group_regex": Text(None, nullable=True), "seed": SEED},
