@@ -61,8 +61,8 @@ def main():
     import numpy as np
 
     from cnntree import CnnTreeClassifier, with_overrides
-    from cnntree.hierarchy.compare import mcnemar
     from cnntree.data import load_for_spec
+    from cnntree.hierarchy.compare import mcnemar
     from cnntree.spec import load_spec, parse_spec
 
     base = with_overrides(load_spec(args.spec), data=args.data, epochs=args.epochs)

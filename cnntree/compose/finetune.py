@@ -21,6 +21,7 @@ from ..data.nodedata import node_targets
 from ..nets.schedules import make_optimizer
 from ..nets.train import as_input
 from ..nets.warmstart import weighted_layers
+from ..spec.sections import OPTIMIZER
 from .metrics import calibration_metrics
 from .routing import path_product
 
@@ -114,8 +115,7 @@ def finetune(clf, images, labels, validation, network_run=None, printer=print) -
                     layer.trainable = False
                     frozen.append(layer)
     weights = [cfg["loss"]["path"]] + [cfg["loss"]["nodes"]] * len(spec.nodes)
-    model.compile(optimizer=make_optimizer({"name": "adam", "lr": cfg["lr"], "beta_1": 0.9, "beta_2": 0.999,
-                                            "weight_decay": 0.0}),
+    model.compile(optimizer=make_optimizer(OPTIMIZER.parse({"name": "adam", "lr": cfg["lr"]}, "finetune")),
                   loss=["categorical_crossentropy"] * len(weights), loss_weights=weights)
     printer(f"[{STAGE}] the {len(spec.nodes)} networks as one model (path product), {len(labels)} training faces "
             f"in their natural mix, loss {cfg['loss']['path']} x path NLL + {cfg['loss']['nodes']} x node CE")
