@@ -42,8 +42,19 @@ def from_work_folder(work: Path):
                                           {spec.root.id: max(state["history"].get("val_accuracy", [0]))},
                                           histories={spec.root.id: state["history"]})
     facts = {"epochs_trained": state["epoch"], "best_epoch": state["best_epoch"] + 1,
-             "epochs_planned": spec.root.train["epochs"], "finished": False}
+             "epochs_planned": stamp["epochs"] or spec.root.train["epochs"], "finished": False}
     return clf, facts
+
+
+def facts_of_model(clf) -> dict:
+    """Epochs of a finished model folder: trained, planned (the --epochs it trained under, or the
+    spec's) and the best one (lowest validation loss, the epoch a restored best comes from)."""
+    history = next(iter(clf.histories_.values()), {})
+    losses = history.get("val_loss") or history.get("loss", [])
+    trained = len(history.get("loss", []))
+    return {"epochs_trained": trained, "finished": True,
+            "epochs_planned": clf.spec.overrides.get("epochs") or clf.spec.root.train["epochs"],
+            "best_epoch": (min(range(len(losses)), key=losses.__getitem__) + 1) if losses else trained}
 
 
 def sha256(path: Path) -> str:
@@ -122,9 +133,7 @@ def main():
     source = Path(args.source)
     if (source / "meta.json").exists():
         clf = load_model(source)
-        facts = {"epochs_trained": len(next(iter(clf.histories_.values()), {}).get("loss", [])),
-                 "finished": True}
-        facts.update(best_epoch=facts["epochs_trained"], epochs_planned=facts["epochs_trained"])
+        facts = facts_of_model(clf)
     else:
         clf, facts = from_work_folder(source)
     spec = with_overrides(clf.spec, data=args.data)
