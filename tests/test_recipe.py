@@ -66,7 +66,8 @@ def test_mixed_batches_depend_on_seed_epoch_and_index_only(sample):
         np.testing.assert_array_equal(one[index][0], resumed[index][0])
         np.testing.assert_array_equal(one[index][1], resumed[index][1])
     x, y = one[0]
-    assert (y.max(1) < 1).all() or (y.max(1) < 1).mean() > 0.5  # soft targets
+    assert (y.max(1) < 1).mean() > 0.5  # soft targets (a face may draw itself as partner, or a box of nothing)
+    np.testing.assert_allclose(y.sum(1), 1, atol=1e-6)
     plain = AugmentedBatches(sample.images[:96], sample.labels[:96], 7, 32, AUGMENT.parse({"h_flip": True}, "a"),
                              seed=3, first_epoch=2)
     assert set(np.unique(plain[0][1])) == {0.0, 1.0}

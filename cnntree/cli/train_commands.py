@@ -25,7 +25,8 @@ class Train:
         p.add_argument("--seed", type=SEED_VALUE, help="override every network's seed (0-2147483647)")
         p.add_argument("--out", metavar="DIR", help="also keep the trained classifier in DIR (a new folder, or "
                        "one cnntree wrote)")
-        p.add_argument("--resume", action="store_true", help="continue an interrupted training from its checkpoints; with --epochs N, continue it (or a finished one) to N epochs")
+        p.add_argument("--resume", action="store_true", help="continue an interrupted training from its checkpoints; "
+                       "with --epochs N, continue it (or a finished one) to N epochs")
         p.add_argument("--work-dir", metavar="DIR", help="checkpoints and outputs (default runs/work/<spec name>); "
                        "an existing folder must be empty or one cnntree made")
         p.add_argument("--workers", type=WORKERS, help="processes augmenting each network's batches (1-256; default: "
