@@ -64,3 +64,28 @@ def test_evaluate_default_reproduces_the_cards_accuracy(capsys):
     assert main(["evaluate", "default", "--data", str(FULL_FER2013), "--split", "PrivateTest", "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out)["metrics"]
     assert round(metrics["private_accuracy"], 4) == round(card["private_accuracy"], 4)
+
+
+def test_test_time_views_apply_to_a_shipped_model(tmp_path, capsys, sample):
+    """--test-time (and the test_time override) averages a trained model's answers over views: with
+    flip, each face's probabilities are the mean of its own and its mirror image's (the default
+    network's calibration is the identity: it was trained on the natural class mix)."""
+    from cnntree import with_overrides
+
+    faces = sample.images[:6]
+    clf = load_model("default")
+    plain, mirrored = clf.predict_proba(faces), clf.predict_proba(faces[:, :, ::-1])
+    flip = load_model("default")
+    flip.set_params(spec=with_overrides(flip.spec, test_time="flip"))
+    np.testing.assert_allclose(flip.predict_proba(faces), (plain + mirrored) / 2, atol=1e-5)
+    assert np.abs(plain - mirrored).max() > 1e-3  # the views do differ
+    cv2.imwrite(str(tmp_path / "face.png"), faces[0])
+    assert main(["predict", str(tmp_path / "face.png"), "--test-time", "flip", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    np.testing.assert_allclose(list(row["probabilities"].values()), (plain[0] + mirrored[0]) / 2, atol=1e-5)
+    ten = load_model("default")
+    ten.set_params(spec=with_overrides(ten.spec, test_time="ten_crop"))
+    assert not np.allclose(ten.predict_proba(faces), plain, atol=1e-4)
+    with pytest.raises(SystemExit) as usage:
+        main(["predict", str(tmp_path / "face.png"), "--test-time", "twelve"])
+    assert usage.value.code == 2 and "invalid choice: 'twelve'" in capsys.readouterr().err

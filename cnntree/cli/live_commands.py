@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from ..errors import CnnTreeError
-from .model_commands import load_model, model_argument
+from .model_commands import load_model, model_argument, test_time_argument
 from .options import FRACTION, add_json, count, info
 
 
@@ -51,6 +51,7 @@ class MirrorCommand:
         p.add_argument("--show", action="store_true", help="open a window (needs a display); q quits")
         p.add_argument("--timeline", metavar="PNG", help="the main face's emotions over time")
         p.add_argument("--jsonl", metavar="FILE", help="one JSON line per frame")
+        test_time_argument(p)
         add_json(p)
         add_mirror_options(p)
 
@@ -64,7 +65,7 @@ class MirrorCommand:
         for option in ("out", "timeline", "jsonl"):
             if getattr(args, option):
                 check_output_file(getattr(args, option), f"--{option}")
-        clf = load_model(args.model_dir)
+        clf = load_model(args.model_dir, args.test_time)
         run = run_mirror(make_mirror(args, clf), source, out=args.out, jsonl=args.jsonl, timeline=args.timeline,
                          show=args.show, max_frames=args.max_frames, printer=info)
         summary = run.summary()

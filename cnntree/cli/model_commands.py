@@ -19,11 +19,20 @@ def model_argument(p, optional: bool = False) -> None:
         p.add_argument("model_dir", help=help_text + ", e.g. default")
 
 
-def load_model(path):
-    """The classifier in a model folder, or a shipped one by name."""
-    from ..compose.storage import load
+def test_time_argument(p) -> None:
+    """``--test-time``: the views a trained classifier averages over, instead of its spec's."""
+    p.add_argument("--test-time", choices=("none", "flip", "ten_crop"), help="average each face's prediction "
+                   "over these views: none, flip (with its mirror image), ten_crop (4 corners, centre and their "
+                   "mirrors: 10x the work); default: the model's own setting")
 
-    return load(path)
+
+def load_model(path, test_time: str | None = None):
+    """The classifier in a model folder, or a shipped one by name; ``test_time`` replaces its test-time views."""
+    from ..compose.storage import load
+    from ..spec import with_overrides
+
+    clf = load(path)
+    return clf.set_params(spec=with_overrides(clf.spec, test_time=test_time)) if test_time else clf
 
 
 class Evaluate:
@@ -44,6 +53,7 @@ class Evaluate:
         p.add_argument("--explain", type=count(1, 100), metavar="N", help="add a grid of the N most confident "
                        "mistakes per class with their Grad-CAM maps to the report (default --report: "
                        "runs/evaluate/<model>-<split>)")
+        test_time_argument(p)
         add_json(p)
 
     @staticmethod
@@ -54,7 +64,7 @@ class Evaluate:
         from ..files import check_output_file
         from ..spec import with_overrides
 
-        clf = load_model(args.model_dir)
+        clf = load_model(args.model_dir, args.test_time)
         if args.explain:
             clf.keras_models()  # explanations need the Keras networks: fail before evaluating
         report = Path(args.report) if args.report else (
@@ -212,12 +222,13 @@ class Predict:
     @staticmethod
     def add_arguments(p):
         add_model_and_images(p)
+        test_time_argument(p)
         add_json(p)
 
     @staticmethod
     def run(args) -> int:
         model, images, faces = model_and_faces(args.items)
-        clf = load_model(model)
+        clf = load_model(model, args.test_time)
         classes = clf.spec.classes
         rows = [{"image": str(p), "label": classes[int(q.argmax())], "probabilities": dict(zip(classes, map(float, q)))}
                 for p, q in zip(images, clf.predict_proba(faces))]

@@ -1,6 +1,6 @@
 """Overrides: the one channel through which the command line and the API change a spec before
 anything trains (epochs, seed, loader workers, the smoke-run budget, the data path, skipping bad
-rows, the flat classifier to start from). They are applied once, while the spec is parsed, recorded in ``Spec.overrides``, logged
+rows, the flat classifier to start from), or before a trained one answers (its test-time views). They are applied once, while the spec is parsed, recorded in ``Spec.overrides``, logged
 with every run and saved with every model, so a model says how it was trained."""
 
 from __future__ import annotations
@@ -8,12 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from .schema import Bool, Text
-from .sections import SEED, TRAIN
+from .sections import AUGMENT, SEED, TRAIN
 
 QUICK_EPOCHS, QUICK_SAMPLES, QUICK_WIDTH = 1, 512, 0.25  # a smoke run: what --quick means
 FIELDS = {"epochs": TRAIN.fields["epochs"], "seed": SEED, "workers": TRAIN.fields["workers"],
           "quick": Bool(False), "data": Text(max_len=4096), "skip_bad": Bool(False),
-          "max_samples": TRAIN.fields["max_samples"], "init_from": Text(max_len=4096)}
+          "max_samples": TRAIN.fields["max_samples"], "init_from": Text(max_len=4096),
+          "test_time": AUGMENT.fields["test_time"]}
 
 
 def with_overrides(spec, **given):
@@ -39,14 +40,16 @@ def apply_to_network(sections: dict, overrides: dict) -> dict:
     """A network's resolved sections with the overrides applied."""
     if not overrides:
         return sections
-    train, model = dict(sections["train"]), dict(sections["model"])
+    train, model, augment = dict(sections["train"]), dict(sections["model"]), dict(sections["augment"])
     train.update({key: overrides[key] for key in ("epochs", "seed", "workers", "max_samples") if key in overrides})
+    if "test_time" in overrides:
+        augment["test_time"] = overrides["test_time"]
     if overrides.get("quick"):
         train["epochs"] = min(train["epochs"], QUICK_EPOCHS)
         train["max_samples"] = min(train["max_samples"] or QUICK_SAMPLES, QUICK_SAMPLES)
         if "width" in model:
             model["width"] = model["width"] * QUICK_WIDTH
-    return {**sections, "train": train, "model": model}
+    return {**sections, "train": train, "model": model, "augment": augment}
 
 
 def apply_to_finetune(finetune: dict, overrides: dict) -> dict:
