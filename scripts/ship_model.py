@@ -95,8 +95,11 @@ labels a grey 48x48 face with one of seven emotions: {', '.join(classes)}.
 - Epochs: {card['epochs_trained']} of {card['epochs_planned']} planned, best epoch {card['best_epoch']}
   ({'finished' if card['finished'] else 'the training was stopped there; `--resume` continues it'}).
   Wall time: {f"{card['wall_hours']:.1f} h" if card.get('wall_hours') else 'not recorded'} on {card['machine']}.
-
+{f"- {card['note']}" + chr(10) if card.get('note') else ''}
 ## Figures (measured by `scripts/ship_model.py`)
+
+As shipped, the model averages each face's answer over the test-time views `{card['shipped_test_time']}`
+(the first two rows); the rows below them are the same network with other views (`--test-time`).
 
 | split | faces | accuracy | macro F1 |
 |---|---|---|---|
@@ -131,6 +134,9 @@ def main():
     parser.add_argument("--data", required=True, help="the full FER2013 (.csv or .csv.gz)")
     parser.add_argument("--name", default="default")
     parser.add_argument("--wall-hours", type=float, help="the training's wall time, for the card")
+    parser.add_argument("--test-time", choices=("none", "flip", "ten_crop"), help="ship the model with these "
+                        "test-time views (default: its spec's); the card also measures the others")
+    parser.add_argument("--note", help="a line about the training for the card (e.g. how it was resumed)")
     parser.add_argument("--command", help="the training command, for the card (default: the one that shipped "
                         "the current default)")
     args = parser.parse_args()
@@ -145,6 +151,8 @@ def main():
         facts = facts_of_model(clf)
     else:
         clf, facts = from_work_folder(source)
+    if args.test_time:
+        clf.set_params(spec=with_overrides(clf.spec, test_time=args.test_time))
     spec = with_overrides(clf.spec, data=args.data)
     data, splits = load_for_spec(spec)
     card = {"name": args.name, "kind": spec.kind, "spec": spec.name, "classes": list(spec.classes),
@@ -152,7 +160,7 @@ def main():
             "command": args.command or f"cnntree train trees/{spec.name}.json --data {Path(args.data).name} "
                                        "--work-dir ~/.cache/cnntree/work/default",
             "machine": f"{platform.machine()} {platform.processor() or ''}".strip(), **facts}
-    card["wall_hours"] = args.wall_hours
+    card.update(wall_hours=args.wall_hours, note=args.note)
     for split, prefix in (("PublicTest", "public"), ("PrivateTest", "private")):
         index = splits.tests[split]
         result = evaluate(clf, data.images[index], data.labels[index])["modes"][clf.default_mode()]
@@ -162,8 +170,9 @@ def main():
             card["private_recall"] = {c: result["report"][c]["recall"] for c in spec.classes}
             card["private_confusion"] = result["confusion"]
     own, shipped = clf.spec.root.augment["test_time"], clf.spec
+    card["shipped_test_time"] = own
     card["test_time"] = {}
-    for mode in [m for m in ("flip", "ten_crop") if m != own]:  # what averaging views would add, measured
+    for mode in [m for m in ("none", "flip", "ten_crop") if m != own]:  # what averaging views would add, measured
         viewed = clf.set_params(spec=with_overrides(shipped, test_time=mode))
         card["test_time"][mode] = {}
         for split in ("PublicTest", "PrivateTest"):

@@ -19,7 +19,7 @@ def test_the_default_model_ships_and_labels_faces_far_above_chance(sample):
     test = sample.splits == "PrivateTest"  # FER2013 PrivateTest faces: never trained on, never selected on
     proba = clf.predict_proba(sample.images[test])
     assert proba.shape == (245, 7) and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
-    assert clf.score(sample.images[test], sample.labels[test]) > 0.35  # chance is 1/7
+    assert clf.score(sample.images[test], sample.labels[test]) > 0.45  # chance is 1/7; measured 0.559 (session 8)
     assert list(clf.classes_) == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 
 
@@ -68,21 +68,24 @@ def test_evaluate_default_reproduces_the_cards_accuracy(capsys):
 
 def test_test_time_views_apply_to_a_shipped_model(tmp_path, capsys, sample):
     """--test-time (and the test_time override) averages a trained model's answers over views: with
-    flip, each face's probabilities are the mean of its own and its mirror image's (the default
-    network's calibration is the identity: it was trained on the natural class mix)."""
+    flip (as the default ships), each face's probabilities are the mean of its own and its mirror
+    image's (the default network's calibration is the identity: it trained on the natural class mix)."""
     from cnntree import with_overrides
 
     faces = sample.images[:6]
     clf = load_model("default")
+    assert clf.spec.root.augment["test_time"] == "flip"  # as shipped (its card's first rows)
+    clf.set_params(spec=with_overrides(clf.spec, test_time="none"))
     plain, mirrored = clf.predict_proba(faces), clf.predict_proba(faces[:, :, ::-1])
+    np.testing.assert_allclose(load_model("default").predict_proba(faces), (plain + mirrored) / 2, atol=1e-5)
     flip = load_model("default")
     flip.set_params(spec=with_overrides(flip.spec, test_time="flip"))
     np.testing.assert_allclose(flip.predict_proba(faces), (plain + mirrored) / 2, atol=1e-5)
     assert np.abs(plain - mirrored).max() > 1e-3  # the views do differ
     cv2.imwrite(str(tmp_path / "face.png"), faces[0])
-    assert main(["predict", str(tmp_path / "face.png"), "--test-time", "flip", "--json"]) == 0
+    assert main(["predict", str(tmp_path / "face.png"), "--test-time", "none", "--json"]) == 0
     row = json.loads(capsys.readouterr().out)[0]
-    np.testing.assert_allclose(list(row["probabilities"].values()), (plain[0] + mirrored[0]) / 2, atol=1e-5)
+    np.testing.assert_allclose(list(row["probabilities"].values()), plain[0], atol=1e-5)
     ten = load_model("default")
     ten.set_params(spec=with_overrides(ten.spec, test_time="ten_crop"))
     assert not np.allclose(ten.predict_proba(faces), plain, atol=1e-4)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from cnntree import CnnTreeClassifier, load_model, save_model, with_overrides
-from cnntree.data.augment import build_augmenter, tta_views
+from cnntree.data.augment import TTA_VIEWS, build_augmenter, tta_views
 from cnntree.errors import CnnTreeError
 from cnntree.nets.schedules import SCHEDULES
 from cnntree.nets.train import AugmentedBatches, train_network
@@ -73,6 +73,7 @@ def test_test_time_views(sample):
     np.testing.assert_array_equal(flip[1][0], faces[0][:, ::-1])
     crops = tta_views(faces, "ten_crop")
     assert len(crops) == 10 and all(v.shape == faces.shape for v in crops)
+    assert {mode: len(tta_views(faces, mode)) for mode in TTA_VIEWS} == TTA_VIEWS
 
 
 @pytest.mark.slow

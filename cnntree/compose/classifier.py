@@ -16,12 +16,12 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import NotFittedError
 
-from ..data.augment import tta_views
+from ..data.augment import TTA_VIEWS, tta_views
 from ..data.nodedata import node_dataset, node_targets
 from ..errors import CnnTreeError
 from ..files import write_text_atomically
 from ..nets.parallel import NetworkJob, make_runner
-from ..nets.runtime import RUNTIMES, KerasRuntime
+from ..nets.runtime import CHUNK, RUNTIMES, KerasRuntime
 from ..spec import Spec
 from .calibration import make_calibration, training_priors
 from .routing import ROUTERS
@@ -196,9 +196,14 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
         """The network's own probabilities (averaged over the spec's test-time views)."""
         if len(images) == 0:
             return np.zeros((0, len(node.groups)))
-        network = self.networks_[node.id]
-        views = tta_views(images, node.augment["test_time"])
-        return np.asarray(sum(network(view.astype(np.float32)[..., None]) for view in views) / len(views), np.float64)
+        network, mode = self.networks_[node.id], node.augment["test_time"]
+        step = max(1, CHUNK // TTA_VIEWS[mode])  # faces whose views make one call (the mirror's frame: one call)
+        parts = []
+        for start in range(0, len(images), step):
+            views = np.concatenate(tta_views(images[start:start + step], mode)).astype(np.float32)[..., None]
+            out = np.asarray(network(views), np.float64)
+            parts.append(out.reshape(TTA_VIEWS[mode], -1, out.shape[-1]).mean(axis=0))
+        return np.concatenate(parts)
 
     def calibration(self, node):
         """The network's fitted calibration; one never fitted (a model from before calibration was

@@ -91,6 +91,9 @@ class CloudOverlay(A.ImageOnlyTransform):
         return np.clip(out, 0, 255).astype(img.dtype)
 
 
+TTA_VIEWS = {"none": 1, "flip": 2, "ten_crop": 10}  # views per face of each test-time mode
+
+
 def tta_views(images: np.ndarray, mode: str) -> list[np.ndarray]:
     """The views of a batch whose predictions are averaged: itself, its mirror, or ten crops.
 
