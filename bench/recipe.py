@@ -101,12 +101,7 @@ def main():
         if name == "baseline":
             baseline = clf
     for mode in TEST_TIME if baseline is not None and not args.only else []:
-        raw = copy.deepcopy(base.raw)
-        raw.setdefault("defaults", {}).setdefault("augment", {})["test_time"] = mode
-        spec = parse_spec(raw, source=base.source, base_dir=base.base_dir, overrides=base.overrides)
-        clf = CnnTreeClassifier.from_networks(spec, baseline.networks_, baseline.val_accuracy_, baseline.priors_,
-                                              calibrations=baseline.calibrations_)
-        measure(f"test-time {mode}", clf, 0.0)
+        measure(f"test-time {mode}", baseline.set_params(spec=with_overrides(base, test_time=mode)), 0.0)
     result = {"spec": args.spec, "data": args.data, "faces": len(train), "epochs": args.epochs,
               "machine": f"{platform.machine()} {os.cpu_count()} cores, Keras {keras.__version__} on "
                          f"{keras.backend.backend()}",

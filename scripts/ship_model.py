@@ -161,9 +161,13 @@ def main():
                                        "--work-dir ~/.cache/cnntree/work/default",
             "machine": f"{platform.machine()} {platform.processor() or ''}".strip(), **facts}
     card.update(wall_hours=args.wall_hours, note=args.note)
-    for split, prefix in (("PublicTest", "public"), ("PrivateTest", "private")):
+
+    def measured(classifier, split):
         index = splits.tests[split]
-        result = evaluate(clf, data.images[index], data.labels[index])["modes"][clf.default_mode()]
+        return evaluate(classifier, data.images[index], data.labels[index])["modes"][classifier.default_mode()]
+
+    for split, prefix in (("PublicTest", "public"), ("PrivateTest", "private")):
+        index, result = splits.tests[split], measured(clf, split)
         card.update({f"{prefix}_faces": int(len(index)), f"{prefix}_accuracy": result["accuracy"],
                      f"{prefix}_macro_f1": result["macro_f1"]})
         if prefix == "private":
@@ -174,11 +178,9 @@ def main():
     card["test_time"] = {}
     for mode in [m for m in ("none", "flip", "ten_crop") if m != own]:  # what averaging views would add, measured
         viewed = clf.set_params(spec=with_overrides(shipped, test_time=mode))
-        card["test_time"][mode] = {}
-        for split in ("PublicTest", "PrivateTest"):
-            index = splits.tests[split]
-            result = evaluate(viewed, data.images[index], data.labels[index])["modes"][viewed.default_mode()]
-            card["test_time"][mode][split] = {"accuracy": result["accuracy"], "macro_f1": result["macro_f1"]}
+        results = {split: measured(viewed, split) for split in ("PublicTest", "PrivateTest")}
+        card["test_time"][mode] = {split: {"accuracy": r["accuracy"], "macro_f1": r["macro_f1"]}
+                                   for split, r in results.items()}
     clf.set_params(spec=shipped)
     target = ROOT / "cnntree" / "pretrained" / args.name
     save_model(clf, target)
