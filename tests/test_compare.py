@@ -15,7 +15,7 @@ def test_mcnemar_exact_values():
     a = np.array([True] * 10 + [False] * 2 + [True] * 5)
     b = np.array([False] * 10 + [True] * 2 + [True] * 5)
     result = mcnemar(a, b)
-    assert (result["only_best_right"], result["only_this_right"]) == (10, 2)
+    assert (result["only_reference_right"], result["only_this_right"]) == (10, 2)
     assert result["p_value"] == pytest.approx(0.03857, abs=1e-4)  # 2 * P(X <= 2), X ~ Bin(12, 1/2)
     assert mcnemar(a, a)["p_value"] == 1.0
 
@@ -38,14 +38,18 @@ def test_compare_trees_ranks_specs_over_seeds_in_one_experiment(tmp_path, capsys
                                          {"id": "rest", "children": ["angry", "disgust", "fear", "sad", "surprise",
                                                                      "neutral"], "balance": "none"}])
     flat = _spec(tmp_path, "flat", kind="single")
-    assert main(["compare-trees", str(tree), str(flat), "--seeds", "2", "--experiment", "duel", "--json"]) == 0
+    assert main(["compare-trees", str(tree), str(flat), "--seeds", "2", "--experiment", "duel", "--against", "flat",
+                 "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert [r["spec"] for r in result["rows"]] == sorted(["two_level", "flat"], key=lambda n: -next(
         r["accuracy_mean"] for r in result["rows"] if r["spec"] == n))
     best, other = result["rows"]
-    assert best["vs_best"] is None and other["vs_best"]["p_value"] <= 1.0
-    assert result["test_faces"] == 245 and all(len(r["runs"]) == 2 for r in result["rows"])
     by_spec = {r["spec"]: r for r in result["rows"]}
+    assert result["reference"] == "flat" and by_spec["flat"]["vs_reference"] is None  # --against: the flat network
+    test = by_spec["two_level"]["vs_reference"]
+    right = {name: int(np.round(by_spec[name]["accuracy_mean"] * 245 * 2)) for name in by_spec}  # pooled over seeds
+    assert test["only_this_right"] - test["only_reference_right"] == right["two_level"] - right["flat"]
+    assert result["test_faces"] == 245 and all(len(r["runs"]) == 2 for r in result["rows"])
     assert by_spec["two_level"]["hierarchical_f1_mean"] is not None
     # images seen = training faces x epochs, summed over networks: the tree sees more for the same epochs
     assert by_spec["two_level"]["images_seen_mean"] > by_spec["flat"]["images_seen_mean"] > 0
@@ -72,3 +76,9 @@ def test_compare_trees_needs_the_same_classes(tmp_path, capsys):
     flat = _spec(tmp_path, "flat", kind="single")
     assert main(["compare-trees", str(six), str(flat)]) == 2
     assert "the specs have different classes" in capsys.readouterr().err
+
+
+def test_compare_trees_against_a_spec_it_does_not_have_is_a_one_line_error(tmp_path, capsys):
+    tree, flat = _spec(tmp_path, "tree_a", kind="single"), _spec(tmp_path, "flat", kind="single")
+    assert main(["compare-trees", str(tree), str(flat), "--against", "flatt"]) == 2
+    assert capsys.readouterr().err.strip().endswith('--against: no spec named "flatt" among tree_a, flat')

@@ -54,7 +54,9 @@ def test_warm_start_copies_the_trunk_and_starts_each_head_at_its_classes_mean():
     flat_kernel, flat_bias = theirs[-1].get_weights()
     np.testing.assert_allclose(kernel[:, 0], flat_kernel[:, 3])
     np.testing.assert_allclose(kernel[:, 1], flat_kernel[:, [0, 1, 2, 4, 5, 6]].mean(axis=1), rtol=1e-6)
-    np.testing.assert_allclose(bias, [flat_bias[3], flat_bias[[0, 1, 2, 4, 5, 6]].mean()], rtol=1e-6, atol=1e-7)
+    # a group's bias gains log(its size): its logit is its classes' log-sum-exp when they score alike
+    np.testing.assert_allclose(bias, [flat_bias[3], flat_bias[[0, 1, 2, 4, 5, 6]].mean() + np.log(6)], rtol=1e-6,
+                               atol=1e-7)
 
 
 @pytest.mark.slow  # trains
@@ -160,3 +162,46 @@ def test_a_shared_trunk_tree_is_one_backbone_with_heads_trained_jointly(tmp_path
         parse_spec({"name": "s", "kind": "tree", "trunk": {"shared": True}, "finetune": {"epochs": 1},
                     "defaults": {"model": TINY_MODEL},
                     "nodes": [TREE[0], {**TREE[1], "model": {"dense": 4}}]})
+
+
+@pytest.mark.slow  # trains
+def test_a_flat_head_on_the_shared_trunk_starts_as_the_flat_network_and_its_loss_trains_the_trunk(tmp_path, sample):
+    from cnntree.compose.flatstart import FlatStart
+    from cnntree.nets.train import as_input
+    from cnntree.nets.warmstart import weighted_layers
+
+    folder, flat = saved_flat(tmp_path / "flat")
+    flat.save(tmp_path / "flat.keras")
+    faces = sample.images[sample.splits == "PrivateTest"]
+    spec = tree_spec(trunk={"shared": True}, init={"from": str(folder)},
+                     finetune={"epochs": 1, "lr": 0.01, "loss": {"path": 0, "nodes": 0, "flat": 1}})
+    clf = CnnTreeClassifier(spec, printer=lambda *_: None)
+    networks, head = clf._shared_networks(FlatStart(tmp_path / "flat.keras", spec.classes))
+    np.testing.assert_allclose(np.asarray(head(as_input(faces))), np.asarray(flat(as_input(faces))), rtol=1e-5,
+                               atol=1e-6)  # the flat head begins as the flat network itself
+    assert weighted_layers(head)[:-1] == weighted_layers(networks["root"])[:-1]  # on the one trunk
+
+    trained = fit(spec, sample, tmp_path / "work")
+    assert len(trained.finetune_["history"]["val_flat_accuracy"]) == 1
+    models = trained.keras_models()
+    start = {n: weighted_layers(m) for n, m in networks.items()}
+    for node_id, model in models.items():
+        layers = weighted_layers(model)
+        assert not np.allclose(layers[0].get_weights()[0], start[node_id][0].get_weights()[0])  # the trunk trained
+        np.testing.assert_array_equal(layers[-1].get_weights()[0], start[node_id][-1].get_weights()[0])  # weight 0
+    with pytest.raises(CnnTreeError, match=r"finetune.loss.flat: the flat head sits on a shared trunk"):
+        tree_spec(finetune={"epochs": 1, "loss": {"flat": 1}})
+
+
+@pytest.mark.slow  # trains
+def test_a_single_network_can_continue_from_a_flat_network(tmp_path, sample):
+    from cnntree.nets.train import as_input
+
+    folder, flat = saved_flat(tmp_path / "flat")
+    spec = parse_spec({"name": "more", "kind": "single", "init": {"from": str(folder)},
+                       "defaults": {"model": TINY_MODEL, "balance": {"strategy": "none"}, "train": {"epochs": 1, "seed": 1,
+                                                                   "optimizer": {"name": "adam", "lr": 1e-9}}}})
+    clf = fit(spec, sample, tmp_path / "work")
+    faces = sample.images[sample.splits == "PrivateTest"]
+    # at a vanishing rate one epoch leaves it where it started: the flat network, head and all
+    np.testing.assert_allclose(clf.predict_proba(faces), np.asarray(flat(as_input(faces))), rtol=1e-3, atol=1e-5)

@@ -337,6 +337,7 @@ class Suggest:
     def run(args) -> int:
         from ..files import check_output_file
         from ..hierarchy.suggest import suggest_spec
+        from ..pretrained import names
         from ..spec import text_tree, with_overrides
         from ..tracking.runs import model_dir_of
 
@@ -345,7 +346,8 @@ class Suggest:
         model_dir = model_dir_of(args.model)
         clf = load_model(model_dir)
         found = suggest_spec(clf, with_overrides(clf.spec, data=args.data), args.split, args.method,
-                             args.max_children, args.out, Path(model_dir).resolve() if args.init else None)
+                             args.max_children, args.out, init_from=(args.model if args.model in names() else
+                                                                     Path(model_dir).resolve()) if args.init else None)
         print("most confused pairs: " + ", ".join(f"{a}-{b} {v:.3f}" for v, a, b in found["pairs"]))
         print(text_tree(found["spec"]))
         print(f"wrote {' and '.join(map(str, found['files']))}")

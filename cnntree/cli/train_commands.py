@@ -68,9 +68,15 @@ class CompareTrees:
         p.add_argument("specs", nargs="+", metavar="SPEC", help="the spec files to compare (same classes)")
         p.add_argument("--data", metavar="PATH", help="data instead of the specs' own")
         p.add_argument("--seeds", type=count(1, 100), default=1, help="seeds 0..N-1 for every spec (1-100, default 1)")
-        p.add_argument("--epochs", type=EPOCHS, help="the same epochs for every network of every spec (1-10000)")
-        p.add_argument("--quick", action="store_true", help="smoke budget: 1 epoch, <= 512 faces per network")
+        budget = p.add_mutually_exclusive_group()
+        budget.add_argument("--epochs", type=EPOCHS, help="the same epochs for every network of every spec (1-10000)")
+        budget.add_argument("--budget-epochs", type=EPOCHS, metavar="N", help="the same total epochs for every spec: "
+                            "a flat network it starts from, its networks and its joint fine-tuning all count; "
+                            "the first stage it trains takes what the others leave")
+        budget.add_argument("--quick", action="store_true", help="smoke budget: 1 epoch, <= 512 faces per network")
         p.add_argument("--experiment", default="compare-trees", help="the one MLflow experiment holding every run")
+        p.add_argument("--against", metavar="NAME", help="the spec (by name) every other is tested against, for "
+                       "example the flat network a tree should beat (default: the best)")
         add_json(p)
         add_parallel(p)
 
@@ -80,11 +86,13 @@ class CompareTrees:
 
         specs = [load_spec(path) for path in args.specs]
         result = compare_specs(specs, args.data, args.seeds, args.epochs, args.quick, args.experiment,
-                               jobs=args.jobs, ray=args.ray, printer=info)
+                               jobs=args.jobs, ray=args.ray, printer=info, against=args.against,
+                               budget_epochs=args.budget_epochs)
         if args.json:
             print(json.dumps(result, indent=2))
             return 0
-        budget = "quick" if args.quick else f"{args.epochs} epochs per network" if args.epochs else "each spec's own epochs"
+        budget = ("quick" if args.quick else f"{args.epochs} epochs per network" if args.epochs else
+                  f"{args.budget_epochs} epochs per spec" if args.budget_epochs else "each spec's own epochs")
         print(f"{len(specs)} specs x {args.seeds} seed(s), {budget}, ranked on {result['test_faces']} PrivateTest faces "
               f"(MLflow experiment {args.experiment}):")
         print(ranking_table(result))

@@ -27,6 +27,8 @@ from .calibration import make_calibration, training_priors
 from .routing import ROUTERS
 from .voting import VOTES
 
+FLAT_HEAD = "_flat"  # the flat head's key among a shared trunk's heads (its layers' name prefix)
+
 
 class NotFitted(NotFittedError, CnnTreeError):
     """Predicting before ``fit``: scikit-learn's NotFittedError, and one line on the command line."""
@@ -82,12 +84,14 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
         self.images_seen_ = 0  # training faces times epochs, over every network: the budget actually spent
         started = time.perf_counter()
         flat = flat_start(self, images, labels, validation, work, network_run)
+        flat_head = None
         if self.spec.trunk["shared"]:
-            self.networks_ = {node_id: KerasRuntime(m) for node_id, m in self._shared_networks(flat).items()}
+            networks, flat_head = self._shared_networks(flat)
+            self.networks_ = {node_id: KerasRuntime(m) for node_id, m in networks.items()}
         else:
             self._train_nodes(images, labels, validation, work, network_run, flat)
         if self.spec.finetune["epochs"]:
-            self.finetune_ = finetune(self, images, labels, validation, network_run, self.printer)
+            self.finetune_ = finetune(self, images, labels, validation, network_run, self.printer, flat_head)
             self.images_seen_ += self.finetune_["images_seen"]
             self.priors_ = {}  # trained jointly on the natural class mix: no resampling prior to undo
         classes = list(self.spec.classes)
@@ -103,7 +107,7 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
         """Each network on its own balanced data, in the runner's processes or tasks."""
         jobs = []
         for i, node in enumerate(self.spec.nodes, start=1):
-            init = None if flat is None else {"file": str(flat.file), "groups": flat.groups_of(node)}
+            init = None if flat is None else {"file": str(flat.file), "groups": flat.groups_of(node.groups)}
             job, self.priors_[node.id] = self._network_job(node, f"{node.id} {i}/{len(self.spec.nodes)}", images,
                                                            labels, validation, work / "nodes" / node.id, network_run,
                                                            init)
@@ -115,8 +119,9 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
             self.images_seen_ += len(jobs[position].train[1]) * len(state["history"].get("loss", []))
         self.networks_ = {node.id: self.networks_[node.id] for node in self.spec.nodes}  # spec order
 
-    def _shared_networks(self, flat) -> dict:
-        """The nodes as heads on one trunk (warm-started from ``flat`` when given), trained jointly."""
+    def _shared_networks(self, flat) -> tuple[dict, object]:
+        """The nodes as heads on one trunk (warm-started from ``flat`` when given), trained jointly,
+        and the flat head on that trunk when the fine-tuning loss weighs one (else None)."""
         import keras
 
         from ..nets.heads import shared_networks
@@ -124,14 +129,20 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
 
         root = self.spec.root
         keras.utils.set_random_seed(root.train["seed"])
-        networks = shared_networks(root.model, root.train["normalize"], {n.id: len(n.groups) for n in self.spec.nodes})
+        heads = {n.id: len(n.groups) for n in self.spec.nodes}
+        if self.spec.finetune["loss"]["flat"]:
+            heads[FLAT_HEAD] = len(self.spec.classes)  # not a valid node id: never a node's
+        networks = shared_networks(root.model, root.train["normalize"], heads)
         if flat is not None:
             model = keras.saving.load_model(flat.file, safe_mode=True, compile=False)
             for node in self.spec.nodes:
-                warm_start(networks[node.id], model, flat.groups_of(node))
-        self.printer(f"[trunk] {len(networks)} heads on one {root.model['name']} trunk"
+                warm_start(networks[node.id], model, flat.groups_of(node.groups))
+            if FLAT_HEAD in networks:
+                warm_start(networks[FLAT_HEAD], model, flat.groups_of([[c] for c in self.spec.classes]))
+        self.printer(f"[trunk] {len(self.spec.nodes)} heads on one {root.model['name']} trunk"
+                     + (" and a flat head" if FLAT_HEAD in networks else "")
                      + (", warm start from the flat network" if flat is not None else ""))
-        return networks
+        return {n.id: networks[n.id] for n in self.spec.nodes}, networks.get(FLAT_HEAD)
 
     def _network_job(self, node, label, images, labels, validation, folder, network_run, init=None):
         """One network's training job on its own balanced data (``data.nodedata``) and its training

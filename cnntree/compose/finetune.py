@@ -4,7 +4,10 @@ trained on the natural class mix of Training.
 
 The loss is ``finetune.loss.path`` times the negative log-likelihood of the path product plus
 ``finetune.loss.nodes`` times each node's own cross-entropy on its relabelled targets (zero for
-faces outside the node). The node networks are layers of the joint model, so training it trains
+faces outside the node) plus, over a shared trunk, ``finetune.loss.flat`` times the cross-entropy of
+a flat head on that trunk (started from the flat network's own output layer): NBDT's flat loss,
+which keeps the trunk a good flat classifier while the tree trains. The flat head is a training aid
+and is not kept; its validation accuracy is logged as ``val_flat_accuracy``. The node networks are layers of the joint model, so training it trains
 them in place: the tree predicts as before, through its routers, with the new weights. Trained on
 the natural mix, the nodes answer with natural priors: no resampling prior is left to undo.
 """
@@ -52,41 +55,47 @@ class JointTree(keras.Model):
         return [path_product(self.spec, outputs, keras.ops), *outputs.values()]
 
 
-def joint_model(spec, networks: list) -> keras.Model:
-    """The joint model: over a shared trunk, one functional graph (the trunk runs once per face);
-    otherwise a ``JointTree`` calling each network."""
+def joint_model(spec, networks: list, flat_head=None) -> keras.Model:
+    """The joint model: over a shared trunk, one functional graph (the trunk runs once per face), with
+    the flat head's output last when there is one; otherwise a ``JointTree`` calling each network."""
     if not spec.trunk["shared"]:
         return JointTree(spec, networks)
     outputs = {node.id: net.output for node, net in zip(spec.nodes, networks)}
-    return keras.Model(networks[0].inputs, [path_product(spec, outputs, keras.ops), *outputs.values()],
+    flat = [] if flat_head is None else [flat_head.output]
+    return keras.Model(networks[0].inputs, [path_product(spec, outputs, keras.ops), *outputs.values(), *flat],
                        name="joint_tree")
 
 
-def joint_targets(spec, labels: np.ndarray) -> list[np.ndarray]:
-    """One-hot targets: the class for the path, each node's group for the faces under it (zeros elsewhere)."""
+def joint_targets(spec, labels: np.ndarray, flat: bool = False) -> list[np.ndarray]:
+    """One-hot targets: the class for the path, each node's group for the faces under it (zeros
+    elsewhere), and the class again for the flat head when there is one."""
     classes, targets = list(spec.classes), [keras.utils.to_categorical(labels, len(spec.classes))]
     for node in spec.nodes:
         index, groups = node_targets(node, labels, classes, np.arange(len(labels)))
         y = np.zeros((len(labels), len(node.groups)), np.float32)
         y[index, groups] = 1.0
         targets.append(y)
-    return targets
+    return targets + targets[:1] * flat
 
 
 class BestPath(keras.callbacks.Callback):
     """Keeps the weights of the epoch with the lowest validation NLL of the path product (and logs
-    it, with the path's validation accuracy, as ``val_path_nll`` and ``val_accuracy``)."""
+    it, with the path's validation accuracy, as ``val_path_nll`` and ``val_accuracy``; with a flat
+    head, its accuracy as ``val_flat_accuracy``)."""
 
-    def __init__(self, images, labels):
+    def __init__(self, images, labels, flat: bool = False):
         super().__init__()
-        self.images, self.labels = images, labels
+        self.images, self.labels, self.flat = images, labels, flat
         self.best, self.weights = np.inf, None
 
     def on_epoch_end(self, epoch, logs=None):
-        p = np.asarray(self.model.predict(self.images, batch_size=256, verbose=0)[0], np.float64)
+        outputs = self.model.predict(self.images, batch_size=256, verbose=0)
+        p = np.asarray(outputs[0], np.float64)
         nll = calibration_metrics(p, self.labels)["nll"]
         if logs is not None:
             logs.update(val_path_nll=nll, val_accuracy=float((p.argmax(1) == self.labels).mean()))
+            if self.flat:
+                logs.update(val_flat_accuracy=float((np.asarray(outputs[-1]).argmax(1) == self.labels).mean()))
         if nll < self.best:
             self.best, self.weights = nll, self.model.get_weights()
 
@@ -95,9 +104,10 @@ class BestPath(keras.callbacks.Callback):
             self.model.set_weights(self.weights)
 
 
-def finetune(clf, images, labels, validation, network_run=None, printer=print) -> dict:
-    """Train ``clf``'s tree jointly (``clf.spec.finetune``); returns what to record: epochs, the
-    loss weights, per-epoch history, faces seen, seconds."""
+def finetune(clf, images, labels, validation, network_run=None, printer=print, flat_head=None) -> dict:
+    """Train ``clf``'s tree jointly (``clf.spec.finetune``), with ``flat_head`` (a 7-way head on the
+    shared trunk) when the loss weighs one; returns what to record: epochs, the loss weights,
+    per-epoch history, faces seen, seconds."""
     from ..nets.train import Progress
 
     cfg, spec = clf.spec.finetune, clf.spec
@@ -106,7 +116,8 @@ def finetune(clf, images, labels, validation, network_run=None, printer=print) -
     if cap and len(labels) > cap:  # the networks' face budget (--quick) holds here too
         keep = np.random.default_rng(seed).permutation(len(labels))[:cap]
         images, labels = images[keep], labels[keep]
-    model = joint_model(spec, [clf.networks_[node.id].model for node in spec.nodes])
+    flat = flat_head is not None
+    model = joint_model(spec, [clf.networks_[node.id].model for node in spec.nodes], flat_head)
     frozen = []
     if cfg["freeze_trunk"]:
         for node in spec.nodes:
@@ -114,18 +125,19 @@ def finetune(clf, images, labels, validation, network_run=None, printer=print) -
                 if layer.trainable:
                     layer.trainable = False
                     frozen.append(layer)
-    weights = [cfg["loss"]["path"]] + [cfg["loss"]["nodes"]] * len(spec.nodes)
+    weights = [cfg["loss"]["path"]] + [cfg["loss"]["nodes"]] * len(spec.nodes) + [cfg["loss"]["flat"]] * flat
     model.compile(optimizer=make_optimizer(OPTIMIZER.parse({"name": "adam", "lr": cfg["lr"]}, "finetune")),
                   loss=["categorical_crossentropy"] * len(weights), loss_weights=weights)
     printer(f"[{STAGE}] the {len(spec.nodes)} networks as one model (path product), {len(labels)} training faces "
-            f"in their natural mix, loss {cfg['loss']['path']} x path NLL + {cfg['loss']['nodes']} x node CE")
+            f"in their natural mix, loss {cfg['loss']['path']} x path NLL + {cfg['loss']['nodes']} x node CE"
+            + (f" + {cfg['loss']['flat']} x flat-head CE" if flat else ""))
     keras.utils.set_random_seed(seed)
-    best = BestPath(as_input(validation[0]), validation[1])
+    best = BestPath(as_input(validation[0]), validation[1], flat)
     callbacks = [best, Progress(STAGE, cfg["epochs"], printer)]
     tracking = network_run(FinetuneStage(spec)) if network_run else contextlib.nullcontext([])
     try:
         with tracking as extra:  # the stage's MLflow child run: FINISHED, or FAILED / KILLED
-            history = model.fit(as_input(images), joint_targets(spec, labels), batch_size=cfg["batch_size"],
+            history = model.fit(as_input(images), joint_targets(spec, labels, flat), batch_size=cfg["batch_size"],
                                 epochs=cfg["epochs"], shuffle=True, verbose=0, callbacks=callbacks + list(extra))
     finally:
         for layer in frozen:

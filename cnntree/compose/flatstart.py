@@ -28,11 +28,11 @@ class FlatStart:
     file: Path
     classes: tuple[str, ...]
 
-    def groups_of(self, node) -> list[list[int]] | None:
-        """The flat outputs behind each of ``node``'s groups (None when a class is not among them)."""
-        if not set(node.classes) <= set(self.classes):
+    def groups_of(self, groups) -> list[list[int]] | None:
+        """The flat outputs behind each group of class names (None when a class is not among them)."""
+        if not {c for group in groups for c in group} <= set(self.classes):
             return None
-        return [[self.classes.index(c) for c in group] for group in node.groups]
+        return [[self.classes.index(c) for c in group] for group in groups]
 
 
 def flat_start(clf, images, labels, validation, work: Path, network_run=None) -> FlatStart | None:
@@ -61,7 +61,9 @@ def flat_start(clf, images, labels, validation, work: Path, network_run=None) ->
 def _flat_spec(spec, source: str, where: str):
     from ..spec import load_spec, with_overrides
 
-    given = {k: v for k, v in spec.overrides.items() if k != "init_from"}
+    given = {k: v for k, v in spec.overrides.items() if k not in ("init_from", "flat_epochs", "finetune_epochs")}
+    if "flat_epochs" in spec.overrides:
+        given["epochs"] = spec.overrides["flat_epochs"]
     flat_spec = with_overrides(load_spec(source), **given)
     if flat_spec.kind != "single":
         raise CnnTreeError(f"{where}: a spec to train first must be of kind \"single\", this one is \"{flat_spec.kind}\"")
@@ -70,8 +72,8 @@ def _flat_spec(spec, source: str, where: str):
     return flat_spec
 
 
-def _saved_flat_network(source: str, where: str):
-    """The Keras network of a saved single-network classifier (a folder, shipped name or run id)."""
+def saved_flat(source: str, where: str):
+    """A saved single-network classifier (a folder, shipped name or run id)."""
     from ..pretrained import names
     from .storage import load
 
@@ -82,6 +84,22 @@ def _saved_flat_network(source: str, where: str):
     flat = load(source)
     if flat.spec.kind != "single":
         raise CnnTreeError(f"{where}: a flat classifier (kind \"single\") is needed, this one is a {flat.spec.kind}")
+    return flat
+
+
+def epochs_spent(source: str) -> int:
+    """How many epochs the saved flat network ``source`` trained (its own, as its history records them)."""
+    where = f"init.from {source}"
+    flat = saved_flat(source, where)
+    history = flat.histories_.get(flat.spec.root.id) or {}
+    if not history.get("loss"):
+        raise CnnTreeError(f"{where}: its history does not record the epochs it trained")
+    return len(history["loss"])
+
+
+def _saved_flat_network(source: str, where: str):
+    """The Keras network of a saved single-network classifier and its classes."""
+    flat = saved_flat(source, where)
     network = flat.networks_[flat.spec.root.id]
     if not hasattr(network, "model"):
         raise CnnTreeError(f"{where}: an exported model ({network.name}); give a saved one (its .keras network)")

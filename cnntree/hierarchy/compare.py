@@ -1,5 +1,6 @@
 """Compare hierarchies under one budget: every spec trained with the same data, seeds and epochs,
-ranked on PrivateTest with a paired test against the best.
+ranked on PrivateTest with a paired test against the best (or against a named spec: the flat
+network a tree should beat).
 
 Each (spec, seed) is one ``cnntree train`` (``run_experiment``): an MLflow parent run with its
 node runs, all in one experiment. The paired test is McNemar's exact test on the PrivateTest
@@ -22,12 +23,39 @@ def mcnemar(right_a: np.ndarray, right_b: np.ndarray) -> dict:
     only_a = int(np.sum(right_a & ~right_b))
     only_b = int(np.sum(~right_a & right_b))
     p = binomtest(min(only_a, only_b), only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
-    return {"only_best_right": only_a, "only_this_right": only_b, "p_value": float(p)}
+    return {"only_reference_right": only_a, "only_this_right": only_b, "p_value": float(p)}
+
+
+def budget_overrides(spec, budget: int) -> dict:
+    """The epoch override that gives ``spec`` ``budget`` epochs in all, counted along its stages: a
+    flat network it starts from (trained first here, or saved: the epochs it trained), its networks'
+    own training (a tree's nodes in parallel count once: the most epochs of any), the joint
+    fine-tuning. The first stage this training runs takes what the others leave: the flat network
+    when the spec trains it first, else the networks, else (a shared trunk) the fine-tuning. So a
+    flat network gets the epochs a tree spends on warm-up and fine-tuning."""
+    from ..compose.flatstart import epochs_spent
+
+    source, joint = spec.init_source(), spec.finetune["epochs"]
+    nodes = 0 if spec.trunk["shared"] else max(node.train["epochs"] for node in spec.nodes)
+    if source is not None and source.endswith(".json"):
+        key, left, others = "flat_epochs", budget - nodes - joint, f"{nodes} for the networks, {joint} joint"
+    else:
+        spent = epochs_spent(source) if source is not None else 0
+        key = "finetune_epochs" if spec.trunk["shared"] else "epochs"
+        left = budget - spent - (0 if spec.trunk["shared"] else joint)
+        others = f"{spent} spent by {source}" + ("" if spec.trunk["shared"] else f", {joint} joint")
+    if left < 1:
+        raise CnnTreeError(f"--budget-epochs {budget}: too few for {spec.name} ({others}, none left for its "
+                           f"{key.replace('_', ' ')})")
+    return {key: left}
 
 
 def compare_specs(specs, data_path=None, seeds: int = 1, epochs=None, quick=False, experiment="compare-trees",
-                  jobs=1, ray=None, printer=print) -> dict:
-    """Train every spec under one budget and seeds, in one MLflow experiment, and rank them on PrivateTest."""
+                  jobs=1, ray=None, printer=print, against: str | None = None, budget_epochs: int | None = None) -> dict:
+    """Train every spec under one budget and seeds, in one MLflow experiment, and rank them on
+    PrivateTest; each row's paired test is against the spec named ``against`` (default: the best).
+    ``epochs`` gives every network the same epochs; ``budget_epochs`` every spec the same total
+    (``budget_overrides``)."""
     import hashlib
 
     from ..data import load_for_spec
@@ -42,31 +70,42 @@ def compare_specs(specs, data_path=None, seeds: int = 1, epochs=None, quick=Fals
     names = [s.name for s in specs]
     if len(set(names)) < len(names):
         raise CnnTreeError(f"compare-trees: two specs are named \"{max(names, key=names.count)}\"; give each its own name")
+    if against is not None and against not in names:
+        raise CnnTreeError(f"--against: no spec named \"{against}\" among {', '.join(names)}")
+    if budget_epochs is not None and (epochs is not None or quick):
+        raise CnnTreeError("--budget-epochs sets every spec's epochs: give it without --epochs and --quick")
+    budgets = [budget_overrides(spec, budget_epochs) if budget_epochs else {} for spec in specs]
     data, splits = load_for_spec(with_overrides(specs[0], data=data_path))
     if TEST_SPLIT not in splits.tests:
         raise CnnTreeError(f"{data.source}: no {TEST_SPLIT} split to compare on")
     test = splits.tests[TEST_SPLIT]
     truth = data.labels[test]
     rows = []
-    for spec in specs:
+    for spec, budget in zip(specs, budgets):
         runs = []
         for seed in range(seeds):
             printer(f"== {spec.name}, seed {seed} ==")
             folder = RUNS / "work" / f"compare-{hashlib.sha1(experiment.encode()).hexdigest()[:10]}"
-            outcome = run_experiment(with_overrides(spec, data=data_path, epochs=epochs, quick=quick or None, seed=seed),
+            outcome = run_experiment(with_overrides(spec, data=data_path, epochs=epochs, quick=quick or None, seed=seed,
+                                                    **budget),
                                      experiment=experiment, work_dir=folder / f"{spec.name}-seed{seed}", jobs=jobs,
                                      ray=ray, printer=printer)
             runs.append({"seed": seed, "run_id": outcome.run_id, "metrics": outcome.metrics,
                          "right": outcome.classifier.predict(data.images[test]) == truth})
         rows.append(_summary(spec, runs))
     best = max(rows, key=lambda r: r["accuracy_mean"])
+    reference = best if against is None else rows[names.index(against)]
     for row in rows:
-        row["vs_best"] = None if row is best else mcnemar(np.concatenate(best["_rights"]), np.concatenate(row["_rights"]))
+        row["vs_reference"] = None if row is reference else mcnemar(np.concatenate(reference["_rights"]),
+                                                                    np.concatenate(row["_rights"]))
     for row in rows:
         del row["_rights"]
     rows.sort(key=lambda r: -r["accuracy_mean"])
-    return {"experiment": experiment, "seeds": seeds, "epochs": epochs, "quick": quick, "test_faces": int(len(test)),
-            "best": best["spec"], "rows": rows}
+    for row, budget in zip(rows, budgets):
+        row["budget"] = budget
+    return {"experiment": experiment, "seeds": seeds, "epochs": epochs, "budget_epochs": budget_epochs, "quick": quick,
+            "test_faces": int(len(test)),
+            "best": best["spec"], "reference": reference["spec"], "rows": rows}
 
 
 def _summary(spec, runs) -> dict:
@@ -90,12 +129,12 @@ def _summary(spec, runs) -> dict:
 def ranking_table(result: dict) -> str:
     """The ranking as a fixed-width table for people."""
     head = (f"{'rank':4s} {'spec':28s} {'kind':6s} {'acc (mean+-std)':>17s} {'macro-F1':>17s} {'hier. F1':>8s} "
-            f"{'train s':>8s} {'images seen':>12s} {'params':>9s} {'MMACs':>7s}  vs best (McNemar)")
+            f"{'train s':>8s} {'images seen':>12s} {'params':>9s} {'MMACs':>7s}  vs {result['reference']} (McNemar)")
     lines = [head]
     for k, r in enumerate(result["rows"], 1):
         hier = f"{r['hierarchical_f1_mean']:.4f}" if r["hierarchical_f1_mean"] is not None and r["kind"] == "tree" else "-"
-        test = r["vs_best"]
-        versus = "best" if test is None else (f"p={test['p_value']:.3g} ({test['only_best_right']} vs "
+        test = r["vs_reference"]
+        versus = "reference" if test is None else (f"p={test['p_value']:.3g} ({test['only_reference_right']} vs "
                                                f"{test['only_this_right']} faces only one gets right)")
         lines.append(f"{k:<4d} {r['spec'][:28]:28s} {r['kind']:6s} {r['accuracy_mean']:8.4f}+-{r['accuracy_std']:.4f} "
                      f"{r['macro_f1_mean']:8.4f}+-{r['macro_f1_std']:.4f} {hier:>8s} {r['train_seconds_mean']:8.0f} "

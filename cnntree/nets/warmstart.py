@@ -2,8 +2,12 @@
 layer) instead of random weights, and its output layer from the flat network's class weights.
 
 Output ``k`` of a node predicts "one of ``groups[k]``"; its weights start as the mean of the flat
-output layer's weights of those classes (NBDT's induced-hierarchy initialisation), so a node
-answers sensibly before it trains at all.
+output layer's weights of those classes (NBDT's induced-hierarchy initialisation) and its bias
+gains ``log len(groups[k])``: a group's probability is the sum of its classes', whose logit is
+exactly the mean logit plus log(size) when its classes score alike; without it a big group starts
+underrated (measured on the sample's PrivateTest with the shipped default's trunk: the moravcik tree
+starts at 35.9% instead of 20.0%, the induced tree at 50.6% instead of 44.9%). So a node answers
+sensibly before it trains at all.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ def trunk_mismatch(model, flat) -> str | None:
 
 def warm_start(model, flat, groups: list[list[int]] | None) -> None:
     """Copy ``flat``'s trunk into ``model``; when ``groups`` (flat class indices per output) is
-    given, start output ``k`` as the mean of those classes' output weights."""
+    given, start output ``k`` as the mean of those classes' output weights, its bias raised by
+    log(group size)."""
     why = trunk_mismatch(model, flat)
     if why:
         raise CnnTreeError(f"the flat network does not match: {why}")
@@ -44,4 +49,7 @@ def warm_start(model, flat, groups: list[list[int]] | None) -> None:
         flat_head = theirs[-1].get_weights()
         if [w.shape[:-1] for w in head] != [w.shape[:-1] for w in flat_head]:
             return  # another kind of output layer: the head keeps its random start
-        mine[-1].set_weights([np.stack([w[..., g].mean(axis=-1) for g in groups], axis=-1) for w in flat_head])
+        means = [np.stack([w[..., g].mean(axis=-1) for g in groups], axis=-1) for w in flat_head]
+        if len(means) == 2:  # kernel and bias
+            means[1] = means[1] + np.log([len(g) for g in groups]).astype(means[1].dtype)
+        mine[-1].set_weights(means)

@@ -1,6 +1,6 @@
 """Overrides: the one channel through which the command line and the API change a spec before
 anything trains (epochs, seed, loader workers, the smoke-run budget, the data path, skipping bad
-rows, the flat classifier to start from), or before a trained one answers (its test-time views). They are applied once, while the spec is parsed, recorded in ``Spec.overrides``, logged
+rows, the flat classifier to start from and its epochs, the joint fine-tuning's epochs), or before a trained one answers (its test-time views). They are applied once, while the spec is parsed, recorded in ``Spec.overrides``, logged
 with every run and saved with every model, so a model says how it was trained."""
 
 from __future__ import annotations
@@ -8,13 +8,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from .schema import Bool, Text
-from .sections import AUGMENT, SEED, TRAIN
+from .sections import AUGMENT, FINETUNE, SEED, TRAIN
 
 QUICK_EPOCHS, QUICK_SAMPLES, QUICK_WIDTH = 1, 512, 0.25  # a smoke run: what --quick means
 FIELDS = {"epochs": TRAIN.fields["epochs"], "seed": SEED, "workers": TRAIN.fields["workers"],
           "quick": Bool(False), "data": Text(max_len=4096), "skip_bad": Bool(False),
           "max_samples": TRAIN.fields["max_samples"], "init_from": Text(max_len=4096),
-          "test_time": AUGMENT.fields["test_time"]}
+          "test_time": AUGMENT.fields["test_time"],
+          "flat_epochs": TRAIN.fields["epochs"],  # the flat network's, when init.from is a spec it trains first
+          "finetune_epochs": FINETUNE.fields["epochs"]}
 
 
 def with_overrides(spec, **given):
@@ -36,8 +38,9 @@ def with_overrides(spec, **given):
     return parse_spec(spec.raw, source=spec.source, base_dir=spec.base_dir, overrides={**spec.overrides, **checked})
 
 
-def apply_to_network(sections: dict, overrides: dict) -> dict:
-    """A network's resolved sections with the overrides applied."""
+def apply_to_network(sections: dict, overrides: dict, fixed: bool = False) -> dict:
+    """A network's resolved sections with the overrides applied; ``fixed``: its architecture is
+    fixed (it starts from a saved flat network), so ``--quick`` does not narrow it."""
     if not overrides:
         return sections
     train, model, augment = dict(sections["train"]), dict(sections["model"]), dict(sections["augment"])
@@ -47,13 +50,16 @@ def apply_to_network(sections: dict, overrides: dict) -> dict:
     if overrides.get("quick"):
         train["epochs"] = min(train["epochs"], QUICK_EPOCHS)
         train["max_samples"] = min(train["max_samples"] or QUICK_SAMPLES, QUICK_SAMPLES)
-        if "width" in model:
+        if "width" in model and not fixed:
             model["width"] = model["width"] * QUICK_WIDTH
     return {**sections, "train": train, "model": model, "augment": augment}
 
 
 def apply_to_finetune(finetune: dict, overrides: dict) -> dict:
-    """The spec's ``finetune`` section under ``--quick`` (at most one joint epoch)."""
+    """A tree's ``finetune`` section with its overridden epochs, and under ``--quick`` (at most one
+    joint epoch)."""
+    if "finetune_epochs" in overrides:
+        finetune = {**finetune, "epochs": overrides["finetune_epochs"]}
     if overrides.get("quick") and finetune["epochs"]:
         return {**finetune, "epochs": QUICK_EPOCHS}
     return finetune

@@ -122,15 +122,17 @@ def _parse(raw, source: str, base_dir: Path, overrides: dict) -> Spec:
         fail("trunk.shared", f'shares one backbone between a tree\'s nodes; this spec\'s kind is "{kind}"')
     if top["trunk"]["shared"] and not top["finetune"]["epochs"]:
         fail("trunk.shared", "a shared trunk trains all nodes together: give finetune.epochs (at least 1)")
-    if top["init"]["from"] is not None and kind == "single":
-        fail("init.from", "warm starts a tree's or an ensemble's networks from a flat network; this spec is one")
+    if top["finetune"]["loss"]["flat"] and not top["trunk"]["shared"]:
+        fail("finetune.loss.flat", "the flat head sits on a shared trunk: set trunk.shared to true, or the weight to 0")
+    init = overrides.get("init_from") or top["init"]["from"]
+    fixed = bool(init) and not str(init).endswith(".json")  # the networks must match a saved flat network as it is
     for name in top["data"]["drop"]:
         if name in classes:
             fail("data.drop", f'"{name}" is dropped but listed in classes')
     if kind == "tree":
         if top["nodes"] is None:
             fail("nodes", 'is required when kind is "tree"')
-        nodes = _tree_nodes(raw["nodes"], classes, defaults, overrides)
+        nodes = _tree_nodes(raw["nodes"], classes, defaults, overrides, fixed)
         graph = hierarchy_graph(nodes, classes)
         nodes = root_first(nodes, graph)
         if top["trunk"]["shared"]:
@@ -139,23 +141,25 @@ def _parse(raw, source: str, base_dir: Path, overrides: dict) -> Spec:
                     fail(f"{node.where}.model", f"differs from {nodes[0].id}'s; the nodes of a shared trunk have "
                          "one model section")
     elif kind == "single":
-        nodes = [_network("net", [[c] for c in classes], list(classes), {}, defaults, "defaults", overrides)]
+        nodes = [_network("net", [[c] for c in classes], list(classes), {}, defaults, "defaults", overrides, fixed)]
         graph = hierarchy_graph(nodes, classes)
     else:
         if top["members"] is None:
             fail("members", 'is required when kind is "voting"')
-        nodes = _members(raw["members"], classes, defaults, overrides)
+        nodes = _members(raw["members"], classes, defaults, overrides, fixed)
         graph = voting_graph(nodes, classes)
     return Spec(name=top["name"], kind=kind, classes=classes, data=apply_to_data(top["data"], overrides),
                 defaults=defaults, overrides=dict(overrides),
                 nodes=tuple(nodes), graph=graph, voting=top["voting"] or ("soft" if kind == "voting" else None),
                 description=top["description"], source=source, base_dir=base_dir, raw=raw, init=top["init"],
-                finetune=apply_to_finetune(top["finetune"], overrides), trunk=top["trunk"])
+                finetune=apply_to_finetune(top["finetune"], overrides) if kind == "tree" else top["finetune"],
+                trunk=top["trunk"])
 
 
-def _network(node_id, groups, children, raw: dict, defaults: dict, where: str, overrides: dict) -> NodeSpec:
+def _network(node_id, groups, children, raw: dict, defaults: dict, where: str, overrides: dict,
+             fixed: bool = False) -> NodeSpec:
     settings = apply_to_network({key: schema.parse(raw[key], f"{where}.{key}", defaults[key]) if key in raw
-                                 else defaults[key] for key, schema in SECTIONS.items()}, overrides)
+                                 else defaults[key] for key, schema in SECTIONS.items()}, overrides, fixed)
     return NodeSpec(id=node_id, groups=tuple(tuple(g) for g in groups), children=tuple(children),
                     where=where, **settings)
 
@@ -164,7 +168,7 @@ def _settings_keys(extra: dict) -> dict:
     return {**extra, **{key: Passthrough() for key in SECTIONS}}
 
 
-def _members(raw_members: list, classes, defaults, overrides) -> list[NodeSpec]:
+def _members(raw_members: list, classes, defaults, overrides, fixed: bool) -> list[NodeSpec]:
     if len(raw_members) < 2:
         fail("members", f"a voting ensemble needs at least 2 members, got {len(raw_members)}")
     members, seen = [], {}
@@ -174,11 +178,11 @@ def _members(raw_members: list, classes, defaults, overrides) -> list[NodeSpec]:
         if raw["id"] in seen:
             fail(f"{where}.id", f'"{raw["id"]}" is already the id of {seen[raw["id"]]}')
         seen[raw["id"]] = where
-        members.append(_network(raw["id"], [[c] for c in classes], list(classes), raw, defaults, where, overrides))
+        members.append(_network(raw["id"], [[c] for c in classes], list(classes), raw, defaults, where, overrides, fixed))
     return members
 
 
-def _tree_nodes(raw_nodes: list, classes, defaults, overrides) -> list[NodeSpec]:
+def _tree_nodes(raw_nodes: list, classes, defaults, overrides, fixed: bool) -> list[NodeSpec]:
     """Nodes as declared, with child references checked and list groups turned into sub-nodes."""
     if not raw_nodes:
         fail("nodes", "a tree needs at least one node")
@@ -208,14 +212,14 @@ def _tree_nodes(raw_nodes: list, classes, defaults, overrides) -> list[NodeSpec]
                 sub_id = f"{raw['id']}.{j}"
                 if sub_id in declared:
                     fail(where, f'the node made for this list would be called "{sub_id}", an id already declared')
-                nodes.append(_network(sub_id, [[c] for c in group], group, raw, defaults, f"nodes[{i}]", overrides))
+                nodes.append(_network(sub_id, [[c] for c in group], group, raw, defaults, f"nodes[{i}]", overrides, fixed))
                 children.append(sub_id)
             child = children[-1]
             if child in seen_child:
                 what = "class" if child in classes else "node"
                 fail(where, f'{what} "{child}" already appears at {seen_child[child]}')
             seen_child[child] = where
-        nodes.append(_network(raw["id"], [], children, raw, defaults, f"nodes[{i}]", overrides))
+        nodes.append(_network(raw["id"], [], children, raw, defaults, f"nodes[{i}]", overrides, fixed))
     return nodes
 
 

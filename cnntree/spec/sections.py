@@ -140,12 +140,14 @@ DATA = Obj({
 # single-network spec (trained first); its networks then start from that network's trunk.
 INIT = Obj({"from": Text(None, nullable=True, max_len=4096)}, default={})
 # Joint fine-tuning of a tree after its nodes trained: one model whose output is the soft path product,
-# trained on the natural class mix; the loss weighs the path NLL and each node's own cross-entropy.
+# trained on the natural class mix; the loss weighs the path NLL, each node's own cross-entropy and,
+# over a shared trunk, the cross-entropy of a flat head on that trunk (NBDT's flat loss).
 FINETUNE = Obj({
     "epochs": Num(0, lo=0, hi=1000, integer=True),  # 0: no joint fine-tuning
     "lr": Num(1e-4, lo=0, hi=10, lo_open=True),
     "batch_size": Num(64, lo=1, hi=4096, integer=True),
-    "loss": Obj({"path": Num(1.0, lo=0, hi=100), "nodes": Num(0.5, lo=0, hi=100)}, default={}),
+    "loss": Obj({"path": Num(1.0, lo=0, hi=100), "nodes": Num(0.5, lo=0, hi=100), "flat": Num(0.0, lo=0, hi=100)},
+                default={}),
     "freeze_trunk": Bool(False),  # train the heads only (every layer below each network's output layer frozen)
 }, default={})
 

@@ -32,7 +32,8 @@ def training_notes(spec) -> str:
     if spec.trunk["shared"]:
         notes.append("the nodes are heads on one shared trunk")
     if spec.finetune["epochs"]:
-        notes.append(f"then {spec.finetune['epochs']} epochs of joint fine-tuning on the path product")
+        flat = " and a flat head on the trunk" if spec.finetune["loss"]["flat"] else ""
+        notes.append(f"then {spec.finetune['epochs']} epochs of joint fine-tuning on the path product{flat}")
     return "; ".join(notes)
 
 

@@ -206,9 +206,12 @@ def over_seeds(runs: list[dict], metric: str) -> list[dict]:
 
 
 def model_dir_of(reference: str) -> Path:
-    """A model directory, or the classifier logged by an MLflow run (``cnntree train``) with that id."""
-    if Path(reference).exists():
-        return Path(reference)
+    """A model directory, a shipped model's name, or the classifier logged by an MLflow run
+    (``cnntree train``) with that id."""
+    from ..pretrained import resolve
+
+    if resolve(reference).exists():
+        return resolve(reference)
     connect()
     try:
         return Path(mlflow.artifacts.download_artifacts(run_id=reference, artifact_path="classifier"))
