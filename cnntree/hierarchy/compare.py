@@ -86,8 +86,8 @@ def compare_specs(specs, data_path=None, seeds: int = 1, epochs=None, quick=Fals
         for seed in range(seeds):
             printer(f"== {spec.name}, seed {seed} ==")
             folder = RUNS / "work" / f"compare-{hashlib.sha1(experiment.encode()).hexdigest()[:10]}"
-            outcome = run_experiment(with_overrides(spec, data=data_path, epochs=epochs, quick=quick or None, seed=seed,
-                                                    **budget),
+            given = {"data": data_path, "epochs": epochs, "quick": quick or None, "seed": seed, **budget}
+            outcome = run_experiment(with_overrides(spec, **given),
                                      experiment=experiment, work_dir=folder / f"{spec.name}-seed{seed}", jobs=jobs,
                                      ray=ray, printer=printer)
             runs.append({"seed": seed, "run_id": outcome.run_id, "metrics": outcome.metrics,
