@@ -82,3 +82,68 @@ def test_compare_trees_against_a_spec_it_does_not_have_is_a_one_line_error(tmp_p
     tree, flat = _spec(tmp_path, "tree_a", kind="single"), _spec(tmp_path, "flat", kind="single")
     assert main(["compare-trees", str(tree), str(flat), "--against", "flatt"]) == 2
     assert capsys.readouterr().err.strip().endswith('--against: no spec named "flatt" among tree_a, flat')
+
+
+TWO_LEVEL = [{"id": "root", "children": ["happy", "rest"]},
+             {"id": "rest", "children": ["angry", "disgust", "fear", "sad", "surprise", "neutral"]}]
+
+
+def test_a_budget_in_epochs_counts_the_flat_network_the_nodes_and_the_joint_epochs(tmp_path):
+    from cnntree import CnnTreeClassifier, save_model
+    from cnntree.compose.flatstart import _flat_spec
+    from cnntree.errors import CnnTreeError
+    from cnntree.hierarchy.compare import budget_overrides
+    from cnntree.nets.models import create_model
+    from cnntree.spec import load_spec, parse_spec, with_overrides
+
+    def spec(**top):
+        return parse_spec({"name": "t", "kind": "tree", "nodes": TWO_LEVEL, **top, "defaults": {
+            "model": TINY_MODEL, "train": {"epochs": 3}}}, base_dir=tmp_path)
+
+    flat = load_spec(_spec(tmp_path, "flat", kind="single"))
+    assert budget_overrides(flat, 5) == {"epochs": 5}
+    assert budget_overrides(spec(), 5) == {"epochs": 5}
+    joint = spec(finetune={"epochs": 2})
+    assert budget_overrides(joint, 5) == {"epochs": 3}
+    assert [n.train["epochs"] for n in with_overrides(joint, epochs=3).nodes] == [3, 3]
+    # a flat network trained first takes what the nodes (3) and the joint epochs (2) leave
+    warm = spec(init={"from": "flat.json"}, finetune={"epochs": 2})
+    assert budget_overrides(warm, 10) == {"flat_epochs": 5}
+    given = with_overrides(warm, flat_epochs=5)
+    assert _flat_spec(given, given.init_source(), "init").root.train["epochs"] == 5
+    assert [n.train["epochs"] for n in given.nodes] == [3, 3] and given.finetune["epochs"] == 2
+    # a saved flat network counts the epochs its history records; a shared trunk's joint epochs take the rest
+    net = create_model(n_outputs=7, **TINY_MODEL)
+    saved = save_model(CnnTreeClassifier.from_networks(flat, {"net": net}, histories={"net": {"loss": [1.0] * 4}}),
+                       tmp_path / "saved")
+    shared = spec(init={"from": str(saved)}, trunk={"shared": True}, finetune={"epochs": 1})
+    assert budget_overrides(shared, 7) == {"finetune_epochs": 3}
+    assert with_overrides(shared, finetune_epochs=3).finetune["epochs"] == 3
+    assert budget_overrides(spec(init={"from": str(saved)}, finetune={"epochs": 1}), 9) == {"epochs": 4}
+    with pytest.raises(CnnTreeError, match=r"--budget-epochs 4: too few for t: 4 spent by .*saved, none left for its "
+                                           r"finetune epochs$"):
+        budget_overrides(shared, 4)
+    assert with_overrides(flat, finetune_epochs=3).finetune["epochs"] == 0  # a single network has no joint stage
+
+
+@pytest.mark.slow  # trains
+def test_compare_trees_under_a_budget_trains_each_spec_to_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.chdir(tmp_path)
+    raw = {"name": "joint", "kind": "tree", "nodes": TWO_LEVEL, "finetune": {"epochs": 1},
+           "defaults": {"model": TINY_MODEL, "train": {"epochs": 5, "batch_size": 64, "max_samples": 300}}}
+    (tmp_path / "joint.json").write_text(json.dumps(raw))
+    flat = _spec(tmp_path, "flat", kind="single")
+    assert main(["compare-trees", str(tmp_path / "joint.json"), str(flat), "--budget-epochs", "3", "--json"]) == 0
+    rows = {r["spec"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
+    assert rows["flat"]["budget"] == {"epochs": 3} and rows["joint"]["budget"] == {"epochs": 2}
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("compare-trees").experiment_id])
+    epochs = {r.info.run_name: len(client.get_metric_history(r.info.run_id, "loss")) for r in runs
+              if "mlflow.parentRunId" in r.data.tags}
+    assert epochs == {"net": 3, "root": 2, "rest": 2, "finetune": 1}
+    with pytest.raises(SystemExit, match="2"):  # one budget at a time
+        main(["compare-trees", str(flat), "--budget-epochs", "3", "--epochs", "2"])
+    assert "--epochs: not allowed with argument --budget-epochs" in capsys.readouterr().err

@@ -45,8 +45,8 @@ def budget_overrides(spec, budget: int) -> dict:
         left = budget - spent - (0 if spec.trunk["shared"] else joint)
         others = f"{spent} spent by {source}" + ("" if spec.trunk["shared"] else f", {joint} joint")
     if left < 1:
-        raise CnnTreeError(f"--budget-epochs {budget}: too few for {spec.name} ({others}, none left for its "
-                           f"{key.replace('_', ' ')})")
+        raise CnnTreeError(f"--budget-epochs {budget}: too few for {spec.name}: {others}, none left for its "
+                           f"{key.replace('_', ' ')}")
     return {key: left}
 
 
