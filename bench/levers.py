@@ -22,7 +22,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-AUGMENT_A = {"rotation": 10, "width_shift": 0.1, "height_shift": 0.1, "zoom": 0.1, "h_flip": True}
 
 # (lever, setting, environment, options): options are the child's batch, policy and workers
 BASELINE = {"batch": 64, "policy": "float32", "workers": 1}
@@ -45,43 +44,16 @@ MODULES = {"jax": "jax", "torch": "torch", "tensorflow": "tensorflow"}
 
 def child(options: dict, images: int) -> dict:
     """One setting's two measurements in this process (its environment already set)."""
-    import tempfile
-    import time
-
     import keras
-    import numpy as np
+    from timing import AUGMENT_A, cnntree_speed, plain_speed, sample_faces
 
-    from cnntree.data import load_faces
-    from cnntree.nets.models import create_model
-    from cnntree.nets.schedules import make_optimizer
-    from cnntree.nets.train import as_input, train_network
-    from cnntree.spec.sections import AUGMENT, TRAIN
+    from cnntree.spec.sections import TRAIN
 
     keras.mixed_precision.set_global_policy(options["policy"])
-    data = load_faces("sample")
-    pick = np.random.default_rng(0).choice(len(data), size=images, replace=True)
-    faces, labels = data.images[pick], data.labels[pick]
-    val = (data.images[:256], data.labels[:256])
+    train, val = sample_faces(images)
     cfg = TRAIN.parse({"epochs": 2, "batch_size": options["batch"], "seed": 0, "workers": options["workers"]}, "train")
-
-    def epoch_timer(times):
-        return keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: times.append(time.perf_counter()),
-                                              on_epoch_end=lambda epoch, logs: times.append(time.perf_counter()))
-
-    times = []
-    keras.utils.set_random_seed(0)
-    model = create_model("mini_xception")
-    model.compile(optimizer=make_optimizer(cfg["optimizer"]), loss="categorical_crossentropy")
-    model.fit(as_input(faces), keras.utils.to_categorical(labels, 7), batch_size=options["batch"], epochs=2, verbose=0,
-              validation_data=(as_input(val[0]), keras.utils.to_categorical(val[1], 7)), callbacks=[epoch_timer(times)])
-    plain = images / (times[3] - times[2])
-    times = []
-    settings = {"model": {"name": "mini_xception", "width": 1.0, "l2": 0.01},
-                "augment": AUGMENT.parse(AUGMENT_A, "augment"), "train": cfg}
-    with tempfile.TemporaryDirectory() as folder:
-        train_network(settings, 7, (faces, labels), val, Path(folder), callbacks=[epoch_timer(times)],
-                      printer=lambda *_: None)
-    return {"plain": plain, "cnntree": images / (times[3] - times[2]), "backend": keras.backend.backend()}
+    return {"plain": plain_speed(train, val, cfg), "cnntree": cnntree_speed(train, val, cfg, AUGMENT_A),
+            "backend": keras.backend.backend()}
 
 
 def measure(env: dict, options: dict, images: int) -> dict:

@@ -1,0 +1,97 @@
+"""What the speed benchmarks time, in one place: mini-Xception on sample faces, the second epoch of
+each run (the first traces), as a plain ``keras.Model.fit``, as cnntree's ``train_network`` and as a
+tree's joint step (``compose.finetune``). ``throughput.py`` and ``levers.py`` both measure with it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+AUGMENT_A = {"rotation": 10, "width_shift": 0.1, "height_shift": 0.1, "zoom": 0.1, "h_flip": True}
+MODEL = {"name": "mini_xception", "width": 1.0, "l2": 0.01}
+
+
+def sample_faces(images: int, seed: int = 0):
+    """``images`` training faces drawn from the bundled sample, and 256 validation faces."""
+    import numpy as np
+
+    from cnntree.data import load_faces
+
+    data = load_faces("sample")
+    pick = np.random.default_rng(seed).choice(len(data), size=images, replace=True)
+    return (data.images[pick], data.labels[pick]), (data.images[:256], data.labels[:256])
+
+
+def epoch_timer(times: list):
+    """A callback appending each epoch's start and end times to ``times``."""
+    import keras
+
+    return keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: times.append(time.perf_counter()),
+                                          on_epoch_end=lambda epoch, logs: times.append(time.perf_counter()))
+
+
+def second_epoch_speed(images: int, times: list) -> float:
+    """Images per second of the second timed epoch."""
+    return images / (times[3] - times[2])
+
+
+def plain_speed(train, validation, train_cfg) -> float:
+    """A plain ``keras.Model.fit`` of in-memory arrays, no augmentation: the speed to reach."""
+    import keras
+
+    from cnntree.nets.models import create_model
+    from cnntree.nets.schedules import make_optimizer
+    from cnntree.nets.train import as_input
+
+    keras.utils.set_random_seed(0)
+    model = create_model(**MODEL)
+    model.compile(optimizer=make_optimizer(train_cfg["optimizer"]), loss="categorical_crossentropy")
+    times = []
+    model.fit(as_input(train[0]), keras.utils.to_categorical(train[1], 7), batch_size=train_cfg["batch_size"],
+              epochs=2, verbose=0, validation_data=(as_input(validation[0]), keras.utils.to_categorical(validation[1], 7)),
+              callbacks=[epoch_timer(times)])
+    return second_epoch_speed(len(train[1]), times)
+
+
+def cnntree_speed(train, validation, train_cfg, augment: dict) -> float:
+    """cnntree's trainer as ``cnntree train`` runs one network (checkpoint, schedule, progress)."""
+    from cnntree.nets.train import train_network
+    from cnntree.spec.sections import AUGMENT
+
+    settings = {"model": MODEL, "augment": AUGMENT.parse(augment, "augment"), "train": train_cfg}
+    times = []
+    with tempfile.TemporaryDirectory() as folder:
+        train_network(settings, 7, train, validation, Path(folder), callbacks=[epoch_timer(times)],
+                      printer=lambda *_: None)
+    return second_epoch_speed(len(train[1]), times)
+
+
+def joint_tree_speed(train, validation, batch: int, shared: bool) -> float:
+    """The moravcik tree's joint training step (``compose.finetune``) over mini-Xception nodes: as
+    heads on one shared trunk, or as four separate networks."""
+    from cnntree import CnnTreeClassifier
+    from cnntree.compose.finetune import finetune
+    from cnntree.nets.models import create_model
+    from cnntree.nets.runtime import KerasRuntime
+    from cnntree.spec import parse_spec
+
+    raw = json.loads((ROOT / "trees" / "moravcik_shared.json").read_text())
+    raw.pop("init")
+    raw["trunk"]["shared"] = shared
+    raw["finetune"].update(epochs=2, batch_size=batch)
+    raw["defaults"]["model"] = MODEL
+    spec = parse_spec(raw)
+    clf = CnnTreeClassifier(spec, printer=lambda *_: None)
+    if shared:
+        networks, _ = clf._shared_networks(None)
+    else:
+        networks = {node.id: create_model(n_outputs=len(node.groups), **MODEL) for node in spec.nodes}
+    clf.networks_ = {node_id: KerasRuntime(model) for node_id, model in networks.items()}
+    times = []
+    finetune(clf, *train, validation, network_run=lambda stage: contextlib.nullcontext([epoch_timer(times)]),
+             printer=lambda *_: None)
+    return second_epoch_speed(len(train[1]), times)
