@@ -205,3 +205,29 @@ def test_a_single_network_can_continue_from_a_flat_network(tmp_path, sample):
     faces = sample.images[sample.splits == "PrivateTest"]
     # at a vanishing rate one epoch leaves it where it started: the flat network, head and all
     np.testing.assert_allclose(clf.predict_proba(faces), np.asarray(flat(as_input(faces))), rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.slow  # trains
+def test_a_frozen_trunk_trains_only_the_head_for_its_epochs_and_then_the_whole_network(tmp_path, sample):
+    from cnntree.nets.warmstart import weighted_layers
+
+    folder, flat = saved_flat(tmp_path / "flat")
+    start = [layer.get_weights() for layer in weighted_layers(flat)]
+
+    def trained(epochs):
+        spec = tree_spec(init={"from": str(folder)})
+        raw = {**spec.raw, "defaults": {**spec.raw["defaults"], "train": {
+            **spec.raw["defaults"]["train"], "epochs": 1, "freeze_trunk_epochs": 1, "restore_best": False}}}
+        spec = parse_spec(raw, overrides={"epochs": epochs})
+        return {n: weighted_layers(m) for n, m in fit(spec, sample, tmp_path / "work").keras_models().items()}
+
+    for layers in trained(1).values():  # epoch 1: the head alone
+        for layer, flat_weights in zip(layers[:-1], start[:-1]):
+            for mine, theirs in zip(layer.get_weights(), flat_weights):
+                np.testing.assert_array_equal(mine, theirs)
+        assert layers[-1].get_weights()[0].shape[-1] < 7  # the node's own head, trained from the class means
+    for layers in trained(2).values():  # resumed to 2 epochs: the trunk trains in the second
+        assert layers[0].trainable and not np.allclose(layers[0].get_weights()[0], start[0][0])
+    with pytest.raises(CnnTreeError, match=r"nodes\[0\].train.freeze_trunk_epochs: freezes a warm-started trunk; "
+                                           r"give init.from"):
+        tree_spec(nodes=[{**TREE[0], "train": {"freeze_trunk_epochs": 1}}, TREE[1]])

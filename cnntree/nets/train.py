@@ -19,7 +19,7 @@ from ..data.mixing import build_mixer
 from ..files import write_atomically, write_text_atomically
 from .models import create_model
 from .schedules import Warmup, make_loss, make_optimizer, schedule_callback
-from .warmstart import warm_start
+from .warmstart import warm_start, weighted_layers
 
 # ---------------------------------------------------------------------------- batch normalisation
 
@@ -111,10 +111,9 @@ class Checkpoint(keras.callbacks.Callback):
     the raw ones, with the average inside the optimiser's state, so a resumed run continues both.
     """
 
-    def __init__(self, folder: Path, patience: int, restore_best: bool, state: dict, ema=None):
+    def __init__(self, folder: Path, patience: int, state: dict, ema=None):
         super().__init__()
-        self.folder, self.patience, self.restore_best = folder, patience, restore_best
-        self.state, self.ema = state, ema
+        self.folder, self.patience, self.state, self.ema = folder, patience, state, ema
 
     def on_epoch_end(self, epoch, logs=None):
         logs = {k: float(v) for k, v in (logs or {}).items()}
@@ -137,11 +136,6 @@ class Checkpoint(keras.callbacks.Callback):
         if self.patience and self.state["wait"] >= self.patience:
             self.model.stop_training = True
 
-    def on_train_end(self, logs=None):
-        best = self.folder / "best.weights.h5"
-        if self.restore_best and best.exists():
-            self.model.load_weights(best)
-
 
 class Progress(keras.callbacks.Callback):
     """One line per epoch: ``[NN2 2/4] epoch 3/40  loss 0.61  acc 0.68  val_loss 0.66  val_acc 0.65  12s``."""
@@ -161,6 +155,21 @@ class Progress(keras.callbacks.Callback):
 
 
 # ---------------------------------------------------------------------------- training
+
+
+def compile_network(model, cfg: dict, frozen_trunk: bool = False) -> None:
+    """Compile ``model`` under its train section; ``frozen_trunk``: every weighted layer below the
+    output layer is frozen (only the head trains; BatchNormalization then runs on its statistics).
+    Freezing or unfreezing takes effect at compile, with a fresh optimiser."""
+    for layer in weighted_layers(model)[:-1]:
+        layer.trainable = not frozen_trunk
+    model.compile(optimizer=make_optimizer(cfg["optimizer"], cfg["ema"]), loss=make_loss(cfg), metrics=["accuracy"])
+
+
+def trunk_frozen(model) -> bool:
+    """Whether ``model``'s trunk is frozen (as ``compile_network`` left it, or a checkpoint kept it)."""
+    return not weighted_layers(model)[0].trainable
+
 
 
 def train_network(settings: dict, n_outputs: int, train: tuple, validation: tuple, folder: Path,
@@ -187,26 +196,35 @@ def train_network(settings: dict, n_outputs: int, train: tuple, validation: tupl
         if settings.get("init"):  # a warm start: the flat network's trunk, heads from its class weights
             flat = keras.saving.load_model(settings["init"]["file"], safe_mode=True, compile=False)
             warm_start(model, flat, settings["init"]["groups"])
-        model.compile(optimizer=make_optimizer(cfg["optimizer"], cfg["ema"]), loss=make_loss(cfg),
-                      metrics=["accuracy"])
+        compile_network(model, cfg, frozen_trunk=cfg["freeze_trunk_epochs"] > 0)
     batches = AugmentedBatches(train[0], train[1], n_outputs, cfg["batch_size"], settings["augment"],
                                seed=cfg["seed"], first_epoch=state["epoch"],
                                workers=1 if settings["augment"]["engine"] == "batch" else cfg["workers"])
     x_val, y_val = as_input(validation[0]), keras.utils.to_categorical(validation[1], n_outputs)
-    stopped_early = cfg["early_stopping"] and state["wait"] >= cfg["early_stopping"]
-    if state["epoch"] < cfg["epochs"] and not stopped_early:
+
+    def stopped_early():
+        return cfg["early_stopping"] and state["wait"] >= cfg["early_stopping"]
+
+    trained = state["epoch"] < cfg["epochs"] and not stopped_early()
+    # the head alone for the first freeze_trunk_epochs, then the whole network (recompiled once)
+    for end, frozen in ((min(cfg["freeze_trunk_epochs"], cfg["epochs"]), True), (cfg["epochs"], False)):
+        if state["epoch"] >= end or stopped_early():
+            continue
+        if trunk_frozen(model) != frozen:
+            compile_network(model, cfg, frozen_trunk=frozen)
+            printer(f"[{label}] the trunk trains from epoch {state['epoch'] + 1} on")
         # validation (and the best weights) on the weight average; Keras ends fit with the average in place
         ema = keras.callbacks.SwapEMAWeights() if cfg["ema"] else None
         warmup = [Warmup(cfg["warmup_epochs"], len(batches))] if cfg["warmup_epochs"] else []
         # shuffle=False: the batches already hold a seeded (seed, epoch) order; Keras's own shuffle of
         # the batch indices draws from a global generator that a resumed process does not share
-        model.fit(batches, validation_data=(x_val, y_val), epochs=cfg["epochs"], initial_epoch=state["epoch"],
+        model.fit(batches, validation_data=(x_val, y_val), epochs=end, initial_epoch=state["epoch"],
                   class_weight=class_weight, verbose=0, shuffle=False,
                   callbacks=[schedule_callback(cfg), *warmup, *([ema] if ema else []),
-                             Checkpoint(folder, cfg["early_stopping"], cfg["restore_best"], state, ema),
+                             Checkpoint(folder, cfg["early_stopping"], state, ema),
                              Progress(label, cfg["epochs"], printer), *callbacks])
-    elif cfg["restore_best"] and (folder / "best.weights.h5").exists():
+    if cfg["restore_best"] and (folder / "best.weights.h5").exists():
         model.load_weights(folder / "best.weights.h5")
-    elif cfg["ema"]:  # finished earlier, last.keras holds the raw weights: the average is the result
+    elif cfg["ema"] and not trained:  # finished earlier, last.keras holds the raw weights: the average is the result
         model.optimizer.finalize_variable_values(model.trainable_variables)
     return model, state

@@ -140,6 +140,8 @@ def _parse(raw, source: str, base_dir: Path, overrides: dict) -> Spec:
                 if node.model != nodes[0].model:
                     fail(f"{node.where}.model", f"differs from {nodes[0].id}'s; the nodes of a shared trunk have "
                          "one model section")
+        if top["trunk"]["shared"] and any(node.train["freeze_trunk_epochs"] for node in nodes):
+            fail("train.freeze_trunk_epochs", "the nodes of a shared trunk train only jointly: use finetune.freeze_trunk")
     elif kind == "single":
         nodes = [_network("net", [[c] for c in classes], list(classes), {}, defaults, "defaults", overrides, fixed)]
         graph = hierarchy_graph(nodes, classes)
@@ -148,6 +150,10 @@ def _parse(raw, source: str, base_dir: Path, overrides: dict) -> Spec:
             fail("members", 'is required when kind is "voting"')
         nodes = _members(raw["members"], classes, defaults, overrides, fixed)
         graph = voting_graph(nodes, classes)
+    frozen = next((node for node in nodes if node.train["freeze_trunk_epochs"]), None)
+    if frozen is not None and not init:
+        fail(f"{frozen.where}.train.freeze_trunk_epochs", "freezes a warm-started trunk; give init.from (a flat "
+             "network to start from) or set it to 0")
     return Spec(name=top["name"], kind=kind, classes=classes, data=apply_to_data(top["data"], overrides),
                 defaults=defaults, overrides=dict(overrides),
                 nodes=tuple(nodes), graph=graph, voting=top["voting"] or ("soft" if kind == "voting" else None),

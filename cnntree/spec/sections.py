@@ -99,6 +99,7 @@ TRAIN = Obj({
     "label_smoothing": Num(0.0, lo=0, hi=0.5),
     "warmup_epochs": Num(0.0, lo=0, hi=1000),  # the learning rate rises linearly, step by step, over these
     "ema": Num(0.0, lo=0, hi=0.9999),  # momentum of an exponential moving average of the weights; 0: off
+    "freeze_trunk_epochs": Num(0, lo=0, hi=10000, integer=True),  # warm start: only the head trains at first
     "early_stopping": Num(0, lo=0, hi=10000, integer=True),  # patience in epochs; 0: off
     "restore_best": Bool(True),
     "normalize": Text("unit", choices=["unit", "symmetric"]),  # x/255, or (x/255 - 0.5) * 2
