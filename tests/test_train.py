@@ -264,3 +264,17 @@ def test_fitted_classes_and_from_networks(tiny_model, sample):
     rebuilt = CnnTreeClassifier.from_networks(clf.spec, clf.keras_models(), clf.val_accuracy_, clf.priors_)
     faces = sample.images[:8]
     np.testing.assert_allclose(rebuilt.predict_proba(faces), clf.predict_proba(faces), atol=1e-6)
+
+
+def test_the_auto_engine_is_batch_on_a_gpu_and_albumentations_on_a_cpu(monkeypatch):
+    from cnntree.data import batch_augment
+    from cnntree.data.augment import AlbumentationsAugmenter, engine_for
+    from cnntree.nets import backend
+
+    config = AUGMENT.parse({"h_flip": True}, "a")
+    assert config["engine"] == "auto" and engine_for("albumentations") == "albumentations"
+    monkeypatch.setattr(backend, "accelerator", lambda: None)
+    assert isinstance(build_augmenter(config), AlbumentationsAugmenter)
+    monkeypatch.setattr(backend, "accelerator", lambda: "NVIDIA H200 (jax)")
+    assert isinstance(build_augmenter(config), batch_augment.BatchAugmenter)
+    assert engine_for("albumentations") == "albumentations"  # a named engine is kept on any machine

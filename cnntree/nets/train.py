@@ -14,7 +14,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from ..data.augment import build_augmenter
+from ..data.augment import build_augmenter, engine_for
 from ..data.mixing import build_mixer
 from ..files import write_atomically, write_text_atomically
 from .models import create_model
@@ -199,7 +199,7 @@ def train_network(settings: dict, n_outputs: int, train: tuple, validation: tupl
         compile_network(model, cfg, frozen_trunk=cfg["freeze_trunk_epochs"] > 0)
     batches = AugmentedBatches(train[0], train[1], n_outputs, cfg["batch_size"], settings["augment"],
                                seed=cfg["seed"], first_epoch=state["epoch"],
-                               workers=1 if settings["augment"]["engine"] == "batch" else cfg["workers"])
+                               workers=1 if engine_for(settings["augment"]["engine"]) == "batch" else cfg["workers"])
     x_val, y_val = as_input(validation[0]), keras.utils.to_categorical(validation[1], n_outputs)
 
     def stopped_early():

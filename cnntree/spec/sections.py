@@ -66,7 +66,7 @@ AUGMENT = Obj({
     "p": Num(1.0, lo=0, hi=1),                   # probability of each geometric transform
     "test_time": Text("none", choices=["none", "flip", "ten_crop"]),
     # albumentations: face by face on the CPU; batch: the whole batch in keras.ops (data/batch_augment.py)
-    "engine": Text("albumentations", choices=["albumentations", "batch"]),
+    "engine": Text("auto", choices=["auto", "albumentations", "batch"]),  # auto: data.augment.engine_for
 }, default={})
 
 OPTIMIZER = Tagged("name", {
