@@ -231,3 +231,30 @@ def test_a_frozen_trunk_trains_only_the_head_for_its_epochs_and_then_the_whole_n
     with pytest.raises(CnnTreeError, match=r"nodes\[0\].train.freeze_trunk_epochs: freezes a warm-started trunk; "
                                            r"give init.from"):
         tree_spec(nodes=[{**TREE[0], "train": {"freeze_trunk_epochs": 1}}, TREE[1]])
+
+
+@pytest.mark.slow  # trains
+def test_class_read_heads_start_as_the_flat_network_exactly(tmp_path, sample):
+    from cnntree.compose.flatstart import FlatStart
+    from cnntree.nets.train import as_input
+
+    folder, flat = saved_flat(tmp_path / "flat")
+    flat.save(tmp_path / "flat.keras")
+    faces = sample.images[sample.splits == "PrivateTest"]
+    tree = [{"id": "root", "children": ["happy", "rest"]},
+            {"id": "rest", "children": [["angry", "disgust"], "fear", ["sad", "surprise", "neutral"]]}]
+    spec = tree_spec(nodes=tree, trunk={"shared": True, "heads": "classes"}, init={"from": str(folder)},
+                     finetune={"epochs": 1, "lr": 0.001})
+    clf = CnnTreeClassifier(spec, printer=lambda *_: None)
+    networks, _ = clf._shared_networks(FlatStart(tmp_path / "flat.keras", spec.classes))
+    path = SoftRouting(spec).combine({n: np.asarray(m(as_input(faces)), np.float64) for n, m in networks.items()})
+    np.testing.assert_allclose(path, np.asarray(flat(as_input(faces))), rtol=1e-4, atol=1e-6)  # before training
+    assert networks["rest"].output_shape[-1] == 3 and networks["rest"].layers[-2].groups == [[0, 1], [2], [3, 4, 5]]
+
+    trained = fit(spec, sample, tmp_path / "work")
+    proba = trained.predict_proba(faces)
+    assert not np.allclose(proba, path, atol=1e-3)  # joint training moved it
+    again = load_model(save_model(trained, tmp_path / "model"))  # the log-sum-exp layer loads in safe mode
+    np.testing.assert_allclose(again.predict_proba(faces), proba, rtol=1e-5)
+    with pytest.raises(CnnTreeError, match=r"trunk.heads: shapes the heads of a shared trunk"):
+        tree_spec(trunk={"heads": "classes"})

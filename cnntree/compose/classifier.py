@@ -124,19 +124,21 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
         and the flat head on that trunk when the fine-tuning loss weighs one (else None)."""
         import keras
 
-        from ..nets.heads import shared_networks
+        from ..nets.heads import class_groups, shared_networks
         from ..nets.warmstart import warm_start
 
         root = self.spec.root
         keras.utils.set_random_seed(root.train["seed"])
-        heads = {n.id: len(n.groups) for n in self.spec.nodes}
+        by_class = self.spec.trunk["heads"] == "classes"
+        heads = {n.id: class_groups(n.groups) if by_class else len(n.groups) for n in self.spec.nodes}
         if self.spec.finetune["loss"]["flat"]:
             heads[FLAT_HEAD] = len(self.spec.classes)  # not a valid node id: never a node's
         networks = shared_networks(root.model, root.train["normalize"], heads)
         if flat is not None:
             model = keras.saving.load_model(flat.file, safe_mode=True, compile=False)
-            for node in self.spec.nodes:
-                warm_start(networks[node.id], model, flat.groups_of(node.groups))
+            for node in self.spec.nodes:  # a class-read head starts as the flat outputs of its classes
+                groups = [[c] for group in node.groups for c in group] if by_class else node.groups
+                warm_start(networks[node.id], model, flat.groups_of(groups))
             if FLAT_HEAD in networks:
                 warm_start(networks[FLAT_HEAD], model, flat.groups_of([[c] for c in self.spec.classes]))
         self.printer(f"[trunk] {len(self.spec.nodes)} heads on one {root.model['name']} trunk"

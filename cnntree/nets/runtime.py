@@ -31,7 +31,9 @@ class KerasRuntime:
     def load(cls, path: Path) -> KerasRuntime:
         import keras
 
-        return cls(keras.saving.load_model(path, safe_mode=True, compile=False))
+        from .heads import CUSTOM_OBJECTS
+
+        return cls(keras.saving.load_model(path, safe_mode=True, compile=False, custom_objects=CUSTOM_OBJECTS))
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return np.concatenate([np.asarray(self.model.predict_on_batch(batch[i:i + CHUNK]))

@@ -63,7 +63,7 @@ class Spec:
     overrides: dict = field(default_factory=dict)  # see spec.overrides: applied to every network and the data
     init: dict = field(default_factory=lambda: {"from": None})  # the flat classifier the networks start from
     finetune: dict = field(default_factory=lambda: {"epochs": 0})  # joint fine-tuning of a tree's nodes
-    trunk: dict = field(default_factory=lambda: {"shared": False})  # nodes as heads on one backbone
+    trunk: dict = field(default_factory=lambda: {"shared": False, "heads": "groups"})  # nodes as heads on one backbone
 
     def init_source(self) -> str | None:
         """``init.from`` as given on the command line (``--init-from``), else as the spec has it: a
@@ -122,6 +122,8 @@ def _parse(raw, source: str, base_dir: Path, overrides: dict) -> Spec:
         fail("trunk.shared", f'shares one backbone between a tree\'s nodes; this spec\'s kind is "{kind}"')
     if top["trunk"]["shared"] and not top["finetune"]["epochs"]:
         fail("trunk.shared", "a shared trunk trains all nodes together: give finetune.epochs (at least 1)")
+    if top["trunk"]["heads"] != "groups" and not top["trunk"]["shared"]:
+        fail("trunk.heads", "shapes the heads of a shared trunk: set trunk.shared to true")
     if top["finetune"]["loss"]["flat"] and not top["trunk"]["shared"]:
         fail("finetune.loss.flat", "the flat head sits on a shared trunk: set trunk.shared to true, or the weight to 0")
     init = overrides.get("init_from") or top["init"]["from"]

@@ -153,7 +153,9 @@ FINETUNE = Obj({
 }, default={})
 
 # A tree whose nodes are heads on one backbone (the shared model section), trained jointly (finetune).
-TRUNK = Obj({"shared": Bool(False)}, default={})
+# heads "groups": one output per group; "classes": one per class under the node, read through the
+# log-sum-exp of each group's classes, so a tree warm-started from a flat network starts as it.
+TRUNK = Obj({"shared": Bool(False), "heads": Text("groups", choices=["groups", "classes"])}, default={})
 
 _class = Text(max_len=64)
 _group = Either(_class, ListOf(_class, min_len=1, unique=True),

@@ -30,7 +30,8 @@ def training_notes(spec) -> str:
     if spec.init_source():
         notes.append(f"every network starts from {os.path.basename(spec.init_source())}")
     if spec.trunk["shared"]:
-        notes.append("the nodes are heads on one shared trunk")
+        reads = ", each reading its classes' outputs" if spec.trunk["heads"] == "classes" else ""
+        notes.append(f"the nodes are heads on one shared trunk{reads}")
     if spec.finetune["epochs"]:
         flat = " and a flat head on the trunk" if spec.finetune["loss"]["flat"] else ""
         notes.append(f"then {spec.finetune['epochs']} epochs of joint fine-tuning on the path product{flat}")
