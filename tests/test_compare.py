@@ -67,6 +67,13 @@ def test_compare_trees_ranks_specs_over_seeds_in_one_experiment(tmp_path, capsys
     seeds = sorted({(r.data.params["name"], v) for r in parents for k, v in r.data.params.items()
                     if k.endswith(".train.seed")})
     assert seeds == [("flat", "0"), ("flat", "1"), ("two_level", "0"), ("two_level", "1")]
+    # the logged runs ranked again later, from their saved classifiers: the same paired tests
+    assert main(["compare", "--experiment", "duel", "--against", "flat", "--json"]) == 0
+    again = {r["spec"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
+    assert again["two_level"]["vs_reference"] == by_spec["two_level"]["vs_reference"]
+    assert again["flat"]["vs_reference"] is None and sorted(again["flat"]["runs"]) == sorted(by_spec["flat"]["runs"])
+    assert main(["compare", "--experiment", "duel", "--against", "nope"]) == 2
+    assert 'no finished runs of "nope"; there are flat, two_level' in capsys.readouterr().err
 
 
 def test_compare_trees_needs_the_same_classes(tmp_path, capsys):

@@ -109,7 +109,11 @@ class Compare:
 
     @staticmethod
     def add_arguments(p):
-        p.add_argument("--experiment", help="only this MLflow experiment (default: every experiment)")
+        p.add_argument("--experiment", action="append", metavar="NAME",
+                       help="only this MLflow experiment (repeat for several; default: every experiment)")
+        p.add_argument("--against", metavar="SPEC", help="rank the finished runs as compare-trees does, with "
+                       "McNemar's test of each spec against this one on PrivateTest (loads every classifier)")
+        p.add_argument("--data", metavar="PATH", help="with --against: the data (default: the runs' own)")
         add_json(p)
 
     @classmethod
@@ -117,6 +121,14 @@ class Compare:
         from ..tracking.runs import finished_runs, over_seeds
 
         runs = finished_runs(args.experiment)
+        if args.against:
+            from ..hierarchy.compare import rank_logged_runs, ranking_table
+            from ..nets.backend import start
+
+            start(args.debug)
+            result = rank_logged_runs(runs, args.against, args.data)
+            print(json.dumps(result, indent=2) if args.json else ranking_table(result))
+            return 0
         groups = over_seeds(runs, "private_accuracy")
         if args.json:
             print(json.dumps({"runs": runs, "over_seeds": groups}, indent=2))

@@ -92,23 +92,29 @@ def compare_specs(specs, data_path=None, seeds: int = 1, epochs=None, quick=Fals
                                      ray=ray, printer=printer)
             runs.append({"seed": seed, "run_id": outcome.run_id, "metrics": outcome.metrics,
                          "right": outcome.classifier.predict(data.images[test]) == truth})
-        rows.append(_summary(spec, runs))
+        rows.append({**summary(spec, runs), "budget": budget})
+    best, reference = rank(rows, against)
+    return {"experiment": experiment, "seeds": seeds, "epochs": epochs, "budget_epochs": budget_epochs, "quick": quick,
+            "test_faces": int(len(test)),
+            "best": best["spec"], "reference": reference["spec"], "rows": rows}
+
+
+def rank(rows: list[dict], against: str | None = None) -> tuple[dict, dict]:
+    """Sort ``summary`` rows by mean accuracy and test each against the row of spec ``against``
+    (default: the best), pooling its paired test faces over seeds; returns (best, reference)."""
     best = max(rows, key=lambda r: r["accuracy_mean"])
-    reference = best if against is None else rows[names.index(against)]
+    reference = best if against is None else next(r for r in rows if r["spec"] == against)
     for row in rows:
         row["vs_reference"] = None if row is reference else mcnemar(np.concatenate(reference["_rights"]),
                                                                     np.concatenate(row["_rights"]))
     for row in rows:
         del row["_rights"]
     rows.sort(key=lambda r: -r["accuracy_mean"])
-    for row, budget in zip(rows, budgets):
-        row["budget"] = budget
-    return {"experiment": experiment, "seeds": seeds, "epochs": epochs, "budget_epochs": budget_epochs, "quick": quick,
-            "test_faces": int(len(test)),
-            "best": best["spec"], "reference": reference["spec"], "rows": rows}
+    return best, reference
 
 
-def _summary(spec, runs) -> dict:
+def summary(spec, runs) -> dict:
+    """One spec's row over its runs (each: metrics and ``right``, its correctness per test face)."""
     def stat(key):
         values = np.array([r["metrics"][key] for r in runs if key in r["metrics"]], float)
         return (float(values.mean()), float(values.std())) if len(values) else (None, None)
@@ -124,6 +130,45 @@ def _summary(spec, runs) -> dict:
         row[f"{name}_mean"], row[f"{name}_std"] = stat(key)
     row["_rights"] = [r["right"] for r in runs]
     return row
+
+
+def rank_logged_runs(runs: list[dict], against: str, data_path=None) -> dict:
+    """Rank finished, full-budget runs already logged (``tracking.runs.finished_runs``, from one or
+    several experiments) as compare-trees ranks its own: each spec's runs pooled over seeds, McNemar
+    against the spec ``against`` on the same PrivateTest faces; each classifier is loaded from its
+    run. A spec name found in several experiments becomes ``NAME@EXPERIMENT`` (different settings
+    may share a name)."""
+    from ..compose.storage import load
+    from ..data import load_for_spec
+    from ..spec import with_overrides
+    from ..tracking.runs import model_dir_of
+
+    runs = [r for r in runs if r["status"] == "FINISHED" and not r["quick"]]
+    homes: dict[str, set] = {}
+    for run in runs:
+        homes.setdefault(run["spec"], set()).add(run["experiment_name"])
+    groups: dict[str, list] = {}
+    for run in runs:
+        label = run["spec"] if len(homes[run["spec"]]) == 1 else f"{run['spec']}@{run['experiment_name']}"
+        groups.setdefault(label, []).append(run)
+    if against not in groups:
+        raise CnnTreeError(f"--against: no finished runs of \"{against}\"; there are {', '.join(sorted(groups)) or 'none'}")
+    rows, faces = [], None
+    for label, group in groups.items():
+        for run in group:
+            clf = load(model_dir_of(run["run_id"]))
+            if faces is None:
+                data, splits = load_for_spec(with_overrides(clf.spec, data=data_path))
+                if TEST_SPLIT not in splits.tests:
+                    raise CnnTreeError(f"{data.source}: no {TEST_SPLIT} split to compare on")
+                faces, truth, classes = data.images[splits.tests[TEST_SPLIT]], data.labels[splits.tests[TEST_SPLIT]], clf.spec.classes
+            if clf.spec.classes != classes:
+                raise CnnTreeError(f"run {run['run_id']} ({label}): classes {list(clf.spec.classes)} differ from "
+                                   f"{list(classes)}; paired tests need the same test faces")
+            run["right"] = clf.predict(faces) == truth
+        rows.append({**summary(clf.spec, group), "spec": label})
+    best, reference = rank(rows, against)
+    return {"test_faces": int(len(truth)), "best": best["spec"], "reference": reference["spec"], "rows": rows}
 
 
 def ranking_table(result: dict) -> str:

@@ -169,14 +169,17 @@ def describe_children(run_id: str, experiment_id: str) -> None:
     client.set_tag(run_id, "mlflow.note.content", "\n".join(lines))
 
 
-def finished_runs(experiment: str | None = None) -> list[dict]:
-    """Top-level cnntree runs (trees, single networks, ensembles), newest first."""
+def finished_runs(experiments=None) -> list[dict]:
+    """Top-level cnntree runs (trees, single networks, ensembles) of the named experiments (a name
+    or a list; default: all), newest first."""
     connect()
-    if experiment:
-        found = mlflow.get_experiment_by_name(experiment)
-        if found is None:
-            raise CnnTreeError(f"no MLflow experiment \"{experiment}\" in {tracking_uri()}")
-        ids = [found.experiment_id]
+    if experiments:
+        ids = []
+        for name in [experiments] if isinstance(experiments, str) else experiments:
+            found = mlflow.get_experiment_by_name(name)
+            if found is None:
+                raise CnnTreeError(f"no MLflow experiment \"{name}\" in {tracking_uri()}")
+            ids.append(found.experiment_id)
     else:
         ids = [e.experiment_id for e in mlflow.search_experiments()]
     if not ids:
@@ -189,6 +192,7 @@ def finished_runs(experiment: str | None = None) -> list[dict]:
             continue
         rows.append({"run_id": run.info.run_id, "status": run.info.status, "spec": tags.get("cnntree.spec", ""),
                      "kind": tags["cnntree.kind"], "experiment": run.info.experiment_id,
+                     "experiment_name": mlflow.get_experiment(run.info.experiment_id).name,
                      "quick": tags.get("cnntree.quick") == "True", "seed": tags.get("cnntree.seed"),
                      "data": run.data.params.get("data.source", ""), "metrics": dict(run.data.metrics)})
     return rows
