@@ -154,3 +154,19 @@ def test_compare_trees_under_a_budget_trains_each_spec_to_it(tmp_path, capsys, m
     with pytest.raises(SystemExit, match="2"):  # one budget at a time
         main(["compare-trees", str(flat), "--budget-epochs", "3", "--epochs", "2"])
     assert "--epochs: not allowed with argument --budget-epochs" in capsys.readouterr().err
+
+
+def test_paired_tests_pair_runs_of_the_same_seed_only():
+    from cnntree.hierarchy.compare import rank
+
+    right = np.array([True, True, False, False])
+    rows = [{"spec": "flat", "accuracy_mean": 0.5, "_rights": {"0": right, "1": ~right}},
+            {"spec": "tree", "accuracy_mean": 0.75, "_rights": {"1": np.array([True, True, True, False])}},
+            {"spec": "other", "accuracy_mean": 0.25, "_rights": {"7": right}}]
+    best, reference = rank(rows, "flat")
+    assert best["spec"] == "tree" and reference["spec"] == "flat"
+    by_spec = {r["spec"]: r["vs_reference"] for r in rows}
+    # seed 1 only: flat right on faces 2-3, the tree on 0-2
+    assert (by_spec["tree"]["only_reference_right"], by_spec["tree"]["only_this_right"]) == (1, 2)
+    assert by_spec["tree"]["seeds_paired"] == 1 and by_spec["other"]["seeds_paired"] == 0
+    assert by_spec["flat"] is None and all("_rights" not in r for r in rows)

@@ -101,12 +101,16 @@ def compare_specs(specs, data_path=None, seeds: int = 1, epochs=None, quick=Fals
 
 def rank(rows: list[dict], against: str | None = None) -> tuple[dict, dict]:
     """Sort ``summary`` rows by mean accuracy and test each against the row of spec ``against``
-    (default: the best), pooling its paired test faces over seeds; returns (best, reference)."""
+    (default: the best), pairing runs of the same seed and pooling their test faces (a seed only one
+    side has is left out: ``seeds_paired`` says how many were paired); returns (best, reference)."""
     best = max(rows, key=lambda r: r["accuracy_mean"])
     reference = best if against is None else next(r for r in rows if r["spec"] == against)
     for row in rows:
-        row["vs_reference"] = None if row is reference else mcnemar(np.concatenate(reference["_rights"]),
-                                                                    np.concatenate(row["_rights"]))
+        seeds = sorted(set(reference["_rights"]) & set(row["_rights"]))
+        row["vs_reference"] = None if row is reference else {
+            **mcnemar(np.concatenate([reference["_rights"][s] for s in seeds] or [np.zeros(0, bool)]),
+                      np.concatenate([row["_rights"][s] for s in seeds] or [np.zeros(0, bool)])),
+            "seeds_paired": len(seeds)}
     for row in rows:
         del row["_rights"]
     rows.sort(key=lambda r: -r["accuracy_mean"])
@@ -128,7 +132,7 @@ def summary(spec, runs) -> dict:
                       ("images_seen", "images_seen"), ("parameters", "parameters"),
                       ("multiply_adds", "multiply_adds")):
         row[f"{name}_mean"], row[f"{name}_std"] = stat(key)
-    row["_rights"] = [r["right"] for r in runs]
+    row["_rights"] = {str(r["seed"]): r["right"] for r in runs}  # by seed: paired with the reference's
     return row
 
 
@@ -173,15 +177,17 @@ def rank_logged_runs(runs: list[dict], against: str, data_path=None) -> dict:
 
 def ranking_table(result: dict) -> str:
     """The ranking as a fixed-width table for people."""
-    head = (f"{'rank':4s} {'spec':28s} {'kind':6s} {'acc (mean+-std)':>17s} {'macro-F1':>17s} {'hier. F1':>8s} "
+    width = max(28, *(len(r["spec"]) for r in result["rows"]))
+    head = (f"{'rank':4s} {'spec':{width}s} {'kind':6s} {'acc (mean+-std)':>17s} {'macro-F1':>17s} {'hier. F1':>8s} "
             f"{'train s':>8s} {'images seen':>12s} {'params':>9s} {'MMACs':>7s}  vs {result['reference']} (McNemar)")
     lines = [head]
     for k, r in enumerate(result["rows"], 1):
         hier = f"{r['hierarchical_f1_mean']:.4f}" if r["hierarchical_f1_mean"] is not None and r["kind"] == "tree" else "-"
         test = r["vs_reference"]
-        versus = "reference" if test is None else (f"p={test['p_value']:.3g} ({test['only_reference_right']} vs "
+        versus = ("reference" if test is None else "no seed in common" if not test["seeds_paired"] else
+                  f"p={test['p_value']:.3g} ({test['only_reference_right']} vs "
                                                f"{test['only_this_right']} faces only one gets right)")
-        lines.append(f"{k:<4d} {r['spec'][:28]:28s} {r['kind']:6s} {r['accuracy_mean']:8.4f}+-{r['accuracy_std']:.4f} "
+        lines.append(f"{k:<4d} {r['spec']:{width}s} {r['kind']:6s} {r['accuracy_mean']:8.4f}+-{r['accuracy_std']:.4f} "
                      f"{r['macro_f1_mean']:8.4f}+-{r['macro_f1_std']:.4f} {hier:>8s} {r['train_seconds_mean']:8.0f} "
                      f"{r['images_seen_mean']:12.0f} {r['parameters_mean'] or 0:9.0f} "
                      f"{(r['multiply_adds_mean'] or 0) / 1e6:7.1f}  {versus}")
