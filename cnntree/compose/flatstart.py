@@ -17,6 +17,7 @@ from ..files import write_atomically
 from ..nets.models import create_model
 from ..nets.parallel import make_runner
 from ..nets.warmstart import trunk_mismatch
+from ..spec import trains_first
 
 FLAT = "flat"  # the flat network's id: its work folder and MLflow child run
 
@@ -43,7 +44,7 @@ def flat_start(clf, images, labels, validation, work: Path, network_run=None) ->
         return None
     where = f"init.from {source}"
     file = work / FLAT / "network.keras"
-    if source.endswith(".json"):
+    if trains_first(source):
         flat_spec = _flat_spec(spec, source, where)
         node = dataclasses.replace(flat_spec.root, id=FLAT)
         job, _ = clf._network_job(node, f"{FLAT} 0/{len(spec.nodes)}", images, labels, validation, work / FLAT,

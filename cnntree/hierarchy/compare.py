@@ -34,10 +34,11 @@ def budget_overrides(spec, budget: int) -> dict:
     when the spec trains it first, else the networks, else (a shared trunk) the fine-tuning. So a
     flat network gets the epochs a tree spends on warm-up and fine-tuning."""
     from ..compose.flatstart import epochs_spent
+    from ..spec import trains_first
 
     source, joint = spec.init_source(), spec.finetune["epochs"]
     nodes = 0 if spec.trunk["shared"] else max(node.train["epochs"] for node in spec.nodes)
-    if source is not None and source.endswith(".json"):
+    if source is not None and trains_first(source):
         key, left, others = "flat_epochs", budget - nodes - joint, f"{nodes} for the networks, {joint} joint"
     else:
         spent = epochs_spent(source) if source is not None else 0

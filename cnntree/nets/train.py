@@ -171,7 +171,6 @@ def trunk_frozen(model) -> bool:
     return not weighted_layers(model)[0].trainable
 
 
-
 def train_network(settings: dict, n_outputs: int, train: tuple, validation: tuple, folder: Path,
                   class_weight=None, label: str = "net", callbacks=(), printer=print) -> tuple[keras.Model, dict]:
     """Train one network; ``settings`` holds its ``model``, ``augment`` and ``train`` sections, and

@@ -2,9 +2,9 @@
 text views. ``load_spec`` is the way in."""
 
 from .overrides import with_overrides
-from .parse import NodeSpec, Spec, load_spec, parse_spec
+from .parse import NodeSpec, Spec, load_spec, parse_spec, trains_first
 from .sections import FER2013_CLASSES, SECTIONS
 from .text import summarize, text_tree
 
 __all__ = ["FER2013_CLASSES", "SECTIONS", "NodeSpec", "Spec", "load_spec", "parse_spec", "summarize", "text_tree",
-           "with_overrides"]
+           "trains_first", "with_overrides"]

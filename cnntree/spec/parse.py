@@ -99,6 +99,12 @@ def load_spec(path) -> Spec:
     return parse_spec(load_json(path, "spec"), source=str(path), base_dir=Path(path).parent)
 
 
+def trains_first(source) -> bool:
+    """Whether ``init.from`` names a single-network spec that is trained first (a ``.json`` file),
+    rather than a trained flat network (a model folder, a shipped name, a run id)."""
+    return str(source).endswith(".json")
+
+
 def parse_spec(raw, source: str = "<spec>", base_dir=".", overrides: dict | None = None) -> Spec:
     """Build a spec from its JSON value; ``overrides`` (see :mod:`cnntree.spec.overrides`) are applied
     to every network and to the data."""
@@ -127,7 +133,7 @@ def _parse(raw, source: str, base_dir: Path, overrides: dict) -> Spec:
     if top["finetune"]["loss"]["flat"] and not top["trunk"]["shared"]:
         fail("finetune.loss.flat", "the flat head sits on a shared trunk: set trunk.shared to true, or the weight to 0")
     init = overrides.get("init_from") or top["init"]["from"]
-    fixed = bool(init) and not str(init).endswith(".json")  # the networks must match a saved flat network as it is
+    fixed = bool(init) and not trains_first(init)  # the networks must match a saved flat network as it is
     for name in top["data"]["drop"]:
         if name in classes:
             fail("data.drop", f'"{name}" is dropped but listed in classes')
