@@ -196,7 +196,10 @@ def test_a_work_folder_only_resumes_the_same_training(tmp_path, sample):
     _fit(spec, sample, tmp_path)
     again = _fit(spec, sample, tmp_path)  # same training: resumes, nothing left to train
     assert len(again.histories_["net"]["loss"]) == 2
-    other = tiny_spec("single", defaults={"model": TINY_MODEL, "train": {"epochs": 3}})
+    longer = tiny_spec("single", description="the same, to a longer budget",
+                       defaults={"model": TINY_MODEL, "train": {"epochs": 3, "batch_size": 32, "seed": 1}})
+    assert len(_fit(longer, sample, tmp_path).histories_["net"]["loss"]) == 3  # continues: one more epoch
+    other = tiny_spec("single", defaults={"model": TINY_MODEL, "train": {"epochs": 3, "batch_size": 16}})
     with pytest.raises(CnnTreeError, match="holds checkpoints of another training"):
         _fit(other, sample, tmp_path)
 

@@ -45,6 +45,17 @@ def check_faces(images, labels, n_classes: int, what: str) -> tuple[np.ndarray, 
     return images.astype(np.uint8, copy=False), labels.astype(np.int64, copy=False)
 
 
+
+def _resumable(stamp: dict) -> dict:
+    """What a work folder's training must share with the one resuming it: the stamp less the number
+    of epochs (given or the spec's own, at any level) and the spec's description."""
+    def strip(value, key=None):
+        if isinstance(value, dict):
+            return {k: strip(v, k) for k, v in value.items()
+                    if not (k == "description" and key is None) and not (k == "epochs" and key == "train")}
+        return [strip(v, key) for v in value] if isinstance(value, list) else value
+    return {**stamp, "epochs": None, "spec": strip(stamp["spec"])}
+
 class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
     """A classifier made of the spec's networks.
 
@@ -182,9 +193,9 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
 
     def _claim(self, work: Path, labels: np.ndarray) -> None:
         """Resume only the same training: a work folder remembers the spec, settings and data size.
-        Only the number of epochs may change, so a finished or interrupted training continues to a
-        longer schedule (``--resume --epochs N``): each network goes on from its last epoch, under
-        the schedule computed for N epochs."""
+        Only the number of epochs may change (``--epochs N`` or the spec's own ``train.epochs``), and
+        the spec's description, so a finished or interrupted training continues to a longer
+        schedule: each network goes on from its last epoch, under the schedule computed for N epochs."""
         given = self.spec.overrides
         stamp = {"spec": self.spec.raw, "epochs": given.get("epochs"), "quick": given.get("quick", False),
                  "counts": np.bincount(labels, minlength=len(self.spec.classes)).tolist()}
@@ -194,7 +205,7 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
         file = work / "training.json"
         if file.exists():
             before = json.loads(file.read_text())
-            if {**before, "epochs": None} != {**stamp, "epochs": None}:
+            if _resumable(before) != _resumable(stamp):
                 raise CnnTreeError(f"{work}: holds checkpoints of another training (other spec, settings or data); "
                                    "use another work folder or delete this one")
             if before["epochs"] != stamp["epochs"]:
