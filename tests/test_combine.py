@@ -40,7 +40,7 @@ def test_hard_routing_follows_the_argmax(moravcik):
 def test_votes():
     outputs = {"a": np.array([[0.6, 0.4], [0.1, 0.9]]), "b": np.array([[0.2, 0.8], [0.3, 0.7]]),
                "c": np.array([[0.45, 0.55], [0.8, 0.2]])}
-    soft = SoftVote(["a", "b", "c"]).combine(outputs)
+    soft = SoftVote(["a", "b", "c"], {"a": 0.9, "b": 0.1, "c": 0.5}).combine(outputs)  # accuracies ignored
     assert soft[0].tolist() == pytest.approx([(0.6 + 0.2 + 0.45) / 3, (0.4 + 0.8 + 0.55) / 3])
     weighted = WeightedVote(["a", "b", "c"], {"a": 0.5, "b": 0.25, "c": 0.25}).combine(outputs)
     assert weighted[0].tolist() == pytest.approx([0.5 * 0.6 + 0.25 * 0.2 + 0.25 * 0.45,

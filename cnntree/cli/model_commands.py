@@ -1,4 +1,4 @@
-"""Commands on a trained classifier: evaluate, calibrate, predict, explain, export, suggest,
+"""Commands on a trained classifier: evaluate, calibrate, predict, explain, export, ensemble, suggest,
 transfer, suggest-labels, models."""
 
 from __future__ import annotations
@@ -314,6 +314,36 @@ class Export:
         return 0
 
 
+class Ensemble:
+    """A ``cnntree`` command (its ``help`` says what it does)."""
+
+    name, help = "ensemble", "combine trained single networks into one voting classifier, nothing retrained"
+
+    @staticmethod
+    def add_arguments(p):
+        p.add_argument("models", nargs="+", metavar="MODEL", help="two or more model folders or shipped names, each "
+                       "a single network (e.g. snapshots of one training, or networks trained apart)")
+        p.add_argument("--vote", default="soft", choices=("soft", "weighted", "hard"), help="soft: the mean of the "
+                       "members' probabilities; weighted: weighted by validation accuracy; hard: majority")
+        p.add_argument("--name", default="ensemble", help="the ensemble's spec name (default: ensemble)")
+        p.add_argument("--out", required=True, metavar="DIR", help="the model folder (new, or one cnntree wrote)")
+
+    @staticmethod
+    def run(args) -> int:
+        from ..compose.ensemble import ensemble, member_ids
+        from ..compose.storage import MODEL_KINDS, save
+        from ..files import check_output_folder
+        from ..spec.schema import Ident
+
+        check_output_folder(args.out, MODEL_KINDS)
+        Ident().parse(args.name, "--name")
+        members = {member: load_model(path) for member, path in zip(member_ids(args.models), args.models)}
+        out = save(ensemble(members, args.vote, args.name), args.out)
+        print(f"wrote {out} ({args.vote} vote of {', '.join(members)}); evaluate it with "
+              f"cnntree evaluate {out} --data PATH")
+        return 0
+
+
 class Suggest:
     """A ``cnntree`` command (its ``help`` says what it does)."""
 
@@ -472,4 +502,4 @@ class Models:
         return 0
 
 
-COMMANDS = [Evaluate, Calibrate, Predict, Explain, Export, Suggest, Transfer, SuggestLabels, Models]
+COMMANDS = [Evaluate, Calibrate, Predict, Explain, Export, Ensemble, Suggest, Transfer, SuggestLabels, Models]

@@ -8,13 +8,17 @@ from .routing import one_hot_argmax
 
 
 class SoftVote:
-    """The mean of the members' probabilities."""
+    """The mean of the members' probabilities, one member one weight (validation accuracies ignored)."""
 
     probabilistic = True  # its answers are probabilities (calibration metrics apply)
 
     def __init__(self, members: list[str], weights: dict[str, float] | None = None):
         self.members = members
-        self.weights = np.array([(weights or {}).get(m, 1.0) for m in members], np.float64)
+        self.weights = self.member_weights(members, weights or {})
+
+    @staticmethod
+    def member_weights(members: list[str], weights: dict[str, float]) -> np.ndarray:
+        return np.ones(len(members))
 
     def combine(self, outputs: dict[str, np.ndarray]) -> np.ndarray:
         stacked = np.stack([outputs[m] for m in self.members])
@@ -24,14 +28,15 @@ class SoftVote:
 class WeightedVote(SoftVote):
     """The mean weighted by each member's validation accuracy (given as ``weights``)."""
 
+    @staticmethod
+    def member_weights(members, weights):
+        return np.array([weights.get(m, 1.0) for m in members], np.float64)
+
 
 class HardVote(SoftVote):
     """Each member's argmax is one vote; the result is the share of votes per class."""
 
     probabilistic = False
-
-    def __init__(self, members, weights=None):
-        super().__init__(members, None)  # one member, one vote
 
     def combine(self, outputs):
         return super().combine({m: one_hot_argmax(p) for m, p in outputs.items()})
