@@ -1,6 +1,7 @@
 """Hierarchies from confusions: the strategies on confusion matrices with a known answer, and the CLI."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -110,8 +111,15 @@ def test_suggest_refuses_trees_and_unknown_sources(tmp_path, capsys, monkeypatch
     assert main(["suggest", str(tiny_model), "--out", str(tmp_path / "x.json")]) == 2
     assert "a tree; suggest reads the confusions of a flat classifier" in capsys.readouterr().err
     assert main(["suggest", "0123abc", "--out", str(tmp_path / "x.json")]) == 2
-    assert "0123abc: neither a model directory nor a run" in capsys.readouterr().err
-    assert not (tmp_path / "x.json").exists()
+    assert "0123abc: neither a model directory, a shipped model (cnntree models) nor the id of a run" in \
+        capsys.readouterr().err
+    run_id = "0123456789abcdef0123456789abcdef"
+    assert main(["suggest", run_id, "--out", str(tmp_path / "x.json")]) == 2  # a run id, but no such store
+    assert f"{run_id}: neither a model directory" in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists() and not (tmp_path / "mlflow.db").exists()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")  # the local store: looking a name up does not create runs/
+    assert main(["suggest", "not-a-model", "--out", str(tmp_path / "x.json")]) == 2
+    assert not Path("runs").exists()
 
 
 def test_weights_induce_the_hierarchy_of_alike_output_vectors(tmp_path, capsys):

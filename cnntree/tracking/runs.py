@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from mlflow.entities import Metric, Param
 
 from ..errors import CnnTreeError
 from .store import absolute_uri, connect, quiet_mlflow, tracking_uri
+
+RUN_ID = re.compile(r"[0-9a-f]{32}")  # how MLflow names a run
 
 
 def end_abandoned_run(record: Path) -> str | None:
@@ -216,6 +219,10 @@ def model_dir_of(reference: str) -> Path:
 
     if resolve(reference).exists():
         return resolve(reference)
+    local = tracking_uri().removeprefix("sqlite:///")
+    if not RUN_ID.fullmatch(reference) or (local != tracking_uri() and not Path(local).is_file()):
+        raise CnnTreeError(f"{reference}: neither a model directory, a shipped model (cnntree models) nor the id "
+                           f"of a run in {tracking_uri()}")  # and no store is created by looking
     connect()
     try:
         return Path(mlflow.artifacts.download_artifacts(run_id=reference, artifact_path="classifier"))
