@@ -22,8 +22,7 @@ import numpy as np
 
 from ..data.nodedata import node_targets
 from ..nets.schedules import make_optimizer
-from ..nets.train import as_input
-from ..nets.warmstart import weighted_layers
+from ..nets.train import as_input, set_trunk_trainable
 from ..spec.sections import OPTIMIZER
 from .metrics import calibration_metrics
 from .routing import path_product
@@ -118,13 +117,8 @@ def finetune(clf, images, labels, validation, network_run=None, printer=print, f
         images, labels = images[keep], labels[keep]
     flat = flat_head is not None
     model = joint_model(spec, [clf.networks_[node.id].model for node in spec.nodes], flat_head)
-    frozen = []
-    if cfg["freeze_trunk"]:
-        for node in spec.nodes:
-            for layer in weighted_layers(clf.networks_[node.id].model)[:-1]:
-                if layer.trainable:
-                    layer.trainable = False
-                    frozen.append(layer)
+    frozen = [layer for node in spec.nodes if cfg["freeze_trunk"]
+              for layer in set_trunk_trainable(clf.networks_[node.id].model, False)]
     weights = [cfg["loss"]["path"]] + [cfg["loss"]["nodes"]] * len(spec.nodes) + [cfg["loss"]["flat"]] * flat
     model.compile(optimizer=make_optimizer(OPTIMIZER.parse({"name": "adam", "lr": cfg["lr"]}, "finetune")),
                   loss=["categorical_crossentropy"] * len(weights), loss_weights=weights)

@@ -16,6 +16,7 @@ from ..data.labels import align, target_classes
 from ..data.nodedata import node_targets
 from ..data.splits import stratified_folds
 from ..errors import CnnTreeError
+from ..nets.warmstart import weighted_layers
 from ..spec import parse_spec
 from .classifier import CnnTreeClassifier
 from .storage import load
@@ -27,17 +28,13 @@ FULL_LR_FACTOR = 0.1  # ``full`` fine-tunes every layer at a tenth of the head's
 # ---------------------------------------------------------------------------- retraining
 
 
-def _weighted_layers(model):
-    return [layer for layer in model.layers if layer.weights]
-
-
 def with_new_output(model, n_outputs: int):
     """The same network with a fresh output layer of ``n_outputs`` (the last weighted layer,
     re-created from its config; the weightless layers after it, e.g. pooling and softmax, reused)."""
     import keras
 
     layers = model.layers
-    last = layers.index(_weighted_layers(model)[-1])
+    last = layers.index(weighted_layers(model)[-1])
     config = dict(layers[last].get_config())
     config.update({"name": f"{config['name']}_transfer"})
     config["units" if "units" in config else "filters"] = n_outputs
@@ -52,7 +49,7 @@ def freeze_for(model, mode: str) -> None:
     if mode not in MODES:
         raise CnnTreeError(f"--mode: unknown mode \"{mode}\"; use one of {', '.join(MODES)}")
     trainable = {"head": 1, "last_dense": 2, "full": None}[mode]
-    weighted = _weighted_layers(model)
+    weighted = weighted_layers(model)
     learn = set(map(id, weighted if trainable is None else weighted[-trainable:]))
     for layer in model.layers:
         layer.trainable = id(layer) in learn

@@ -161,9 +161,16 @@ def compile_network(model, cfg: dict, frozen_trunk: bool = False) -> None:
     """Compile ``model`` under its train section; ``frozen_trunk``: every weighted layer below the
     output layer is frozen (only the head trains; BatchNormalization then runs on its statistics).
     Freezing or unfreezing takes effect at compile, with a fresh optimiser."""
-    for layer in weighted_layers(model)[:-1]:
-        layer.trainable = not frozen_trunk
+    set_trunk_trainable(model, not frozen_trunk)
     model.compile(optimizer=make_optimizer(cfg["optimizer"], cfg["ema"]), loss=make_loss(cfg), metrics=["accuracy"])
+
+
+def set_trunk_trainable(model, trainable: bool) -> list:
+    """Freeze or unfreeze every weighted layer below ``model``'s output layer; returns those changed."""
+    changed = [layer for layer in weighted_layers(model)[:-1] if layer.trainable != trainable]
+    for layer in changed:
+        layer.trainable = trainable
+    return changed
 
 
 def trunk_frozen(model) -> bool:
