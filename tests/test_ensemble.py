@@ -11,6 +11,7 @@ from cnntree.cli import main
 from cnntree.compose.ensemble import ensemble, member_ids
 from cnntree.errors import CnnTreeError
 from cnntree.nets.models import create_model
+from cnntree.pretrained import HERE
 from cnntree.spec import parse_spec
 
 from .conftest import TINY_MODEL
@@ -63,6 +64,13 @@ def test_ensemble_refuses_what_it_cannot_combine(tiny_model, tmp_path, capsys):
     assert main(["ensemble", str(folder), str(tiny_model), "--out", str(tmp_path / "e")]) == 2
     assert "a tree classifier" in capsys.readouterr().err
     assert not (tmp_path / "e").exists()  # nothing written
+    other = save_model(_single(6, 0.5), tmp_path / "two")
+    before = sorted(p.name for p in other.rglob("*"))
+    assert main(["ensemble", str(folder), str(other), "--out", str(other)]) == 2  # would replace a member
+    assert "is one of the ensemble's members" in capsys.readouterr().err
+    assert sorted(p.name for p in other.rglob("*")) == before
+    assert main(["ensemble", str(folder), str(other), "--out", str(HERE / "default")]) == 2
+    assert "a shipped model is read-only" in capsys.readouterr().err
 
 
 def test_member_ids_are_safe_and_unique():

@@ -92,3 +92,18 @@ def test_test_time_views_apply_to_a_shipped_model(tmp_path, capsys, sample):
     with pytest.raises(SystemExit) as usage:
         main(["predict", str(tmp_path / "face.png"), "--test-time", "twelve"])
     assert usage.value.code == 2 and "invalid choice: 'twelve'" in capsys.readouterr().err
+
+
+def test_no_command_writes_over_a_shipped_model(tmp_path, capsys):
+    """export, train and calibrate refuse a shipped model's folder as --out (it is a cnntree model
+    folder, which --out may otherwise replace), and the shipped files stay as they were."""
+    from .conftest import MORAVCIK
+
+    before = {p: p.read_bytes() for p in (HERE / "default").rglob("*") if p.is_file()}
+    for args in (["export", "default", "--format", "onnx", "--out", str(HERE / "default")],
+                 ["train", str(MORAVCIK), "--quick", "--out", str(HERE / "default")],
+                 ["calibrate", "default"]):
+        assert main(args) == 2, args
+        err = capsys.readouterr().err
+        assert "a shipped model is read-only" in err and len(err.strip().splitlines()) == 1, err
+    assert {p: p.read_bytes() for p in (HERE / "default").rglob("*") if p.is_file()} == before

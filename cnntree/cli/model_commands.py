@@ -143,20 +143,14 @@ class Calibrate:
     @staticmethod
     def run(args) -> int:
         from ..compose.metrics import evaluate
-        from ..compose.storage import save_calibration
+        from ..compose.storage import check_model_folder, save_calibration
         from ..data import load_for_spec
-        from ..files import check_output_folder
-        from ..pretrained import HERE, resolve
+        from ..pretrained import resolve
         from ..spec import with_overrides
 
         source = resolve(args.model_dir)
         out = Path(args.out or source)
-        if out.absolute().resolve().is_relative_to(HERE):
-            from ..errors import CnnTreeError
-
-            raise CnnTreeError(f"{args.model_dir}: a shipped model is read-only; give --out DIR for the "
-                               "recalibrated copy")
-        check_output_folder(out, ("model", "export"))
+        check_model_folder(out)
         clf = load_model(source)
         data, splits = load_for_spec(with_overrides(clf.spec, data=args.data))
         parts = {"Validation": splits.validation, **splits.tests}
@@ -303,10 +297,9 @@ class Export:
 
     @staticmethod
     def run(args) -> int:
-        from ..compose.storage import MODEL_KINDS, export
-        from ..files import check_output_folder
+        from ..compose.storage import check_model_folder, export
 
-        check_output_folder(args.out, MODEL_KINDS)
+        check_model_folder(args.out)
         clf = load_model(args.model_dir)
         out = export(clf, args.out, args.format)
         print(f"wrote {out} ({args.format}: {len(clf.spec.nodes)} network(s) with the routing metadata; "
@@ -331,12 +324,15 @@ class Ensemble:
     @staticmethod
     def run(args) -> int:
         from ..compose.ensemble import ensemble, member_ids
-        from ..compose.storage import MODEL_KINDS, save
-        from ..files import check_output_folder
+        from ..compose.storage import check_model_folder, save
+        from ..errors import CnnTreeError
+        from ..pretrained import resolve
         from ..spec.schema import Ident
 
-        check_output_folder(args.out, MODEL_KINDS)
+        check_model_folder(args.out)
         Ident().parse(args.name, "--name")
+        if Path(args.out).resolve() in [resolve(m).resolve() for m in args.models]:
+            raise CnnTreeError(f"--out {args.out}: is one of the ensemble's members; write the ensemble to a new folder")
         members = {member: load_model(path) for member, path in zip(member_ids(args.models), args.models)}
         out = save(ensemble(members, args.vote, args.name), args.out)
         print(f"wrote {out} ({args.vote} vote of {', '.join(members)}); evaluate it with "

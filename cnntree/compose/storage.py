@@ -38,6 +38,16 @@ META = Obj({  # what load trusts in meta.json; the rest (histories, timings) is 
 })
 
 
+def check_model_folder(directory, option: str = "--out") -> Path:
+    """Fail before any work unless a model may be written to ``directory``: new, or a model or export
+    folder cnntree wrote, and never a shipped model's folder (``cnntree/pretrained``)."""
+    from ..pretrained import HERE
+
+    if Path(directory).absolute().resolve().is_relative_to(HERE):
+        raise CnnTreeError(f"{option} {directory}: a shipped model is read-only; give --out another folder")
+    return check_output_folder(directory, MODEL_KINDS, option)
+
+
 def save(clf: CnnTreeClassifier, directory) -> Path:
     """Write spec, networks (native ``.keras``) and metadata to ``directory`` atomically."""
     models = clf.keras_models()
@@ -62,7 +72,7 @@ def _write(clf, directory, suffix: str, write_network, exported: str | None = No
     An existing ``directory`` is replaced only when cnntree wrote it (its marker), never ``.``.
     """
     directory = Path(directory).absolute()
-    check_output_folder(directory, MODEL_KINDS)
+    check_model_folder(directory)
     recover_folder(directory)
     spec = clf.spec
     with new_folder_beside(directory, "export" if exported else "model") as tmp:
@@ -87,12 +97,10 @@ def save_calibration(clf: CnnTreeClassifier, source, out) -> Path:
     """A copy of the model folder ``source`` whose ``meta.json`` carries ``clf``'s fitted
     calibrations, exchanged into ``out`` (``source`` itself to refit in place) atomically. The
     network files are copied as they are, so exported folders are recalibrated too."""
-    from ..pretrained import HERE, resolve
+    from ..pretrained import resolve
 
     source, out = resolve(source).absolute(), Path(out).absolute()
-    if out.resolve().is_relative_to(HERE):
-        raise CnnTreeError(f"{out}: a shipped model is read-only; give --out DIR for the recalibrated copy")
-    check_output_folder(out, MODEL_KINDS)
+    check_model_folder(out)
     meta = load_json(source / "meta.json", "model metadata")
     for entry in meta["networks"]:
         entry["calibration"] = clf.calibrations_[entry["id"]].record()

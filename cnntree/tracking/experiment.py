@@ -18,10 +18,10 @@ import mlflow
 from ..compose.classifier import CnnTreeClassifier
 from ..compose.metrics import evaluate, headline
 from ..compose.reports import write_evaluation
-from ..compose.storage import MODEL_KINDS, save
+from ..compose.storage import check_model_folder, save
 from ..data import load_for_spec
 from ..errors import CnnTreeError
-from ..files import check_output_folder, mark, remove_marked, try_lock, write_text_atomically
+from ..files import mark, remove_marked, try_lock, write_text_atomically
 from ..nets.parallel import make_runner
 from ..plots import draw_confusion, draw_hierarchy
 from ..spec import Spec
@@ -48,7 +48,7 @@ def run_experiment(spec: Spec, experiment=None, work_dir=None, resume=False, out
     it on every test split, log it all to MLflow; ``out`` also keeps the classifier there."""
     make_runner(jobs, ray).check()
     if out:
-        check_output_folder(out, MODEL_KINDS)  # before hours of training, not after
+        check_model_folder(out)  # before hours of training, not after
     quick = bool(spec.overrides.get("quick"))
     data, splits = load_for_spec(spec)
     printer(f"data: {data.source}: " + ", ".join(f"{k} {v}" for k, v in splits.sizes().items()))
@@ -143,7 +143,7 @@ def run_transfer(model_dir, data, label_map: dict, mode: str, folds: int, epochs
     target, _, labels = problem(clf, data, label_map)  # bad classes, folds or groups fail before any run starts
     stratified_folds(labels, folds, target.names, group_regex, seed)
     if out:
-        check_output_folder(out, MODEL_KINDS)
+        check_model_folder(out)
     store.use_experiment(experiment)
     with mlflow.start_run(run_name=f"transfer {Path(model_dir).name} -> {Path(data.source).name}") as parent, \
             runs.killed_on_interrupt():
