@@ -18,8 +18,6 @@ import platform
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def from_work_folder(work: Path):
     """A classifier from a single network's checkpoint: the last model with the best epoch's weights."""
@@ -141,8 +139,9 @@ def main():
                         "the current default)")
     args = parser.parse_args()
 
-    from cnntree import load_model, save_model, with_overrides
+    from cnntree import load_model, with_overrides
     from cnntree.compose.metrics import evaluate
+    from cnntree.compose.storage import ship
     from cnntree.data import load_for_spec
 
     source = Path(args.source)
@@ -182,8 +181,7 @@ def main():
         card["test_time"][mode] = {split: {"accuracy": r["accuracy"], "macro_f1": r["macro_f1"]}
                                    for split, r in results.items()}
     clf.set_params(spec=shipped)
-    target = ROOT / "cnntree" / "pretrained" / args.name
-    save_model(clf, target)
+    target = ship(clf, args.name)
     card["parameters"] = int(sum(m.count_params() for m in clf.keras_models().values()))
     card["bytes"] = sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
     (target / "card.json").write_text(json.dumps(card, indent=2) + "\n")

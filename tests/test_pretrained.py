@@ -107,3 +107,18 @@ def test_no_command_writes_over_a_shipped_model(tmp_path, capsys):
         err = capsys.readouterr().err
         assert "a shipped model is read-only" in err and len(err.strip().splitlines()) == 1, err
     assert {p: p.read_bytes() for p in (HERE / "default").rglob("*") if p.is_file()} == before
+
+
+def test_ship_is_the_one_writer_of_shipped_folders(tmp_path, monkeypatch, tiny_model):
+    import cnntree.pretrained
+    from cnntree.compose.storage import ship
+    from cnntree.errors import CnnTreeError
+
+    monkeypatch.setattr(cnntree.pretrained, "HERE", tmp_path)  # a stand-in package folder
+    clf = load_model(tiny_model)
+    assert ship(clf, "mine") == tmp_path / "mine" and "mine" in names()
+    assert ship(clf, "mine") == tmp_path / "mine"  # a shipped model is replaced by shipping it again
+    np.testing.assert_allclose(load_model("mine").predict_proba(np.zeros((2, 48, 48), np.uint8)),
+                               clf.predict_proba(np.zeros((2, 48, 48), np.uint8)), atol=1e-6)
+    with pytest.raises(CnnTreeError, match="--name: '../x' is not a safe name"):
+        ship(clf, "../x")

@@ -50,8 +50,19 @@ def check_model_folder(directory, option: str = "--out") -> Path:
 
 def save(clf: CnnTreeClassifier, directory) -> Path:
     """Write spec, networks (native ``.keras``) and metadata to ``directory`` atomically."""
+    check_model_folder(directory)
     models = clf.keras_models()
     return _write(clf, directory, ".keras", lambda node_id, path: models[node_id].save(path))
+
+
+def ship(clf: CnnTreeClassifier, name: str) -> Path:
+    """Save ``clf`` as the shipped model ``name`` (``cnntree/pretrained/<name>``): the one writer of
+    shipped folders, which every command refuses (``scripts/ship_model.py`` calls it)."""
+    from ..pretrained import HERE
+    from ..spec.schema import Ident
+
+    models = clf.keras_models()
+    return _write(clf, HERE / Ident().parse(name, "--name"), ".keras", lambda node_id, path: models[node_id].save(path))
 
 
 def export(clf: CnnTreeClassifier, directory, fmt: str) -> Path:
@@ -61,6 +72,7 @@ def export(clf: CnnTreeClassifier, directory, fmt: str) -> Path:
     """
     if fmt not in EXPORTS:
         raise CnnTreeError(f"--format: unknown export format \"{fmt}\"; use one of {', '.join(EXPORTS)}")
+    check_model_folder(directory)
     models = clf.keras_models()
     return _write(clf, directory, EXPORTS[fmt][1], lambda node_id, path: export_network(models[node_id], fmt, path),
                   fmt)
@@ -72,7 +84,7 @@ def _write(clf, directory, suffix: str, write_network, exported: str | None = No
     An existing ``directory`` is replaced only when cnntree wrote it (its marker), never ``.``.
     """
     directory = Path(directory).absolute()
-    check_model_folder(directory)
+    check_output_folder(directory, MODEL_KINDS)
     recover_folder(directory)
     spec = clf.spec
     with new_folder_beside(directory, "export" if exported else "model") as tmp:
