@@ -65,14 +65,28 @@ def sha256(path: Path) -> str:
 
 def tta_rows(card: dict) -> str:
     """The table rows of the test-time views measured besides the model's own setting."""
-    return "".join(f"| {split} with `--test-time {mode}` | {card[f'{prefix}_faces']} | {figures['accuracy']:.4f} | "
+    seen = " (trained on)" if "PublicTest" in card.get("train_splits", []) else ""
+    return "".join(f"| {split} with `--test-time {mode}`{seen if prefix == 'public' else ''} | "
+                   f"{card[f'{prefix}_faces']} | {figures['accuracy']:.4f} | "
                    f"{figures['macro_f1']:.4f} |\n"
                    for mode, by_split in card.get("test_time", {}).items()
                    for (split, prefix), figures in zip((("PublicTest", "public"), ("PrivateTest", "private")),
                                                        by_split.values()))
 
 
+def trained_on(card: dict) -> str:
+    """What the card says about the faces the model learnt from and was selected on."""
+    splits = card.get("train_splits", ["Training"])
+    if "PublicTest" in splits:
+        return (f"Trained on {' + '.join(splits)} less a stratified 10% validation slice of Training, which chose "
+                "the best epoch. PrivateTest was never used for training or selection; PublicTest was trained "
+                "on, so its rows below are not test figures.")
+    return ("Trained on its Training split less a stratified 10% validation slice, which chose the best epoch. "
+            "PublicTest and PrivateTest were never used for training or selection.")
+
+
 def card_markdown(card: dict) -> str:
+    public_note = " (trained on)" if "PublicTest" in card.get("train_splits", []) else ""
     recall = " | ".join(f"{c} {r:.2f}" for c, r in card["private_recall"].items())
     classes = card["classes"]
     confusion = ["| true \\ predicted | " + " | ".join(classes) + " |", "|---" * (len(classes) + 1) + "|"]
@@ -87,8 +101,7 @@ labels a grey 48x48 face with one of seven emotions: {', '.join(classes)}.
 
 - Data: FER2013 (`{card['data']}`, sha256 `{card['data_sha256'][:16]}...`): 48x48 grey faces found by
   web image search, mostly frontal, labelled by one annotator each (the labels are noisy: human
-  accuracy is about 65%). Trained on its Training split less a stratified 10% validation slice,
-  which chose the best epoch. PublicTest and PrivateTest were never used for training or selection.
+  accuracy is about 65%). {trained_on(card)}
 - Command: `{card['command']}`; seed {card['seed']}.
 - Epochs: {card['epochs_trained']} of {card['epochs_planned']} planned, best epoch {card['best_epoch']}
   ({'finished' if card['finished'] else 'the training was stopped there; `--resume` continues it'}).
@@ -101,7 +114,7 @@ As shipped, the model averages each face's answer over the test-time views `{car
 
 | split | faces | accuracy | macro F1 |
 |---|---|---|---|
-| PublicTest | {card['public_faces']} | {card['public_accuracy']:.4f} | {card['public_macro_f1']:.4f} |
+| PublicTest{public_note} | {card['public_faces']} | {card['public_accuracy']:.4f} | {card['public_macro_f1']:.4f} |
 | PrivateTest | {card['private_faces']} | {card['private_accuracy']:.4f} | {card['private_macro_f1']:.4f} |
 {tta_rows(card)}
 PrivateTest recall per class: {recall}.
@@ -143,6 +156,7 @@ def main():
     from cnntree.compose.metrics import evaluate
     from cnntree.compose.storage import ship
     from cnntree.data import load_for_spec
+    from cnntree.data.splits import training_splits
 
     source = Path(args.source)
     if (source / "meta.json").exists():
@@ -158,7 +172,9 @@ def main():
             "seed": spec.root.train["seed"], "data": Path(args.data).name, "data_sha256": sha256(Path(args.data)),
             "command": args.command or f"cnntree train trees/{spec.name}.json --data {Path(args.data).name} "
                                        "--work-dir ~/.cache/cnntree/work/default",
-            "machine": f"{platform.machine()} {platform.processor() or ''}".strip(), **facts}
+            "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+            "train_splits": training_splits(spec.data["split"]) if spec.data["split"]["scheme"] == "usage" else [],
+            **facts}
     card.update(wall_hours=args.wall_hours, note=args.note)
 
     def measured(classifier, split):
