@@ -488,7 +488,8 @@ class Models:
                   f"parameters, {card['bytes'] / 1e6:.2f} MB, trained on {card.get('data', '?')} "
                   f"({card.get('epochs_trained', '?')} epochs)")
             if "private_accuracy" in card:
-                print(f"  PublicTest {card['public_accuracy']:.4f}, PrivateTest {card['private_accuracy']:.4f} "
+                seen = " (trained on)" if "PublicTest" in card.get("train_splits", []) else ""
+                print(f"  PublicTest {card['public_accuracy']:.4f}{seen}, PrivateTest {card['private_accuracy']:.4f} "
                       f"(macro F1 {card['private_macro_f1']:.4f})")
                 print("  PrivateTest recall: " + ", ".join(f"{c} {r:.2f}" for c, r in card["private_recall"].items()))
             print(f"  command: {card.get('command', '?')}")
