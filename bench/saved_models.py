@@ -32,7 +32,7 @@ def main() -> None:
     rows, reference = [], {}
     for number, (name, folder) in enumerate(named):
         clf = load_model(folder)
-        fitted_on = training_splits(clf.spec.data["split"]) if clf.spec.data["split"]["scheme"] == "usage" else []
+        fitted_on = training_splits(clf.spec.data["split"])
         data, splits = load_for_spec(with_overrides(clf.spec, data=args.data))
         for view in args.views.split(","):
             viewed = clf.set_params(spec=with_overrides(clf.spec, test_time=view))

@@ -65,8 +65,9 @@ def sha256(path: Path) -> str:
 
 def tta_rows(card: dict) -> str:
     """The table rows of the test-time views measured besides the model's own setting."""
-    seen = " (trained on)" if "PublicTest" in card.get("train_splits", []) else ""
-    return "".join(f"| {split} with `--test-time {mode}`{seen if prefix == 'public' else ''} | "
+    from cnntree.pretrained import public_note
+
+    return "".join(f"| {split} with `--test-time {mode}`{public_note(card) if prefix == 'public' else ''} | "
                    f"{card[f'{prefix}_faces']} | {figures['accuracy']:.4f} | "
                    f"{figures['macro_f1']:.4f} |\n"
                    for mode, by_split in card.get("test_time", {}).items()
@@ -86,7 +87,8 @@ def trained_on(card: dict) -> str:
 
 
 def card_markdown(card: dict) -> str:
-    public_note = " (trained on)" if "PublicTest" in card.get("train_splits", []) else ""
+    from cnntree.pretrained import public_note
+
     recall = " | ".join(f"{c} {r:.2f}" for c, r in card["private_recall"].items())
     classes = card["classes"]
     confusion = ["| true \\ predicted | " + " | ".join(classes) + " |", "|---" * (len(classes) + 1) + "|"]
@@ -114,7 +116,7 @@ As shipped, the model averages each face's answer over the test-time views `{car
 
 | split | faces | accuracy | macro F1 |
 |---|---|---|---|
-| PublicTest{public_note} | {card['public_faces']} | {card['public_accuracy']:.4f} | {card['public_macro_f1']:.4f} |
+| PublicTest{public_note(card)} | {card['public_faces']} | {card['public_accuracy']:.4f} | {card['public_macro_f1']:.4f} |
 | PrivateTest | {card['private_faces']} | {card['private_accuracy']:.4f} | {card['private_macro_f1']:.4f} |
 {tta_rows(card)}
 PrivateTest recall per class: {recall}.
@@ -173,7 +175,7 @@ def main():
             "command": args.command or f"cnntree train trees/{spec.name}.json --data {Path(args.data).name} "
                                        "--work-dir ~/.cache/cnntree/work/default",
             "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-            "train_splits": training_splits(spec.data["split"]) if spec.data["split"]["scheme"] == "usage" else [],
+            "train_splits": training_splits(spec.data["split"]),
             **facts}
     card.update(wall_hours=args.wall_hours, note=args.note)
 

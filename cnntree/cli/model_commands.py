@@ -477,7 +477,7 @@ class Models:
 
     @staticmethod
     def run(args) -> int:
-        from ..pretrained import cards
+        from ..pretrained import cards, public_note
 
         found = cards()
         if args.json:
@@ -488,8 +488,7 @@ class Models:
                   f"parameters, {card['bytes'] / 1e6:.2f} MB, trained on {card.get('data', '?')} "
                   f"({card.get('epochs_trained', '?')} epochs)")
             if "private_accuracy" in card:
-                seen = " (trained on)" if "PublicTest" in card.get("train_splits", []) else ""
-                print(f"  PublicTest {card['public_accuracy']:.4f}{seen}, PrivateTest {card['private_accuracy']:.4f} "
+                print(f"  PublicTest {card['public_accuracy']:.4f}{public_note(card)}, PrivateTest {card['private_accuracy']:.4f} "
                       f"(macro F1 {card['private_macro_f1']:.4f})")
                 print("  PrivateTest recall: " + ", ".join(f"{c} {r:.2f}" for c, r in card["private_recall"].items()))
             print(f"  command: {card.get('command', '?')}")

@@ -48,11 +48,10 @@ def check_model_folder(directory, option: str = "--out") -> Path:
     return check_output_folder(directory, MODEL_KINDS, option)
 
 
-def save(clf: CnnTreeClassifier, directory) -> Path:
+def save(clf: CnnTreeClassifier, directory, shipping: bool = False) -> Path:
     """Write spec, networks (native ``.keras``) and metadata to ``directory`` atomically."""
-    check_model_folder(directory)
     models = clf.keras_models()
-    return _write(clf, directory, ".keras", lambda node_id, path: models[node_id].save(path))
+    return _write(clf, directory, ".keras", lambda node_id, path: models[node_id].save(path), shipping=shipping)
 
 
 def ship(clf: CnnTreeClassifier, name: str) -> Path:
@@ -61,8 +60,7 @@ def ship(clf: CnnTreeClassifier, name: str) -> Path:
     from ..pretrained import HERE
     from ..spec.schema import Ident
 
-    models = clf.keras_models()
-    return _write(clf, HERE / Ident().parse(name, "--name"), ".keras", lambda node_id, path: models[node_id].save(path))
+    return save(clf, HERE / Ident().parse(name, "--name"), shipping=True)
 
 
 def export(clf: CnnTreeClassifier, directory, fmt: str) -> Path:
@@ -72,19 +70,22 @@ def export(clf: CnnTreeClassifier, directory, fmt: str) -> Path:
     """
     if fmt not in EXPORTS:
         raise CnnTreeError(f"--format: unknown export format \"{fmt}\"; use one of {', '.join(EXPORTS)}")
-    check_model_folder(directory)
     models = clf.keras_models()
     return _write(clf, directory, EXPORTS[fmt][1], lambda node_id, path: export_network(models[node_id], fmt, path),
                   fmt)
 
 
-def _write(clf, directory, suffix: str, write_network, exported: str | None = None) -> Path:
+def _write(clf, directory, suffix: str, write_network, exported: str | None = None, shipping: bool = False) -> Path:
     """Fill a marked temporary folder beside ``directory``, then exchange it into place atomically.
 
-    An existing ``directory`` is replaced only when cnntree wrote it (its marker), never ``.``.
+    An existing ``directory`` is replaced only when cnntree wrote it (its marker), never ``.``, and
+    a shipped model's folder only when ``shipping``.
     """
     directory = Path(directory).absolute()
-    check_output_folder(directory, MODEL_KINDS)
+    if shipping:
+        check_output_folder(directory, MODEL_KINDS)
+    else:
+        check_model_folder(directory)
     recover_folder(directory)
     spec = clf.spec
     with new_folder_beside(directory, "export" if exported else "model") as tmp:

@@ -31,9 +31,8 @@ class Splits:
 
 def make_splits(data: FaceData, split: dict, validation: dict) -> Splits:
     """Apply a spec's ``data.split`` scheme and its ``data.validation`` carve-out."""
-    scheme = split["scheme"]
+    scheme, train_names = split["scheme"], training_splits(split)
     if scheme == "usage":
-        train_names = training_splits(split)
         named = _usage_splits(data, split)
     else:
         rng_seed = split["seed"]
@@ -43,7 +42,6 @@ def make_splits(data: FaceData, split: dict, validation: dict) -> Splits:
         else:
             train, test = _kfold(data, split)
         named = {"Training": train, "Test": test}
-        train_names = ["Training"]
     source = validation["from"]
     if source not in named:
         raise CnnTreeError(f"data.validation.from: \"{source}\" is not a split of this data"
@@ -57,7 +55,10 @@ def make_splits(data: FaceData, split: dict, validation: dict) -> Splits:
 
 
 def training_splits(split: dict) -> list[str]:
-    """The split names a ``usage`` scheme trains on (one name, or several merged)."""
+    """The split names a ``data.split`` scheme trains on: a ``usage`` scheme's one name or several
+    merged; ``Training`` (what they carve) for the random and K-fold schemes."""
+    if split["scheme"] != "usage":
+        return ["Training"]
     return [split["train"]] if isinstance(split["train"], str) else list(split["train"])
 
 

@@ -27,6 +27,11 @@ def resolve(reference) -> Path:
     return HERE / str(reference)
 
 
+def public_note(card: dict) -> str:
+    """What follows a card's PublicTest figure: " (trained on)" for a model fitted on PublicTest."""
+    return " (trained on)" if "PublicTest" in card.get("train_splits", []) else ""
+
+
 def cards() -> list[dict]:
     """Every shipped model's card (kind, networks, size, data, command, test figures)."""
     out = []

@@ -17,7 +17,7 @@ import numpy as np
 from mlflow.entities import Metric, Param
 
 from ..errors import CnnTreeError
-from .store import absolute_uri, connect, quiet_mlflow, tracking_uri
+from .store import absolute_uri, connect, quiet_mlflow, sqlite_file, tracking_uri
 
 RUN_ID = re.compile(r"[0-9a-f]{32}")  # how MLflow names a run
 
@@ -219,8 +219,8 @@ def model_dir_of(reference: str) -> Path:
 
     if resolve(reference).exists():
         return resolve(reference)
-    local = tracking_uri().removeprefix("sqlite:///")
-    if not RUN_ID.fullmatch(reference) or (local != tracking_uri() and not Path(local).is_file()):
+    database = sqlite_file(tracking_uri())
+    if not RUN_ID.fullmatch(reference) or (database is not None and not database.is_file()):
         raise CnnTreeError(f"{reference}: neither a model directory, a shipped model (cnntree models) nor the id "
                            f"of a run in {tracking_uri()}")  # and no store is created by looking
     connect()

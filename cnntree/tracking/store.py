@@ -52,13 +52,18 @@ def check_server(uri: str) -> None:
                            f"to log to the local store {DEFAULT_URI}") from None
 
 
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (None for a server or another scheme)."""
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
 def check_store(uri: str) -> None:
     """Fail at once, in one line, when the store cannot work: an HTTP server that does not answer,
     or a sqlite path that is a folder or a file that is not an SQLite database."""
     check_server(uri)
-    if not uri.startswith("sqlite:///"):
+    database = sqlite_file(uri)
+    if database is None:
         return
-    database = Path(uri[len("sqlite:///"):])
     if database.is_dir():
         raise CnnTreeError(f"MLflow store {uri}: {database} is a folder, not an SQLite database file")
     if database.exists() and database.stat().st_size:

@@ -34,9 +34,10 @@ def test_an_interrupted_model_save_keeps_the_older_model_whole(tmp_path, tiny_mo
 
     original = storage._write
 
-    def second_network_fails(clf, directory, suffix, write_network, exported=None):
+    def second_network_fails(clf, directory, suffix, write_network, exported=None, **options):
         stop = interrupt_after(1)
-        return original(clf, directory, suffix, lambda node_id, path: (stop(), write_network(node_id, path)), exported)
+        return original(clf, directory, suffix, lambda node_id, path: (stop(), write_network(node_id, path)), exported,
+                        **options)
 
     monkeypatch.setattr(storage, "_write", second_network_fails)
     with pytest.raises(KeyboardInterrupt):
