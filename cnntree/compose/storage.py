@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..errors import CnnTreeError
 from ..files import MARKER, check_output_folder, new_folder_beside, recover_folder, replace_folder
-from ..nets.runtime import EXPORTS, export_network, load_network
+from ..nets.runtime import EXPORTS, export_network, load_network, save_network
 from ..spec import parse_spec
 from ..spec.schema import Ident, ListOf, Nullable, Num, Obj, Passthrough, Text, load_json
 from .calibration import CALIBRATIONS, make_calibration
@@ -51,7 +51,7 @@ def check_model_folder(directory, option: str = "--out") -> Path:
 def save(clf: CnnTreeClassifier, directory, shipping: bool = False) -> Path:
     """Write spec, networks (native ``.keras``) and metadata to ``directory`` atomically."""
     models = clf.keras_models()
-    return _write(clf, directory, ".keras", lambda node_id, path: models[node_id].save(path), shipping=shipping)
+    return _write(clf, directory, ".keras", lambda node_id, path: save_network(models[node_id], path), shipping=shipping)
 
 
 def ship(clf: CnnTreeClassifier, name: str) -> Path:

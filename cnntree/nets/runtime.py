@@ -123,6 +123,15 @@ def load_network(path: Path):
         raise CnnTreeError(f"{path}: cannot load network ({type(error).__name__}: {first})") from None
 
 
+def save_network(model, path: Path) -> None:
+    """Write one Keras network natively, its architecture and weights only: a trained model's
+    optimiser state (Adam's two moments, a weight average) is 2-3 times the weights' size, and
+    nothing that loads a saved classifier uses it (a resumed training reads its own checkpoints)."""
+    bare = model.__class__.from_config(model.get_config())
+    bare.set_weights(model.get_weights())
+    bare.save(path)
+
+
 def export_network(model, fmt: str, path: Path) -> None:
     """Write one Keras network in ``fmt`` (see ``EXPORTS``) at ``path``."""
     import warnings

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The GPU rows, in one device call of at most 10 minutes (Keras 3 on JAX):
+#   1. the candidates for a stronger shipped default, trained at once on the one GPU from
+#      FER2013's Training split: trees/default_vgg.json, trees/default_vgg_ema.json and
+#      trees/single_vgg.json (its own plateau recipe, as a control), 32 epochs each;
+#   2. training throughput (bench/throughput.py): the batch augmentation engine against a plain
+#      fit, and the moravcik tree's joint step, if time is left.
+# Each model comes back as a tar under $OUT; evaluate them where the full data lives:
+#   python bench/saved_models.py --data ../shared/data/fer2013.csv.gz --views none,flip default=default vgg=...
+#
+# Prepare here (once): the keras, namex and optree wheels in .whl/ (README of the device tool),
+#   python bench/gpu_data.py pack ../shared/data/fer2013.csv.gz .gpu/fer2013_training.u8.xz
+# then run it through the device tool with carry [".whl", ".gpu"]: bash bench/gpu.sh
+# Rehearse on a CPU: GPU_BENCH_EPOCHS=1 GPU_BENCH_PACK=<a packed sample> OUT=/tmp/out bash bench/gpu.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/cnntree_gpu_out}
+EPOCHS=${GPU_BENCH_EPOCHS:-32}
+PACK=${GPU_BENCH_PACK:-.gpu/fer2013_training.u8.xz}
+TRAIN_LIMIT_S=${GPU_BENCH_TRAIN_LIMIT_S:-450}
+SCRATCH=$(mktemp -d)
+mkdir -p "$OUT"
+started=$(date +%s)
+if compgen -G ".whl/*.whl" > /dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SCRATCH/site" .whl/*.whl || exit 1
+  export PYTHONPATH="$SCRATCH/site"
+fi
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" KERAS_BACKEND=jax XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
+nvidia-smi -L 2>/dev/null
+python3 -c "import jax, keras; print('jax', jax.__version__, jax.devices(), 'keras', keras.__version__)" || exit 1
+python3 bench/gpu_data.py unpack "$PACK" "$SCRATCH/fer2013_training.csv" || exit 1
+
+echo "== candidates, $EPOCHS epochs each, at once (limit ${TRAIN_LIMIT_S} s)"
+timeout "$TRAIN_LIMIT_S" python3 bench/train_models.py --parallel --epochs "$EPOCHS" --data "$SCRATCH/fer2013_training.csv" \
+  --out "$SCRATCH/models" --work "$SCRATCH/work" trees/default_vgg.json trees/default_vgg_ema.json trees/single_vgg.json
+status=$?
+echo "trainings ended with status $status after $(( $(date +%s) - started )) s"
+cp "$SCRATCH"/models/*.log "$OUT"/
+for model in "$SCRATCH"/models/*/; do
+  [ -d "$model" ] || continue
+  tar -C "$SCRATCH/models" -cf "$OUT/$(basename "$model").tar" "$(basename "$model")"
+done
+if [ "$status" -ne 0 ]; then  # cut short: the best weights so far, to finish with --resume elsewhere
+  for work in "$SCRATCH"/work/*/; do
+    [ -d "$work" ] || continue
+    tar -C "$SCRATCH/work" -cf "$OUT/$(basename "$work").work.tar" --exclude='last.keras' "$(basename "$work")"
+  done
+fi
+
+left=$(( 560 - ($(date +%s) - started) ))
+if [ "$left" -gt 60 ]; then
+  echo "== throughput ($left s left)"
+  timeout $(( left - 15 )) python3 bench/throughput.py --images "${GPU_BENCH_IMAGES:-8192}" --rounds 1 --workers 8 \
+    --json "$OUT/throughput_gpu.json"
+fi
+ls -la "$OUT"
+echo "gpu.sh done after $(( $(date +%s) - started )) s"
