@@ -47,6 +47,7 @@ def child(options: dict, images: int) -> dict:
     import keras
     from timing import AUGMENT_A, cnntree_speed, plain_speed, sample_faces
 
+    import cnntree  # noqa: F401  the CPU guard, before TensorFlow loads
     from cnntree.spec.sections import TRAIN
 
     keras.mixed_precision.set_global_policy(options["policy"])
@@ -98,7 +99,9 @@ def main():
             print(f"{lever:18s} {setting:32s} {row['plain']:16.1f} {row['cnntree']:18.1f} "
                   f"{row['vs_baseline']:11.2f}x", flush=True)
         rows.append(row)
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    from timing import machine_line
+
+    machine = f"{machine_line()}, Python {platform.python_version()}"
     Path(args.json).write_text(json.dumps({"machine": machine, "images": args.images, "rounds": args.rounds,
                                            "command": "python bench/levers.py " + " ".join(sys.argv[1:]),
                                            "rows": rows}, indent=2) + "\n")

@@ -18,7 +18,6 @@ GPU; a tree's training <= 2x its flat network's.
 import argparse
 import json
 import os
-import platform
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -33,8 +32,9 @@ def main():
     parser.add_argument("--json", default="bench/throughput.json")
     args = parser.parse_args()
     import keras
-    from timing import AUGMENT_A, cnntree_speed, joint_tree_speed, plain_speed, sample_faces
+    from timing import AUGMENT_A, cnntree_speed, joint_tree_speed, machine_line, plain_speed, sample_faces
 
+    import cnntree  # noqa: F401  the CPU guard, before TensorFlow loads
     from cnntree.spec.sections import TRAIN
 
     train, val = sample_faces(args.images)
@@ -62,7 +62,7 @@ def main():
     for name, values in results.items():
         rows.append({"trainer": name, "images_per_s": max(values), "all": values, "ratio": max(values) / base})
         print(f"{name:30s} {max(values):16.1f} {max(values) / base:8.2f}x")
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Keras {keras.__version__} on {keras.backend.backend()}"
+    machine = f"{machine_line()}, Keras {keras.__version__} on {keras.backend.backend()}"
     print(f"mini-Xception, batch {args.batch}, {args.images} images per epoch; {machine}; target: augmented cnntree "
           ">= 1.0x plain (CPU), >= 0.9x (GPU)")
     Path(args.json).write_text(json.dumps({"machine": machine, "batch": args.batch, "images": args.images,

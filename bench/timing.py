@@ -15,6 +15,25 @@ AUGMENT_A = {"rotation": 10, "width_shift": 0.1, "height_shift": 0.1, "zoom": 0.
 MODEL = {"name": "mini_xception", "width": 1.0, "l2": 0.01}
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), for the JSON of every speed benchmark."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def machine_line() -> str:
+    """CPU model, cores and the oneDNN limit in force (the CPU guard's, or the user's)."""
+    import os
+
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "all") if os.environ.get("TF_ENABLE_ONEDNN_OPTS") != "0" else "off"
+    return f"{cpu_model()}, {os.cpu_count()} cores, oneDNN ISA {isa}"
+
+
 def sample_faces(images: int, seed: int = 0):
     """``images`` training faces drawn from the bundled sample, and 256 validation faces."""
     import numpy as np

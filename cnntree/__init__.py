@@ -11,6 +11,10 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter is not for users
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # nor MLflow's notes on creating its tables
 
+from .cpu import apply_guard  # noqa: E402  before TensorFlow loads
+
+CPU_NOTE = apply_guard()  # what the CPU guard did, for ``cnntree train`` and ``--debug``
+
 __version__ = "0.2.0"
 _PUBLIC = {"CnnTreeClassifier": ("compose", "CnnTreeClassifier"), "CnnTreeError": ("errors", "CnnTreeError"),
            "export_model": ("compose.storage", "export"), "load_model": ("compose.storage", "load"),

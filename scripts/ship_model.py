@@ -152,6 +152,7 @@ def main():
     parser.add_argument("--note", help="a line about the training for the card (e.g. how it was resumed)")
     parser.add_argument("--command", help="the training command, for the card (default: the one that shipped "
                         "the current default)")
+    parser.add_argument("--machine", help="where it trained, for the card (default: this machine)")
     args = parser.parse_args()
 
     from cnntree import load_model, with_overrides
@@ -174,7 +175,7 @@ def main():
             "seed": spec.root.train["seed"], "data": Path(args.data).name, "data_sha256": sha256(Path(args.data)),
             "command": args.command or f"cnntree train trees/{spec.name}.json --data {Path(args.data).name} "
                                        "--work-dir ~/.cache/cnntree/work/default",
-            "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+            "machine": args.machine or f"{platform.machine()} {platform.processor() or ''}".strip(),
             "train_splits": training_splits(spec.data["split"]),
             **facts}
     card.update(wall_hours=args.wall_hours, note=args.note)

@@ -1,6 +1,7 @@
 """The model that ships with cnntree: it loads in safe mode, labels faces, and its card tells the truth."""
 
 import json
+import re
 
 import cv2
 import numpy as np
@@ -48,6 +49,26 @@ def test_models_lists_what_ships_with_its_figures(capsys):
     assert cards()[0]["name"] == "default"
 
 
+def test_two_models_ship_the_default_and_a_small_one_each_within_15_mb(sample):
+    assert names() == ["default", "small"]
+    listed = {card["name"]: card for card in cards()}
+    assert all(card["bytes"] <= 15_000_000 for card in listed.values())
+    assert listed["small"]["parameters"] < listed["default"]["parameters"] / 10  # the small one is small
+    assert listed["default"]["private_accuracy"] > listed["small"]["private_accuracy"]
+    small = load_model("small")
+    assert small.predict_proba(sample.images[:3]).shape == (3, 7)
+
+
+def test_no_shipped_file_holds_a_machine_path():
+    """A shipped model is the same on every machine: no file names a folder of the machine it was
+    trained or shipped on (which would make evaluate read other data where that path exists)."""
+    machine_path = re.compile(r"(?<![\w.~])/(?:work|tmp|home|root|Users|mnt|opt|var|srv|data)/|\b[A-Z]:\\{1,2}[A-Za-z]")
+    for path in HERE.rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".md", "") and path.name != "__init__.py":
+            found = machine_path.search(path.read_text(errors="replace"))
+            assert found is None, f"{path.relative_to(HERE)}: {found.group(0)!r}"
+
+
 def test_the_mirror_runs_with_no_model_argument(tmp_path, capsys, sample):
     from cnntree.live import scenes
 
@@ -68,25 +89,27 @@ def test_evaluate_default_reproduces_the_cards_accuracy(capsys):
 
 def test_test_time_views_apply_to_a_shipped_model(tmp_path, capsys, sample):
     """--test-time (and the test_time override) averages a trained model's answers over views: with
-    flip (as the default ships), each face's probabilities are the mean of its own and its mirror
-    image's (the default network's calibration is the identity: it trained on the natural class mix)."""
+    flip (as both shipped models ship), each face's probabilities are the mean of its own and its
+    mirror image's (the small network's calibration is the identity: it trained on the natural class
+    mix; the default's undoes its oversampling after the views are averaged)."""
     from cnntree import with_overrides
 
     faces = sample.images[:6]
-    clf = load_model("default")
-    assert clf.spec.root.augment["test_time"] == "flip"  # as shipped (its card's first rows)
+    assert load_model("default").spec.root.augment["test_time"] == "flip"  # as shipped (the card's first rows)
+    clf = load_model("small")
+    assert clf.spec.root.augment["test_time"] == "flip"
     clf.set_params(spec=with_overrides(clf.spec, test_time="none"))
     plain, mirrored = clf.predict_proba(faces), clf.predict_proba(faces[:, :, ::-1])
-    np.testing.assert_allclose(load_model("default").predict_proba(faces), (plain + mirrored) / 2, atol=1e-5)
-    flip = load_model("default")
+    np.testing.assert_allclose(load_model("small").predict_proba(faces), (plain + mirrored) / 2, atol=1e-5)
+    flip = load_model("small")
     flip.set_params(spec=with_overrides(flip.spec, test_time="flip"))
     np.testing.assert_allclose(flip.predict_proba(faces), (plain + mirrored) / 2, atol=1e-5)
     assert np.abs(plain - mirrored).max() > 1e-3  # the views do differ
     cv2.imwrite(str(tmp_path / "face.png"), faces[0])
-    assert main(["predict", str(tmp_path / "face.png"), "--test-time", "none", "--json"]) == 0
+    assert main(["predict", "small", str(tmp_path / "face.png"), "--test-time", "none", "--json"]) == 0
     row = json.loads(capsys.readouterr().out)[0]
     np.testing.assert_allclose(list(row["probabilities"].values()), plain[0], atol=1e-5)
-    ten = load_model("default")
+    ten = load_model("small")
     ten.set_params(spec=with_overrides(ten.spec, test_time="ten_crop"))
     assert not np.allclose(ten.predict_proba(faces), plain, atol=1e-4)
     with pytest.raises(SystemExit) as usage:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .options import EPOCHS, SEED_VALUE, add_json, count, info
+from .options import EPOCHS, SEED_VALUE, SPLIT_NAME, add_json, count, info
 
 
 def model_argument(p, optional: bool = False) -> None:
@@ -46,7 +46,8 @@ class Evaluate:
         p.add_argument("--data", metavar="PATH", help="another data set (e.g. a CK+48 class folder); its classes are "
                        "matched to the model's by name and --label-map (default: the data the model was trained on)")
         p.add_argument("--label-map", metavar="T=M,...", help="rename target classes to model classes, e.g. anger=angry")
-        p.add_argument("--split", default="PrivateTest", help="the test split (data without it: every image)")
+        p.add_argument("--split", default="PrivateTest", type=SPLIT_NAME, help="the test split (data without it: "
+                       "every image)")
         p.add_argument("--skip-bad", action="store_true", help="skip bad rows or image files and report how many")
         p.add_argument("--report", metavar="DIR", help="write the report there (JSON, text, confusion matrices, "
                        "reliability diagram) and log it as an MLflow run (experiment evaluate)")
@@ -150,7 +151,7 @@ class Calibrate:
 
         source = resolve(args.model_dir)
         out = Path(args.out or source)
-        check_model_folder(out)
+        check_model_folder(out, reads=[source], in_place=True)
         clf = load_model(source)
         data, splits = load_for_spec(with_overrides(clf.spec, data=args.data))
         parts = {"Validation": splits.validation, **splits.tests}
@@ -299,7 +300,7 @@ class Export:
     def run(args) -> int:
         from ..compose.storage import check_model_folder, export
 
-        check_model_folder(args.out)
+        check_model_folder(args.out, reads=[args.model_dir])
         clf = load_model(args.model_dir)
         out = export(clf, args.out, args.format)
         print(f"wrote {out} ({args.format}: {len(clf.spec.nodes)} network(s) with the routing metadata; "
@@ -325,14 +326,10 @@ class Ensemble:
     def run(args) -> int:
         from ..compose.ensemble import ensemble, member_ids
         from ..compose.storage import check_model_folder, save
-        from ..errors import CnnTreeError
-        from ..pretrained import resolve
         from ..spec.schema import Ident
 
-        check_model_folder(args.out)
+        check_model_folder(args.out, reads=args.models)
         Ident().parse(args.name, "--name")
-        if Path(args.out).resolve() in [resolve(m).resolve() for m in args.models]:
-            raise CnnTreeError(f"--out {args.out}: is one of the ensemble's members; write the ensemble to a new folder")
         members = {member: load_model(path) for member, path in zip(member_ids(args.models), args.models)}
         out = save(ensemble(members, args.vote, args.name), args.out)
         print(f"wrote {out} ({args.vote} vote of {', '.join(members)}); evaluate it with "

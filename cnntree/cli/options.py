@@ -28,6 +28,20 @@ def bounded(field: Num):
     return parse
 
 
+def name_of(what: str):
+    """An argparse type for a name that becomes part of a file name (a split in a report's folder)."""
+    from ..spec.schema import Ident
+
+    def parse(text: str):
+        try:
+            return Ident().parse(text, "")
+        except Exception as error:
+            raise argparse.ArgumentTypeError(str(error).lstrip(": ")) from None
+
+    parse.__name__ = what
+    return parse
+
+
 def count(lo: int, hi: int):
     """An argparse type for an integer in [lo, hi]."""
     return bounded(Num(lo=lo, hi=hi, integer=True))
@@ -38,6 +52,7 @@ WORKERS = bounded(TRAIN.fields["workers"])
 SEED_VALUE = bounded(SEED)
 JOBS = count(1, 256)
 FRACTION = bounded(Num(lo=0, hi=0.99))
+SPLIT_NAME = name_of("split name")
 
 
 def info(line: str) -> None:

@@ -39,15 +39,11 @@ class Train:
     @staticmethod
     def run(args) -> int:
         from ..compose.reports import evaluation_table
-        from ..nets.backend import accelerator
         from ..tracking.experiment import run_experiment
         from ..tracking.runs import ui_hint
 
         spec = with_overrides(load_spec(args.spec), data=args.data, skip_bad=args.skip_bad or None, epochs=args.epochs,
                               quick=args.quick or None, seed=args.seed, workers=args.workers, init_from=args.init_from)
-        device = accelerator()
-        if device:
-            info(f"training on the GPU {device}")
         outcome = run_experiment(spec, experiment=args.experiment, work_dir=args.work_dir, resume=args.resume,
                                  out=args.out, jobs=args.jobs, ray=args.ray, printer=info)
         print(evaluation_table(outcome.results.items()))

@@ -59,6 +59,25 @@ def flat_start(clf, images, labels, validation, work: Path, network_run=None) ->
     return FlatStart(file, tuple(classes))
 
 
+def check_init_source(spec) -> None:
+    """Every check :func:`flat_start` makes of ``init.from``, made before a training deletes
+    checkpoints or starts a run: the spec to train first, or the saved flat classifier, exists, is
+    a single network with the spec's classes, and every network of the spec can start from it."""
+    source = spec.init_source()
+    if source is None:
+        return
+    where = f"init.from {source}"
+    try:
+        if trains_first(source):
+            root = _flat_spec(spec, source, where).root
+            flat = create_model(n_outputs=len(root.groups), normalize=root.train["normalize"], **root.model)
+        else:
+            flat, _ = _saved_flat_network(source, where)
+        _check_networks(spec, flat, where)
+    except CnnTreeError as error:
+        raise CnnTreeError(str(error) if str(error).startswith(where) else f"{where}: {error}") from None
+
+
 def _flat_spec(spec, source: str, where: str):
     from ..spec import load_spec, with_overrides
 

@@ -22,7 +22,8 @@ from .calibration import CALIBRATIONS, make_calibration
 from .classifier import CnnTreeClassifier
 
 FORMAT_VERSION = 1
-MODEL_KINDS = ("model", "export")  # the marked folders ``save`` and ``export`` may replace
+MODEL_KINDS = ("model", "export")
+MACHINE_OVERRIDES = ("data", "init_from")  # paths of the training machine: a shipped model reads the bundled sample  # the marked folders ``save`` and ``export`` may replace
 _probability = Num(lo=0, hi=1, lo_open=True)
 META = Obj({  # what load trusts in meta.json; the rest (histories, timings) is only reported
     "networks": ListOf(Obj({"id": Ident(), "groups": ListOf(ListOf(Text(), min_len=1), min_len=1),
@@ -38,13 +39,30 @@ META = Obj({  # what load trusts in meta.json; the rest (histories, timings) is 
 })
 
 
-def check_model_folder(directory, option: str = "--out") -> Path:
+def check_model_folder(directory, option: str = "--out", reads=(), in_place: bool = False) -> Path:
     """Fail before any work unless a model may be written to ``directory``: new, or a model or export
-    folder cnntree wrote, and never a shipped model's folder (``cnntree/pretrained``)."""
-    from ..pretrained import HERE
+    folder cnntree wrote, never a shipped model's folder (``cnntree/pretrained``), and apart from
+    every model folder the command ``reads`` (replacing a folder that holds one deletes it; writing
+    inside one copies a half-written folder into itself). ``in_place``: the one model read may be
+    rewritten where it is (``calibrate`` without ``--out``)."""
+    from ..pretrained import HERE, resolve
 
-    if Path(directory).absolute().resolve().is_relative_to(HERE):
+    target = Path(directory).absolute().resolve()
+    if target.is_relative_to(HERE):
         raise CnnTreeError(f"{option} {directory}: a shipped model is read-only; give --out another folder")
+    for source in reads:
+        read = resolve(source).absolute().resolve()
+        if read == target and in_place:
+            continue
+        if read == target:
+            raise CnnTreeError(f"{option} {directory}: is the model {source} that this command reads; "
+                               "give a new folder")
+        if read.is_relative_to(target):
+            raise CnnTreeError(f"{option} {directory}: holds the model {source} that this command reads, which "
+                               "writing there would delete; give a folder beside it")
+        if target.is_relative_to(read):
+            raise CnnTreeError(f"{option} {directory}: lies inside the model {source} that this command reads; "
+                               "give a folder outside it")
     return check_output_folder(directory, MODEL_KINDS, option)
 
 
@@ -57,10 +75,16 @@ def save(clf: CnnTreeClassifier, directory, shipping: bool = False) -> Path:
 def ship(clf: CnnTreeClassifier, name: str) -> Path:
     """Save ``clf`` as the shipped model ``name`` (``cnntree/pretrained/<name>``): the one writer of
     shipped folders, which every command refuses (``scripts/ship_model.py`` calls it)."""
+    import copy
+
     from ..pretrained import HERE
     from ..spec.schema import Ident
 
-    return save(clf, HERE / Ident().parse(name, "--name"), shipping=True)
+    spec = clf.spec
+    portable = {key: value for key, value in spec.overrides.items() if key not in MACHINE_OVERRIDES}
+    shipped = copy.copy(clf).set_params(spec=parse_spec(spec.raw, source=spec.source, base_dir=spec.base_dir,
+                                                        overrides=portable))
+    return save(shipped, HERE / Ident().parse(name, "--name"), shipping=True)
 
 
 def export(clf: CnnTreeClassifier, directory, fmt: str) -> Path:
@@ -113,7 +137,7 @@ def save_calibration(clf: CnnTreeClassifier, source, out) -> Path:
     from ..pretrained import resolve
 
     source, out = resolve(source).absolute(), Path(out).absolute()
-    check_model_folder(out)
+    check_model_folder(out, reads=[source], in_place=True)
     meta = load_json(source / "meta.json", "model metadata")
     for entry in meta["networks"]:
         entry["calibration"] = clf.calibrations_[entry["id"]].record()

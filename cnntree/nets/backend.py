@@ -27,9 +27,25 @@ def native_stderr_silenced():
         os.close(saved)
 
 
+def where_training_runs() -> str | None:
+    """A training's first line: the GPU it runs on, or on a CPU what the CPU guard (``cnntree.cpu``)
+    applied or left to the user; None on a CPU the guard had nothing to do for."""
+    from .. import CPU_NOTE
+
+    device = accelerator()
+    if device:
+        return f"training on the GPU {device}"
+    return None if CPU_NOTE.startswith("oneDNN: unchanged") else CPU_NOTE
+
+
 def start(debug: bool = False) -> None:
     """Import Keras and run one tiny operation, so the backend's devices are set up now."""
     if debug:
+        import sys
+
+        from .. import CPU_NOTE
+
+        print(f"cnntree: {CPU_NOTE}", file=sys.stderr)
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
         import keras  # noqa: F401
         return

@@ -16,15 +16,17 @@ from pathlib import Path
 import mlflow
 
 from ..compose.classifier import CnnTreeClassifier
+from ..compose.flatstart import check_init_source
 from ..compose.metrics import evaluate, headline
 from ..compose.reports import write_evaluation
 from ..compose.storage import check_model_folder, save
 from ..data import load_for_spec
 from ..errors import CnnTreeError
-from ..files import mark, remove_marked, try_lock, write_text_atomically
+from ..files import check_output_folder, mark, remove_marked, try_lock, write_text_atomically
+from ..nets.backend import where_training_runs
 from ..nets.parallel import make_runner
 from ..plots import draw_confusion, draw_hierarchy
-from ..spec import Spec
+from ..spec import Spec, trains_first
 from . import runs, store
 from .pyfunc import log_pyfunc
 
@@ -47,17 +49,23 @@ def run_experiment(spec: Spec, experiment=None, work_dir=None, resume=False, out
     """Train ``spec`` (its overrides already applied, see :func:`cnntree.spec.with_overrides`), evaluate
     it on every test split, log it all to MLflow; ``out`` also keeps the classifier there."""
     make_runner(jobs, ray).check()
+    init = spec.init_source()  # every input is checked before a checkpoint is deleted or a run starts
     if out:
-        check_model_folder(out)  # before hours of training, not after
+        check_model_folder(out, reads=[init] if init and not trains_first(init) else ())
+    check_init_source(spec)
     quick = bool(spec.overrides.get("quick"))
     data, splits = load_for_spec(spec)
+    where = where_training_runs()
+    if where:
+        printer(where)
     printer(f"data: {data.source}: " + ", ".join(f"{k} {v}" for k, v in splits.sizes().items()))
     experiment = experiment or spec.name
     experiment_id = store.use_experiment(experiment)
     work, lock = claim_work_folder(Path(work_dir) if work_dir else None, store.RUNS / "work" / spec.name, resume,
                                    printer)
     try:
-        previous = runs.end_abandoned_run(work / "run.json")
+        check_work_folder(work, out)
+        previous = runs.end_abandoned_run(work / "run.json", printer)
         if not resume:
             if (work / "training.json").exists():
                 printer(f"starting afresh: removing the checkpoints of the previous training in {work} "
@@ -112,6 +120,18 @@ def network_cost(clf) -> dict:
     return {"parameters": parameters(*models), "multiply_adds": sum(map(multiply_adds, models))}
 
 
+def check_work_folder(work: Path, out) -> None:
+    """A work folder is new, empty or one cnntree made, for ``--resume`` too (a folder of the user's
+    own files never becomes cnntree's, which the next fresh training would delete), and apart from
+    ``--out`` (a fresh training empties its work folder)."""
+    check_output_folder(work, ("work",), "--work-dir")
+    if out:
+        target, folder = Path(out).absolute().resolve(), work.absolute().resolve()
+        if target.is_relative_to(folder) or folder.is_relative_to(target):
+            raise CnnTreeError(f"--out {out}: overlaps the work folder {work}, which a fresh training empties; "
+                               "give --out a folder outside it")
+
+
 def claim_work_folder(given: Path | None, default: Path, resume: bool, printer) -> tuple[Path, object]:
     """Lock the training's work folder. A busy default folder (another training of the same spec
     is running) gives way to ``<default>-2``, ``-3``, ...; a busy folder named with ``--work-dir``
@@ -143,7 +163,7 @@ def run_transfer(model_dir, data, label_map: dict, mode: str, folds: int, epochs
     target, _, labels = problem(clf, data, label_map)  # bad classes, folds or groups fail before any run starts
     stratified_folds(labels, folds, target.names, group_regex, seed)
     if out:
-        check_model_folder(out)
+        check_model_folder(out, reads=[model_dir])
     store.use_experiment(experiment)
     with mlflow.start_run(run_name=f"transfer {Path(model_dir).name} -> {Path(data.source).name}") as parent, \
             runs.killed_on_interrupt():

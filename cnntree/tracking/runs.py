@@ -22,9 +22,10 @@ from .store import absolute_uri, connect, quiet_mlflow, sqlite_file, tracking_ur
 RUN_ID = re.compile(r"[0-9a-f]{32}")  # how MLflow names a run
 
 
-def end_abandoned_run(record: Path) -> str | None:
+def end_abandoned_run(record: Path, printer=print) -> str | None:
     """The run id an earlier training of this work folder recorded; if that run is still RUNNING, its
-    process was killed (the folder's lock was free), so it is ended FAILED and tagged why."""
+    process was killed or crashed in native code (the folder's lock was free), so it is ended FAILED,
+    tagged why, and the user is told in one line."""
     if not record.exists():
         return None
     try:
@@ -40,6 +41,9 @@ def end_abandoned_run(record: Path) -> str | None:
                                         f"tags.mlflow.parentRunId = '{run.info.run_id}' and attributes.status = 'RUNNING'"):
             client.set_terminated(child.info.run_id, "FAILED")
         client.set_terminated(run.info.run_id, "FAILED")
+        printer(f"the previous training of {record.parent} (MLflow run {run.info.run_id}) ended without finishing "
+                "(killed, or crashed in native code); its run is now marked FAILED, and --resume continues "
+                "from its last checkpoint")
     return run.info.run_id
 
 

@@ -111,11 +111,22 @@ def _store_lock(uri: str):
         handle.close()
 
 
+def artifact_folder(name: str) -> str:
+    """The folder under ``runs/artifacts`` of the experiment ``name``: the name itself when it is a
+    plain folder name, else its letters and digits with a digest (an absolute path or ``..`` as an
+    experiment name must not put artifacts outside ``runs``)."""
+    import hashlib
+    import re
+
+    plain = re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_")[:64] or "experiment"
+    return plain if plain == name else f"{plain}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
 def _use_experiment(uri: str, name: str) -> str:
     try:
         experiment = mlflow.get_experiment_by_name(name)
         if experiment is None:
-            location = (RUNS / "artifacts" / name).resolve().as_uri() if uri == DEFAULT_URI else None
+            location = (RUNS / "artifacts" / artifact_folder(name)).resolve().as_uri() if uri == DEFAULT_URI else None
             experiment_id = mlflow.create_experiment(name, artifact_location=location, tags={EXPERIMENT_KIND: MODEL_TRAINING})
         else:
             experiment_id = experiment.experiment_id

@@ -1,0 +1,76 @@
+"""The oneDNN crash on AVX-512 CPUs, reduced to one layer: a 1x1 convolution with stride 2 from 8 to
+16 channels (mini-Xception's first shortcut), trained on CPU with TensorFlow's oneDNN kernels.
+
+    python bench/onednn_crash.py [--steps 400] [--batch 13]
+
+Each setting trains the layer in a child process (a native crash there is an exit status, not the
+end of this script), first with oneDNN's AVX-512 kernels (``TF_ENABLE_ONEDNN_OPTS=1``: the user's
+own setting, which cnntree's CPU guard leaves alone), then with ``ONEDNN_MAX_CPU_ISA=AVX2`` (what
+the guard applies), then with oneDNN off. Prints a table and writes JSON.
+
+``ONEDNN_VERBOSE=1`` on the full training (``cnntree train trees/single_mini_xception.json --data
+fer2013.csv.gz --epochs 1``) showed the last primitives before ``double free or corruption``: the
+backward pass of this convolution (``jit_1x1:avx512_core, backward_weights, mb13_ic8oc16_ih44oh22
+kh1sh2``, weights in a padded ``ABcd16b16a`` layout), on the epoch's last, partial batch of 13 faces.
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CHILD = """
+import numpy as np, keras
+inputs = keras.Input((44, 44, 8))
+outputs = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(16, 1, strides=2)(inputs))
+model = keras.Model(inputs, outputs)
+model.compile(optimizer="adam", loss="mse")
+rng = np.random.default_rng(0)
+x, y = rng.normal(size=({batch}, 44, 44, 8)).astype("float32"), rng.normal(size=({batch}, 16)).astype("float32")
+for _ in range({steps}):
+    model.train_on_batch(x, y)
+print("finished")
+"""
+
+SETTINGS = {"oneDNN AVX-512 (TF_ENABLE_ONEDNN_OPTS=1)": {"TF_ENABLE_ONEDNN_OPTS": "1"},
+            "ONEDNN_MAX_CPU_ISA=AVX2 (cnntree's guard)": {"ONEDNN_MAX_CPU_ISA": "AVX2"},
+            "oneDNN off (TF_ENABLE_ONEDNN_OPTS=0)": {"TF_ENABLE_ONEDNN_OPTS": "0"}}
+
+
+def cpu_model() -> str:
+    try:
+        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--batch", type=int, default=13)
+    parser.add_argument("--json", default=str(Path(__file__).with_name("onednn_crash.json")))
+    args = parser.parse_args()
+    base = {k: v for k, v in os.environ.items() if k not in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA",
+                                                              "TF_ENABLE_ONEDNN_OPTS")}
+    base.update(KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
+    rows = []
+    print(f"{'setting':45s} {'exit':>5s} {'seconds':>8s}  outcome")
+    for name, extra in SETTINGS.items():
+        started = time.time()
+        done = subprocess.run([sys.executable, "-c", CHILD.format(batch=args.batch, steps=args.steps)],
+                              env={**base, **extra}, capture_output=True, text=True)
+        tail = (done.stdout + done.stderr).strip().splitlines()
+        outcome = "finished" if done.returncode == 0 else (tail[-1] if tail else "no output")
+        rows.append({"setting": name, "env": extra, "exit": done.returncode, "seconds": time.time() - started,
+                     "outcome": outcome})
+        print(f"{name:45s} {done.returncode:5d} {rows[-1]['seconds']:8.1f}  {outcome[:80]}", flush=True)
+    Path(args.json).write_text(json.dumps({"cpu": cpu_model(), "steps": args.steps, "batch": args.batch,
+                                           "rows": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

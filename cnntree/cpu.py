@@ -1,0 +1,53 @@
+"""The CPU guard: TensorFlow's oneDNN kernels for AVX-512 corrupt memory during training on some
+CPUs (AMD Zen 4 with ``avx512f``, ``avx512_bf16``: ``double free or corruption``, segmentation
+faults within the first epoch on the full FER2013), so on a CPU that reports AVX-512 oneDNN is
+limited to AVX2 before TensorFlow loads, unless the user set oneDNN's own variables.
+
+AVX2 kernels cost little there (49 s per FER2013 epoch of mini-Xception on Zen 4). The setting is
+decided once, when ``cnntree`` is imported; ``cnntree train`` and ``--debug`` say what was applied.
+"""
+
+from __future__ import annotations
+
+import os
+
+USER_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "TF_ENABLE_ONEDNN_OPTS")  # the user's word wins
+SAFE_ISA = "AVX2"
+
+
+def cpu_flags(cpuinfo: str) -> set[str]:
+    """The feature flags of the first processor in ``/proc/cpuinfo``'s text (empty elsewhere)."""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return set(value.split())
+    return set()
+
+
+def safe_isa_setting(environ, cpuinfo: str) -> tuple[dict[str, str], str]:
+    """The variables to set (none or ``ONEDNN_MAX_CPU_ISA``) and one line saying why."""
+    chosen = [name for name in USER_VARIABLES if name in environ]
+    if chosen:
+        return {}, f"oneDNN: left as set ({', '.join(f'{n}={environ[n]}' for n in chosen)})"
+    avx512 = sorted(flag for flag in cpu_flags(cpuinfo) if flag.startswith("avx512"))
+    if not avx512:
+        return {}, "oneDNN: unchanged (the CPU reports no AVX-512)"
+    return ({"ONEDNN_MAX_CPU_ISA": SAFE_ISA},
+            f"oneDNN: limited to {SAFE_ISA} (ONEDNN_MAX_CPU_ISA={SAFE_ISA}): this CPU reports AVX-512 "
+            f"({avx512[0]} and {len(avx512) - 1} more), whose oneDNN kernels crash training on some such CPUs; "
+            "set ONEDNN_MAX_CPU_ISA yourself to choose (docs/errors.md)")
+
+
+def _read_cpuinfo() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return f.read(1 << 20)
+    except OSError:  # not Linux: nothing to read, nothing to limit
+        return ""
+
+
+def apply_guard(environ=os.environ) -> str:
+    """Set the safe oneDNN limit in ``environ`` where needed (before TensorFlow loads); the note."""
+    settings, note = safe_isa_setting(environ, _read_cpuinfo())
+    environ.update(settings)
+    return note

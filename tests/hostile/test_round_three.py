@@ -1,0 +1,211 @@
+"""Hostile use, round three: outputs that hold or lie inside what a command reads, folders of the
+user's own made cnntree's by ``--resume``, wrong ``init.from`` after checkpoints were deleted,
+names that become paths (experiments, splits), a training that dies in native code.
+
+Every refusal is one ``cnntree: error:`` line with exit status 2, checked before anything is written,
+deleted or started; the user's files and models are byte-identical afterwards.
+"""
+
+import json
+from pathlib import Path
+
+import keras
+import mlflow
+import pytest
+
+from cnntree import CnnTreeClassifier, save_model
+from cnntree.cli import main
+from cnntree.files import MARKER, mark
+from cnntree.nets.models import create_model
+from cnntree.spec import parse_spec
+
+from ..conftest import MORAVCIK, TINY_MODEL
+from .test_hostile import expect_error
+from .test_round_two import sentinel
+
+
+def snapshot(folder: Path) -> dict:
+    """Every file under ``folder`` (markers included) and its bytes."""
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def single_model(folder: Path, model: dict = TINY_MODEL, seed: int = 0) -> Path:
+    """A saved single network with random weights (nothing needs training to be read or refused)."""
+    spec = parse_spec({"name": "flat", "kind": "single", "defaults": {"model": model}})
+    keras.utils.set_random_seed(seed)
+    net = create_model(model["name"], n_outputs=7, **{k: v for k, v in model.items() if k != "name"})
+    return save_model(CnnTreeClassifier.from_networks(spec, {"net": net}, {"net": 0.5}), folder)
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    return tmp_path
+
+
+def no_runs(store: Path) -> bool:
+    """No MLflow run was started (no store at all, or one without runs)."""
+    if not (store / "mlflow.db").exists():
+        return True
+    return mlflow.search_runs(search_all_experiments=True).empty
+
+
+# ---------------------------------------------------------------------------- --out and what a command reads
+
+
+def test_calibrate_out_that_holds_its_source_is_refused(tmp_path, capsys):
+    outer = single_model(tmp_path / "outer")
+    inner = single_model(outer / "inner", seed=1)  # a model kept inside another model's folder
+    before = snapshot(outer)
+    expect_error(capsys, ["calibrate", inner, "--out", outer], "--out", "holds the model", "would delete")
+    assert snapshot(outer) == before
+
+
+def test_calibrate_out_inside_its_source_is_refused(tmp_path, capsys):
+    model = single_model(tmp_path / "m")
+    before = snapshot(model)
+    expect_error(capsys, ["calibrate", model, "--out", model / "recalibrated"], "--out", "lies inside the model")
+    assert snapshot(model) == before
+
+
+def test_ensemble_out_that_holds_a_member_is_refused(tmp_path, capsys):
+    outer = single_model(tmp_path / "outer")
+    member = single_model(outer / "member", seed=1)
+    other = single_model(tmp_path / "other", seed=2)
+    before = snapshot(outer)
+    expect_error(capsys, ["ensemble", other, member, "--out", outer], "--out", "holds the model")
+    assert snapshot(outer) == before
+
+
+def test_export_out_inside_the_model_is_refused(tmp_path, capsys):
+    model = single_model(tmp_path / "m")
+    before = snapshot(model)
+    expect_error(capsys, ["export", model, "--format", "onnx", "--out", model / "onnx"], "lies inside the model")
+    assert snapshot(model) == before
+
+
+def test_train_out_that_holds_its_init_model_is_refused_before_any_run(tmp_path, capsys, store):
+    outer = single_model(tmp_path / "outer")
+    flat = single_model(outer / "flat", seed=1)
+    before = snapshot(outer)
+    expect_error(capsys, ["train", MORAVCIK, "--quick", "--init-from", flat, "--out", outer], "holds the model")
+    assert snapshot(outer) == before and no_runs(store)
+
+
+def test_train_out_inside_its_work_folder_is_refused(tmp_path, capsys, store):
+    work = tmp_path / "work"
+    expect_error(capsys, ["train", MORAVCIK, "--quick", "--work-dir", work, "--out", work / "model"],
+                 "overlaps the work folder")
+    assert no_runs(store)
+
+
+# ---------------------------------------------------------------------------- work folders
+
+
+def test_resume_never_makes_a_folder_of_the_users_cnntrees(tmp_path, capsys, store):
+    mine = sentinel(tmp_path / "mine")
+    before = snapshot(mine)
+    expect_error(capsys, ["train", MORAVCIK, "--quick", "--resume", "--work-dir", mine], "--work-dir",
+                 "not a cnntree work folder")
+    assert snapshot(mine) == before and not (mine / MARKER).exists() and no_runs(store)
+    # so a later training without --resume still refuses to delete it
+    expect_error(capsys, ["train", MORAVCIK, "--quick", "--work-dir", mine], "not a cnntree work folder")
+    assert snapshot(mine) == before
+
+
+def previous_training(work: Path) -> dict:
+    """A work folder as an earlier training left it: marked, with its checkpoints."""
+    (work / "nodes" / "NN1").mkdir(parents=True)
+    (work / "nodes" / "NN1" / "last.keras").write_bytes(b"checkpoint")
+    (work / "training.json").write_text("{}")
+    mark(work, "work")
+    return snapshot(work)
+
+
+TWO_NODES = [{"id": "r", "children": ["happy", "o"]},
+             {"id": "o", "children": ["angry", "disgust", "fear", "sad", "surprise", "neutral"]}]
+
+
+def wrong_init(tmp_path: Path, kind: str) -> str:
+    """An ``init.from`` that cannot be used, of one kind."""
+    if kind == "a missing spec":
+        return "missing_flat.json"
+    if kind == "an unknown run id":
+        return "0123456789abcdef0123456789abcdef"
+    if kind == "a tree":
+        tree = parse_spec({"name": "t", "kind": "tree", "defaults": {"model": TINY_MODEL}, "nodes": TWO_NODES})
+        nets = {n.id: create_model("lenet", n_outputs=len(n.groups), filters=[4, 8], dense=8) for n in tree.nodes}
+        return str(save_model(CnnTreeClassifier.from_networks(tree, nets), tmp_path / "tree"))
+    if kind == "an export":
+        flat = single_model(tmp_path / "flat")
+        assert main(["export", str(flat), "--format", "onnx", "--out", str(tmp_path / "onnx")]) == 0
+        return str(tmp_path / "onnx")
+    if kind == "another architecture":
+        return str(single_model(tmp_path / "flat", {"name": "lenet", "filters": [8, 16], "dense": 8}))
+    if kind == "a path with ..":
+        return str(tmp_path / "nowhere" / ".." / ".." / "flat")
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind,fragment", [
+    ("a missing spec", "missing_flat.json"), ("an unknown run id", "0123456789abcdef"), ("a tree", "a tree"),
+    ("an export", "an exported model"), ("another architecture", "cannot start from it"),
+    ("a path with ..", "flat")])
+def test_a_wrong_init_from_deletes_no_checkpoint_and_starts_no_run(tmp_path, capsys, store, kind, fragment):
+    work = tmp_path / "work"
+    work.mkdir()
+    before = previous_training(work)
+    source = wrong_init(tmp_path, kind)
+    capsys.readouterr()
+    spec = tmp_path / "warm.json"
+    spec.write_text(json.dumps({"name": "warm", "kind": "tree", "init": {"from": source},
+                                "defaults": {"model": TINY_MODEL}, "nodes": TWO_NODES}))
+    expect_error(capsys, ["train", spec, "--quick", "--work-dir", work], "init.from", fragment)
+    assert snapshot(work) == before and no_runs(store)
+
+
+# ---------------------------------------------------------------------------- names that become paths
+
+
+@pytest.mark.parametrize("name", ["/tmp/cnntree-victim", "../../outside", "..", "a/b"])
+def test_an_experiment_name_keeps_its_artifacts_under_runs(tmp_path, monkeypatch, name):
+    from cnntree.tracking import store
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    experiment_id = store.use_experiment(name)
+    location = Path(mlflow.get_experiment(experiment_id).artifact_location.removeprefix("file://"))
+    assert location.parent == (tmp_path / "runs" / "artifacts").resolve() and ".." not in location.name
+    assert mlflow.get_experiment(experiment_id).name == name  # the name itself is kept
+
+
+def test_an_evaluate_split_that_would_be_a_path_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        main(["evaluate", "small", "--split", "../../outside", "--explain", "2"])
+    assert stop.value.code == 2 and "is not a safe name" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists() and not (tmp_path.parent / "outside").exists()
+
+
+# ---------------------------------------------------------------------------- a training that dies
+
+
+@pytest.mark.slow
+def test_a_training_that_died_is_ended_and_told_on_the_next_start(tmp_path, capsys, store):
+    """A native crash leaves its run RUNNING (no Python code runs after SIGSEGV); the next training
+    of its work folder ends it FAILED, says so in one line, and trains."""
+    from cnntree.tracking import store as tracking
+
+    tracking.use_experiment("crashed")
+    run_id = mlflow.start_run(run_name="crashed").info.run_id
+    mlflow.end_run()
+    mlflow.MlflowClient().update_run(run_id, status="RUNNING")  # as a process that died in native code leaves it
+    work = tmp_path / "work"
+    work.mkdir()
+    mark(work, "work")
+    (work / "run.json").write_text(json.dumps({"run_id": run_id, "tracking_uri": f"sqlite:///{store}/mlflow.db"}))
+    capsys.readouterr()
+    assert main(["train", str(MORAVCIK), "--quick", "--work-dir", str(work), "--experiment", "crashed"]) == 0
+    err = capsys.readouterr().err
+    assert f"(MLflow run {run_id}) ended without finishing" in err and "--resume continues" in err
+    assert mlflow.get_run(run_id).info.status == "FAILED"
