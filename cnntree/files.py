@@ -132,6 +132,7 @@ def check_output_file(path, option: str = "") -> Path:
         raise CnnTreeError(f"{name}: is a folder; give a file name")
     if path.exists() and not path.is_file():
         raise CnnTreeError(f"{name}: not a regular file; give a file name")
+    missing = []
     for parent in path.absolute().parents:
         if parent.exists():
             if not parent.is_dir():
@@ -139,7 +140,25 @@ def check_output_file(path, option: str = "") -> Path:
             if not os.access(parent, os.W_OK | os.X_OK):
                 raise CnnTreeError(f"{name}: cannot write in {parent} (permission denied)")
             break
+        missing.append(parent)
+    _probe_folders(missing[::-1], name)
     return path
+
+
+def _probe_folders(folders: list[Path], name: str) -> None:
+    """Fail now if the missing ``folders`` (outermost first) cannot be created (under ``/proc``, on a
+    read-only file system), by creating them and removing them again."""
+    made = []
+    try:
+        for folder in folders:
+            folder.mkdir()
+            made.append(folder)
+    except OSError as error:
+        raise CnnTreeError(f"{name}: cannot create the folder {folder} ({error.strerror or error})") from None
+    finally:
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 # ---------------------------------------------------------------------------- folders cnntree owns

@@ -62,6 +62,10 @@ def main(argv=None) -> int:
     except CnnTreeError as error:
         print(f"cnntree: error: {error}", file=sys.stderr)
         return 2
+    except MemoryError:  # an input larger than this machine holds: refused like any bad input
+        print("cnntree: error: out of memory: the input is larger than this machine can hold "
+              "(a smaller data set, or --skip-bad to find a runaway row)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as interrupt:
         terminated = isinstance(interrupt, Terminated)
         print(f"cnntree: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)

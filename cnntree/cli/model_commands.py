@@ -14,7 +14,10 @@ def model_argument(p, optional: bool = False) -> None:
     help_text = ("a model directory (cnntree train --out, cnntree export --out) or a shipped model's name "
                  "(cnntree models)")
     if optional:
-        p.add_argument("model_dir", nargs="?", default="default", help=help_text + "; default: the shipped default")
+        from ..pretrained import default_model
+
+        p.add_argument("model_dir", nargs="?", default=default_model(), help=help_text + "; default: the shipped "
+                       "default")
     else:
         p.add_argument("model_dir", help=help_text + ", e.g. default")
 
@@ -192,12 +195,12 @@ def model_and_faces(items: list[str]):
 
     from ..data import IMAGE_SUFFIXES, read_face
     from ..errors import CnnTreeError
-    from ..pretrained import names
+    from ..pretrained import default_model, names
 
     first = Path(items[0])
     looks_like_a_folder = not first.exists() and first.suffix.lower() not in IMAGE_SUFFIXES and len(items) > 1
     is_model = items[0] in names() or first.is_dir() or looks_like_a_folder
-    model, images = (items[0], items[1:]) if is_model else ("default", items)
+    model, images = (items[0], items[1:]) if is_model else (default_model(), items)
     if not images:
         raise CnnTreeError(f"{items[0]}: a model; give the face images after it")
     return model, images, np.stack([read_face(path)[0] for path in images])
@@ -235,6 +238,19 @@ class Predict:
         return 0
 
 
+def explained_names(out, images) -> list[Path]:
+    """``<image>.explained.png`` in ``out`` for each image; images of the same name from different
+    folders (or given twice) get ``-2``, ``-3``, ... so no picture overwrites another."""
+    pictures, taken = [], set()
+    for image in images:
+        stem, k = Path(image).stem, 1
+        while (name := f"{stem}{f'-{k}' if k > 1 else ''}.explained.png") in taken:
+            k += 1
+        taken.add(name)
+        pictures.append(Path(out) / name)
+    return pictures
+
+
 class Explain:
     """A ``cnntree`` command (its ``help`` says what it does)."""
 
@@ -258,7 +274,7 @@ class Explain:
         from ..plots import draw_explanations
 
         model, images, faces = model_and_faces(args.items)
-        pictures = [Path(args.out) / f"{Path(image).stem}.explained.png" for image in images]
+        pictures = explained_names(args.out, images)
         for picture in pictures:
             check_output_file(picture, "--out")
         clf = load_model(model)

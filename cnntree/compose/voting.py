@@ -30,7 +30,10 @@ class WeightedVote(SoftVote):
 
     @staticmethod
     def member_weights(members, weights):
-        return np.array([weights.get(m, 1.0) for m in members], np.float64)
+        """Validation accuracies; all zero (no member better than nothing) weighs them equally,
+        the limit of equal small accuracies, instead of dividing by zero."""
+        given = np.array([weights.get(m, 1.0) for m in members], np.float64)
+        return given if given.sum() > 0 else np.ones(len(members))
 
 
 class HardVote(SoftVote):

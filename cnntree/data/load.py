@@ -77,10 +77,17 @@ def _folder_fingerprint(path: Path) -> str:
 
 
 def _read_cache(cached: Path, source: str) -> FaceData:
+    """The cached faces, checked as a reader's output would be: anything else is a damaged cache."""
     with np.load(cached, allow_pickle=False) as z:
-        return FaceData(images=z["images"], labels=z["labels"], classes=tuple(z["classes"].tolist()),
+        data = FaceData(images=z["images"], labels=z["labels"], classes=tuple(z["classes"].tolist()),
                         splits=z["splits"], names=z["names"], source=source,
                         skipped=tuple(z["skipped"].tolist()), resized=int(z["resized"]))
+    n = len(data.labels)
+    if (data.images.dtype != np.uint8 or data.images.shape[1:] != (48, 48) or len(data.images) != n
+            or len(data.splits) != n or len(data.names) != n or data.labels.dtype.kind not in "iu"
+            or (n and not 0 <= data.labels.min() <= data.labels.max() < len(data.classes))):
+        raise ValueError(f"{cached}: inconsistent cache")
+    return data
 
 
 def _write_cache(cached: Path, data: FaceData) -> None:
@@ -91,9 +98,10 @@ def _write_cache(cached: Path, data: FaceData) -> None:
                      resized=data.resized)
 
     try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(cached, write)
-    except OSError:
-        pass  # a read-only cache folder only costs speed
+    except (OSError, CnnTreeError):
+        pass  # a cache folder that cannot be written only costs speed
 
 
 def load_for_spec(spec) -> tuple[FaceData, Splits]:

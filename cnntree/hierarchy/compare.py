@@ -44,7 +44,9 @@ def budget_overrides(spec, budget: int) -> dict:
         spent = epochs_spent(source) if source is not None else 0
         key = "finetune_epochs" if spec.trunk["shared"] else "epochs"
         left = budget - spent - (0 if spec.trunk["shared"] else joint)
-        others = f"{spent} spent by {source}" + ("" if spec.trunk["shared"] else f", {joint} joint")
+        parts = ([f"{spent} spent by {source}"] if source is not None else []) + \
+            ([] if spec.trunk["shared"] else [f"{joint} joint"])
+        others = ", ".join(parts)
     if left < 1:
         raise CnnTreeError(f"--budget-epochs {budget}: too few for {spec.name}: {others}, none left for its "
                            f"{key.replace('_', ' ')}")

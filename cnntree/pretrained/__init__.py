@@ -14,6 +14,12 @@ HERE = Path(__file__).resolve().parent
 DEFAULT = "default"
 
 
+def default_model() -> Path:
+    """The shipped default's folder: what a command uses when no model is named (a folder called
+    ``default`` where the user stands is not it)."""
+    return HERE / DEFAULT
+
+
 def names() -> list[str]:
     """The shipped models' names."""
     return sorted(p.name for p in HERE.iterdir() if (p / "meta.json").is_file())

@@ -130,6 +130,9 @@ def _parse(raw, source: str, base_dir: Path, overrides: dict) -> Spec:
         fail("trunk.shared", "a shared trunk trains all nodes together: give finetune.epochs (at least 1)")
     if top["trunk"]["heads"] != "groups" and not top["trunk"]["shared"]:
         fail("trunk.heads", "shapes the heads of a shared trunk: set trunk.shared to true")
+    if top["finetune"]["epochs"] and not any(top["finetune"]["loss"].values()):
+        fail("finetune.loss", "every weight is 0, so joint fine-tuning would train on a zero loss: give path, "
+             "nodes or flat a positive weight, or finetune.epochs 0")
     if top["finetune"]["loss"]["flat"] and not top["trunk"]["shared"]:
         fail("finetune.loss.flat", "the flat head sits on a shared trunk: set trunk.shared to true, or the weight to 0")
     init = overrides.get("init_from") or top["init"]["from"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import mlflow
 
 from ..errors import CnnTreeError
-from ..files import lock_file, open_regular
+from ..files import check_output_file, lock_file, open_regular
 
 RUNS = Path("runs")
 DEFAULT_URI = f"sqlite:///{RUNS}/mlflow.db"
@@ -57,15 +57,54 @@ def sqlite_file(uri: str) -> Path | None:
     return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
 
 
+SCHEMES = ("sqlite", "http", "https", "file", "postgresql", "mysql", "mssql", "databricks")  # what MLflow opens
+
+
+def check_uri(uri: str) -> None:
+    """Fail at once on a tracking URI MLflow would refuse late, retry on for minutes or answer with
+    tracebacks: an unknown scheme, ``sqlite://`` without a file path, a bad port, Databricks
+    without credentials."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(uri)
+    scheme = "databricks" if uri.split(":")[0] == "databricks" else parsed.scheme.split("+")[0]
+    if scheme not in SCHEMES:
+        raise CnnTreeError(f"MLflow store {uri}: unknown scheme {parsed.scheme!r}; use sqlite:///path/to/mlflow.db "
+                           "or http(s)://host:port of an MLflow server (MLFLOW_TRACKING_URI)")
+    if scheme == "sqlite" and not uri.startswith("sqlite:///"):
+        raise CnnTreeError(f"MLflow store {uri}: a sqlite store is sqlite:///relative/path.db or "
+                           "sqlite:////absolute/path.db (three or four slashes)")
+    if scheme in ("http", "https"):
+        if not _valid_port(parsed):
+            raise CnnTreeError(f"MLflow store {uri}: the port is not a number from 0 to 65535")
+        if not parsed.hostname:
+            raise CnnTreeError(f"MLflow store {uri}: no host")
+    if scheme == "databricks" and not (os.environ.get("DATABRICKS_HOST") or Path("~/.databrickscfg").expanduser().exists()):
+        raise CnnTreeError(f"MLflow store {uri}: no Databricks credentials (DATABRICKS_HOST and DATABRICKS_TOKEN, "
+                           "or ~/.databrickscfg)")
+
+
+def _valid_port(parsed) -> bool:
+    try:
+        return parsed.port is None or parsed.port >= 0
+    except ValueError:
+        return False
+
+
 def check_store(uri: str) -> None:
-    """Fail at once, in one line, when the store cannot work: an HTTP server that does not answer,
-    or a sqlite path that is a folder or a file that is not an SQLite database."""
+    """Fail at once, in one line, when the store cannot work: a URI MLflow would refuse, an HTTP
+    server that does not answer, or a sqlite path that is a folder, a file that is not an SQLite
+    database, read-only, or in a folder that cannot be created."""
+    check_uri(uri)
     check_server(uri)
     database = sqlite_file(uri)
     if database is None:
         return
     if database.is_dir():
         raise CnnTreeError(f"MLflow store {uri}: {database} is a folder, not an SQLite database file")
+    if database.exists() and (not os.access(database, os.W_OK) or not database.stat().st_mode & 0o222):
+        raise CnnTreeError(f"MLflow store {uri}: {database} is read-only; cnntree logs runs there")
+    check_output_file(database, f"MLflow store {uri}:")
     if database.exists() and database.stat().st_size:
         with open_regular(database, "MLflow store") as f:
             if f.read(16) != b"SQLite format 3\x00":

@@ -209,3 +209,129 @@ def test_a_training_that_died_is_ended_and_told_on_the_next_start(tmp_path, caps
     err = capsys.readouterr().err
     assert f"(MLflow run {run_id}) ended without finishing" in err and "--resume continues" in err
     assert mlflow.get_run(run_id).info.status == "FAILED"
+
+
+# ---------------------------------------------------------------------------- bad input that raised internal errors
+
+
+def test_a_cache_with_labels_out_of_range_is_rebuilt(tmp_path, sample):
+    import numpy as np
+
+    from cnntree.data import cache_dir, load_faces
+
+    from ..conftest import write_csv
+
+    rows = [(int(sample.labels[i]), sample.images[i], "Training") for i in range(30)]
+    path = write_csv(tmp_path / "c.csv", rows)
+    first = load_faces(path)
+    for cached in cache_dir().glob("c.csv-*.npz"):
+        with np.load(cached) as z:
+            parts = dict(z)
+        parts["labels"] = parts["labels"] + 50  # as a damaged or planted cache would hold
+        with open(cached, "wb") as f:
+            np.savez(f, **parts)
+    again = load_faces(path)
+    np.testing.assert_array_equal(first.labels, again.labels)
+
+
+def test_a_cache_folder_that_cannot_be_written_costs_only_speed(tmp_path, capsys, monkeypatch):
+    (tmp_path / "not_a_folder").write_text("a file where the cache folder would be")
+    monkeypatch.setenv("CNNTREE_CACHE", str(tmp_path / "not_a_folder"))
+    assert main(["data", str(MORAVCIK), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("argv", [["export", "small", "--format", "onnx", "--out", "/proc/cnntree/x"],
+                                  ["show", str(MORAVCIK), "--png", "/proc/cnntree/x.png"]], ids=["export", "show"])
+def test_an_output_where_no_folder_can_be_made(capsys, argv):
+    expect_error(capsys, argv, "cannot create the folder /proc/cnntree")
+
+
+@pytest.mark.parametrize("uri,fragment", [
+    ("garbage://nowhere", "unknown scheme 'garbage'"), ("sqlite://two-slashes.db", "three or four slashes"),
+    ("http://localhost:99999", "the port is not a number"), ("http://:5000", "no host"),
+    ("databricks", "no Databricks credentials")])
+def test_tracking_uris_mlflow_refuses_late_are_refused_at_once(tmp_path, capsys, monkeypatch, uri, fragment):
+    monkeypatch.chdir(tmp_path)
+    for name in ("DATABRICKS_HOST", "DATABRICKS_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.databrickscfg
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    expect_error(capsys, ["compare"], "MLflow store", fragment)
+
+
+def test_a_read_only_store_file_is_refused_at_once(tmp_path, capsys, monkeypatch):
+    store_file = tmp_path / "ro.db"
+    store_file.write_bytes(b"")
+    store_file.chmod(0o444)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store_file}")
+    expect_error(capsys, ["compare"], "is read-only")
+    assert store_file.read_bytes() == b""
+
+
+def test_running_out_of_memory_on_an_input_is_one_line(tmp_path, capsys, monkeypatch):
+    import cnntree.data.load
+
+    def too_big(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(cnntree.data.load, "read_csv", too_big)
+    monkeypatch.setenv("CNNTREE_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "big.csv").write_text("emotion,pixels,Usage\n")
+    expect_error(capsys, ["data", str(MORAVCIK), "--data", tmp_path / "big.csv"], "out of memory")
+
+
+# ---------------------------------------------------------------------------- wrong results without a word
+
+
+def test_a_weighted_vote_of_members_with_zero_accuracy_is_their_plain_mean():
+    import numpy as np
+
+    from cnntree.compose.voting import SoftVote, WeightedVote
+
+    outputs = {"a": np.array([[0.9, 0.1]]), "b": np.array([[0.3, 0.7]])}
+    weighted = WeightedVote(["a", "b"], {"a": 0.0, "b": 0.0}).combine(outputs)
+    assert np.isfinite(weighted).all()
+    np.testing.assert_allclose(weighted, SoftVote(["a", "b"]).combine(outputs))
+
+
+def test_a_finetune_loss_of_zero_weights_is_refused(tmp_path, capsys):
+    raw = {"name": "zero", "kind": "tree", "defaults": {"model": TINY_MODEL}, "nodes": TWO_NODES,
+           "finetune": {"epochs": 1, "loss": {"path": 0, "nodes": 0, "flat": 0}}}
+    (tmp_path / "zero.json").write_text(json.dumps(raw))
+    expect_error(capsys, ["validate", tmp_path / "zero.json"], "finetune.loss", "zero loss")
+
+
+def test_explain_keeps_a_picture_per_image_of_the_same_name(tmp_path, capsys, sample):
+    import cv2
+
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        cv2.imwrite(str(tmp_path / folder / "face.png"), sample.images[0 if folder == "a" else 1])
+    assert main(["explain", "small", str(tmp_path / "a" / "face.png"), str(tmp_path / "b" / "face.png"),
+                 "--out", str(tmp_path / "out"), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [Path(r["picture"]).name for r in rows] == ["face.explained.png", "face-2.explained.png"]
+    assert all(Path(r["picture"]).is_file() for r in rows)
+
+
+def test_a_folder_named_default_is_not_the_default_model(tmp_path, capsys, monkeypatch, sample):
+    import cv2
+
+    monkeypatch.chdir(tmp_path)
+    sentinel(tmp_path / "default")  # the user's own folder, no model in it
+    cv2.imwrite(str(tmp_path / "face.png"), sample.images[0])
+    assert main(["predict", "face.png", "--json"]) == 0  # no model named: the shipped default
+    assert len(json.loads(capsys.readouterr().out)) == 1
+
+
+def test_a_budget_error_never_prints_none(tmp_path, capsys):
+    raw = {"name": "flat", "kind": "single", "defaults": {"model": TINY_MODEL, "train": {"epochs": 1}},
+           "finetune": {"epochs": 0}}
+    (tmp_path / "flat.json").write_text(json.dumps(raw))
+    tree = {"name": "tree", "kind": "tree", "defaults": {"model": TINY_MODEL}, "nodes": TWO_NODES,
+            "finetune": {"epochs": 3}}
+    (tmp_path / "tree.json").write_text(json.dumps(tree))
+    line = expect_error(capsys, ["compare-trees", tmp_path / "tree.json", tmp_path / "flat.json", "--budget-epochs",
+                                 "3"], "--budget-epochs 3: too few for tree")
+    assert "None" not in line
