@@ -15,7 +15,7 @@ from .cpu import apply_guard  # noqa: E402  before TensorFlow loads
 
 CPU_NOTE = apply_guard()  # what the CPU guard did, for ``cnntree train`` and ``--debug``
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 _PUBLIC = {"CnnTreeClassifier": ("compose", "CnnTreeClassifier"), "CnnTreeError": ("errors", "CnnTreeError"),
            "export_model": ("compose.storage", "export"), "load_model": ("compose.storage", "load"),
            "save_model": ("compose.storage", "save"), "load_faces": ("data", "load_faces"),

@@ -33,9 +33,8 @@ def safe_isa_setting(environ, cpuinfo: str) -> tuple[dict[str, str], str]:
     if not avx512:
         return {}, "oneDNN: unchanged (the CPU reports no AVX-512)"
     return ({"ONEDNN_MAX_CPU_ISA": SAFE_ISA},
-            f"oneDNN: limited to {SAFE_ISA} (ONEDNN_MAX_CPU_ISA={SAFE_ISA}): this CPU reports AVX-512 "
-            f"({avx512[0]} and {len(avx512) - 1} more), whose oneDNN kernels crash training on some such CPUs; "
-            "set ONEDNN_MAX_CPU_ISA yourself to choose (docs/errors.md)")
+            f"oneDNN: limited to {SAFE_ISA} (ONEDNN_MAX_CPU_ISA={SAFE_ISA}) on this AVX-512 CPU ({avx512[0]}, ...), "
+            "whose AVX-512 kernels crash training on some CPUs (docs/errors.md)")
 
 
 def _read_cpuinfo() -> str:

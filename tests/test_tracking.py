@@ -18,6 +18,7 @@ from .conftest import ROOT
 
 pytestmark = pytest.mark.slow  # real trainings in subprocesses
 
+SAMPLE = "fer2013-sample"  # the experiment of every training on the bundled sample
 TINY = {"name": "tiny_single", "kind": "single",
         "defaults": {"model": {"name": "lenet", "filters": [4, 8], "dense": 8}, "train": {"epochs": 1}}}
 
@@ -38,7 +39,7 @@ def trained(tmp_path_factory):
     assert code == 0, err[-3000:]
     (cwd / "tiny.json").write_text(json.dumps(TINY))
     for seed in ("0", "1"):  # two seeds of one spec: compare groups them
-        code2, _, err2 = cnntree(cwd, "train", cwd / "tiny.json", "--experiment", "moravcik", "--seed", seed, env=env)
+        code2, _, err2 = cnntree(cwd, "train", cwd / "tiny.json", "--seed", seed, env=env)  # same data, same experiment
         assert code2 == 0, err2[-3000:]
     import mlflow
 
@@ -54,7 +55,7 @@ def test_train_prints_progress_and_results(trained):
 
 def test_parent_run_with_four_nested_node_runs(trained):
     cwd, _, client = trained
-    experiment = client.get_experiment_by_name("moravcik")
+    experiment = client.get_experiment_by_name(SAMPLE)
     runs = client.search_runs([experiment.experiment_id])
     parents = [r for r in runs if r.data.tags.get("cnntree.kind") == "tree"]
     assert len(parents) == 1
@@ -80,13 +81,13 @@ def test_parent_run_with_four_nested_node_runs(trained):
     assert "evaluation/PrivateTest_soft_confusion.png" in evaluation
     assert "evaluation/PublicTest_hard_confusion_normalized.png" in evaluation
     assert {"evaluation/PrivateTest_reliability.png", "evaluation/PublicTest_reliability.png"} <= evaluation
-    assert (cwd / "runs" / "artifacts" / "moravcik").is_dir()  # artifacts under runs/, not ./mlruns
+    assert (cwd / "runs" / "artifacts" / SAMPLE).is_dir()  # artifacts under runs/, not ./mlruns
     assert not (cwd / "mlruns").exists()
 
 
 def test_compare_lists_tree_beside_single(trained):
     cwd, _, _ = trained
-    code, out, err = cnntree(cwd, "compare", "--experiment", "moravcik", env={"MLFLOW_TRACKING_URI": ""})
+    code, out, err = cnntree(cwd, "compare", "--experiment", SAMPLE, env={"MLFLOW_TRACKING_URI": ""})
     assert code == 0, err
     runs, grouped = out.split("\n\n")
     lines = runs.splitlines()
@@ -106,7 +107,7 @@ def test_compare_lists_tree_beside_single(trained):
 
 def test_mlflow_shows_the_data_the_kind_the_children_and_where_to_look(trained):
     cwd, out, client = trained
-    experiment = client.get_experiment_by_name("moravcik")
+    experiment = client.get_experiment_by_name(SAMPLE)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     assert "MLflow UI: mlflow ui --backend-store-uri sqlite:///runs/mlflow.db" in out
     assert f"http://127.0.0.1:5000/#/experiments/{experiment.experiment_id}/runs" in out
@@ -143,7 +144,7 @@ def test_pyfunc_model_matches_the_classifier(trained, sample):
 
 
     cwd, _, client = trained
-    parent = [r for r in client.search_runs([client.get_experiment_by_name("moravcik").experiment_id])
+    parent = [r for r in client.search_runs([client.get_experiment_by_name(SAMPLE).experiment_id])
               if r.data.tags.get("cnntree.kind") == "tree"][0]
     model = mlflow.pyfunc.load_model(f"runs:/{parent.info.run_id}/model")
     faces = sample.images[:5]
@@ -223,7 +224,7 @@ def test_real_mlflow_server(tmp_path):
         import mlflow
 
         client = mlflow.MlflowClient(tracking_uri=uri)
-        runs = client.search_runs([client.get_experiment_by_name("tiny_single").experiment_id])
+        runs = client.search_runs([client.get_experiment_by_name(SAMPLE).experiment_id])
         assert sorted((r.info.run_name, r.info.status) for r in runs) == [("net", "FINISHED"),
                                                                            ("tiny_single", "FINISHED")]
         assert any((tmp_path / "artifacts").rglob("PrivateTest_soft_confusion.png"))
@@ -236,7 +237,7 @@ def test_mlflow_models_serve_answers_for_the_tree(trained, sample):
     import urllib.request
 
     cwd, _, client = trained
-    parent = [r for r in client.search_runs([client.get_experiment_by_name("moravcik").experiment_id])
+    parent = [r for r in client.search_runs([client.get_experiment_by_name(SAMPLE).experiment_id])
               if r.data.tags.get("cnntree.kind") == "tree"][0]
     port = _free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{cwd}/runs/mlflow.db",

@@ -125,7 +125,7 @@ def test_a_warm_spec_trains_its_flat_network_first_and_logs_every_stage(tmp_path
         "model": TINY_MODEL, "train": {"epochs": 1}}}))
     assert cli.main(["train", str(tmp_path / "warm.json"), "--quick"]) == 0
     client = MlflowClient(f"sqlite:///{Path.cwd()}/runs/mlflow.db")
-    runs = client.search_runs([client.get_experiment_by_name("moravcik_warm").experiment_id])
+    runs = client.search_runs([client.get_experiment_by_name("fer2013-sample").experiment_id])
     (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = {r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
     assert parent.info.status == "FINISHED"

@@ -11,8 +11,8 @@ from .options import EPOCHS, SEED_VALUE, SPLIT_NAME, add_json, count, info
 
 def model_argument(p, optional: bool = False) -> None:
     """The model positional argument (a folder or a shipped model's name)."""
-    help_text = ("a model directory (cnntree train --out, cnntree export --out) or a shipped model's name "
-                 "(cnntree models)")
+    help_text = ("a model directory (runs/models/<spec>, cnntree export --out), a shipped model's name (cnntree "
+                 "models), an MLflow run id or runs:/<id>, or models:/<name>/<version>")
     if optional:
         from ..pretrained import default_model
 
@@ -29,12 +29,19 @@ def test_time_argument(p) -> None:
                    "mirrors: 10x the work); default: the model's own setting")
 
 
-def load_model(path, test_time: str | None = None):
-    """The classifier in a model folder, or a shipped one by name; ``test_time`` replaces its test-time views."""
+def load_model(reference, test_time: str | None = None):
+    """The classifier a reference names (a model folder, a shipped name, a run id, ``runs:/<id>``,
+    ``models:/<name>/<version>``); ``test_time`` replaces its test-time views."""
     from ..compose.storage import load
+    from ..pretrained import resolve
     from ..spec import with_overrides
 
-    clf = load(path)
+    if not resolve(reference).exists():  # MLflow is loaded only when no folder or shipped model answers
+        from ..tracking.runs import is_logged, model_dir_of
+
+        if is_logged(reference):
+            reference = model_dir_of(reference)
+    clf = load(reference)
     return clf.set_params(spec=with_overrides(clf.spec, test_time=test_time)) if test_time else clf
 
 

@@ -21,10 +21,14 @@ class Train:
         p.add_argument("--epochs", type=EPOCHS, help="override every network's epochs (1-10000)")
         p.add_argument("--quick", action="store_true", help="smoke run: 1 epoch, <= 512 faces per network, "
                        "filters x0.25")
-        p.add_argument("--experiment", help="MLflow experiment (default: the spec's name)")
+        p.add_argument("--experiment", help="MLflow experiment (default: one per data set, named after it, so "
+                       "trees and single networks trained on the same data sit side by side)")
         p.add_argument("--seed", type=SEED_VALUE, help="override every network's seed (0-2147483647)")
-        p.add_argument("--out", metavar="DIR", help="also keep the trained classifier in DIR (a new folder, or "
-                       "one cnntree wrote)")
+        p.add_argument("--out", metavar="DIR", help="keep the trained classifier in DIR (a new folder, or one "
+                       "cnntree wrote, which it replaces); default: runs/models/<spec name>, or <spec name>-2, -3, ... "
+                       "when that exists: a finished model is never replaced unless you name it")
+        p.add_argument("--register", metavar="NAME", help="also register the classifier in MLflow's model registry "
+                       "as NAME (a new version each time): models:/NAME/<version> then names it")
         p.add_argument("--resume", action="store_true", help="continue an interrupted training from its checkpoints; "
                        "with --epochs N, continue it (or a finished one) to N epochs")
         p.add_argument("--work-dir", metavar="DIR", help="checkpoints and outputs (default runs/work/<spec name>); "
@@ -39,18 +43,19 @@ class Train:
     @staticmethod
     def run(args) -> int:
         from ..compose.reports import evaluation_table
-        from ..tracking.experiment import run_experiment
+        from ..tracking.experiment import new_model_folder, run_experiment
         from ..tracking.runs import ui_hint
 
         spec = with_overrides(load_spec(args.spec), data=args.data, skip_bad=args.skip_bad or None, epochs=args.epochs,
                               quick=args.quick or None, seed=args.seed, workers=args.workers, init_from=args.init_from)
+        out = args.out or new_model_folder(spec.name)
         outcome = run_experiment(spec, experiment=args.experiment, work_dir=args.work_dir, resume=args.resume,
-                                 out=args.out, jobs=args.jobs, ray=args.ray, printer=info)
+                                 out=out, jobs=args.jobs, ray=args.ray, printer=info, register=args.register)
         print(evaluation_table(outcome.results.items()))
+        print(f"classifier saved to {out}" + (f", registered as models:/{args.register}/{outcome.registered}"
+                                              if args.register else ""))
         print(f"MLflow run {outcome.run_id} in {outcome.tracking_uri} (experiment {outcome.experiment})")
-        print(ui_hint(outcome.experiment_id))
-        if args.out:
-            print(f"classifier saved to {args.out}")
+        print(ui_hint(outcome.experiment_id, outcome.compared))
         return 0
 
 

@@ -57,6 +57,22 @@ def load_faces(path: str | os.PathLike, skip_bad: bool = False, cache: bool = Tr
     return data
 
 
+def dataset_name(path) -> str:
+    """A data set's name for the MLflow experiment its runs share: ``fer2013-sample`` for the bundled
+    sample, else the file or folder name with a digest of its contents (a copy of the same file
+    under another path lands in the same experiment; an edited one does not)."""
+    path = SAMPLE_PATH if str(path) == "sample" else Path(path)
+    if path == SAMPLE_PATH:
+        return "fer2013-sample"
+    if path.is_dir():
+        fingerprint = _folder_fingerprint(path)
+    else:
+        size, _, content = _file_fingerprint(path).split("|")  # not its modification time
+        fingerprint = f"{size}|{content}"
+    stem = path.name.removesuffix(".gz").removesuffix(".csv") or "data"
+    return f"{stem}-{hashlib.sha1(fingerprint.encode()).hexdigest()[:8]}"
+
+
 def _file_fingerprint(path: Path) -> str:
     digest = hashlib.sha1()
     with open_regular(path, "data file") as f:

@@ -124,6 +124,9 @@ class ProcessPool(Runner):
         from concurrent.futures.process import BrokenProcessPool
 
         workers = min(self.jobs, len(jobs))
+        if workers == 1:  # one network: no process to start, it has every core here
+            yield from Sequential().run(jobs, printer)
+            return
         threads = share(os.cpu_count() or 1, workers)
         printer(f"training {len(jobs)} networks, {workers} at once ({threads} thread{'s' * (threads > 1)} each)")
         context = multiprocessing.get_context("spawn")

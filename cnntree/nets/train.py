@@ -138,20 +138,36 @@ class Checkpoint(keras.callbacks.Callback):
 
 
 class Progress(keras.callbacks.Callback):
-    """One line per epoch: ``[NN2 2/4] epoch 3/40  loss 0.61  acc 0.68  val_loss 0.66  val_acc 0.65  12s``."""
+    """One line per epoch, with the time left for this network at the pace so far (at most: early
+    stopping may end it sooner):
+    ``[NN2 2/4] epoch 3/40  loss 0.61  accuracy 0.68  val_loss 0.66  val_accuracy 0.65  12s  (<= 7m24s left)``."""
 
     def __init__(self, label: str, epochs: int, printer=print):
         super().__init__()
         self.label, self.epochs, self.printer = label, epochs, printer
+        self.times: list[float] = []
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
+        self.times.append(time.perf_counter() - self.started)
         parts = [f"{k} {logs[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in logs]
+        pace = sorted(self.times[1:] or self.times)[len(self.times[1:] or self.times) // 2]  # the first traces
+        left = (self.epochs - epoch - 1) * pace
         self.printer(f"[{self.label}] epoch {epoch + 1}/{self.epochs}  " + "  ".join(parts)
-                     + f"  {time.perf_counter() - self.started:.0f}s")
+                     + f"  {self.times[-1]:.0f}s" + (f"  (<= {duration(left)} left)" if left >= 1 else ""))
+
+
+def duration(seconds: float) -> str:
+    """``42s``, ``7m24s``, ``2h05m``: a time for people."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 # ---------------------------------------------------------------------------- training

@@ -21,6 +21,7 @@ from ..compose.metrics import evaluate, headline
 from ..compose.reports import write_evaluation
 from ..compose.storage import check_model_folder, save
 from ..data import load_for_spec
+from ..data.load import dataset_name
 from ..errors import CnnTreeError
 from ..files import check_output_folder, mark, remove_marked, try_lock, write_text_atomically
 from ..nets.backend import where_training_runs
@@ -42,12 +43,15 @@ class Outcome:
     experiment_id: str = ""
     results: dict = field(default_factory=dict)  # test split -> evaluate() result
     metrics: dict = field(default_factory=dict)  # the parent run's final metrics
+    compared: list = field(default_factory=list)  # this run and the other finished parents on the same data
+    registered: str | None = None  # the model registry version, with ``register``
 
 
 def run_experiment(spec: Spec, experiment=None, work_dir=None, resume=False, out=None, jobs=1, ray=None,
-                   printer=print) -> Outcome:
+                   printer=print, register: str | None = None) -> Outcome:
     """Train ``spec`` (its overrides already applied, see :func:`cnntree.spec.with_overrides`), evaluate
-    it on every test split, log it all to MLflow; ``out`` also keeps the classifier there."""
+    it on every test split, log it all to MLflow; ``out`` also keeps the classifier there, and
+    ``register`` registers it in MLflow's model registry under that name."""
     make_runner(jobs, ray).check()
     init = spec.init_source()  # every input is checked before a checkpoint is deleted or a run starts
     if out:
@@ -59,7 +63,8 @@ def run_experiment(spec: Spec, experiment=None, work_dir=None, resume=False, out
     if where:
         printer(where)
     printer(f"data: {data.source}: " + ", ".join(f"{k} {v}" for k, v in splits.sizes().items()))
-    experiment = experiment or spec.name
+    printer(plan(spec))
+    experiment = experiment or dataset_name(spec.data_path())  # trees and networks on one data set side by side
     experiment_id = store.use_experiment(experiment)
     work, lock = claim_work_folder(Path(work_dir) if work_dir else None, store.RUNS / "work" / spec.name, resume,
                                    printer)
@@ -102,10 +107,13 @@ def run_experiment(spec: Spec, experiment=None, work_dir=None, resume=False, out
             mlflow.log_metrics(outcome.metrics)
             saved = save(clf, work / "classifier")
             mlflow.log_artifacts(str(saved), "classifier")
-            log_pyfunc(saved)
+            model_uri = log_pyfunc(saved)
             runs.describe_children(run.info.run_id, experiment_id)
             if out:
                 save(clf, out)
+            if register:
+                outcome.registered = runs.register(model_uri, register)
+        outcome.compared = runs.finished_parents_on(experiment_id, data.source, run.info.run_id)
     finally:
         lock.close()
     return outcome
@@ -118,6 +126,30 @@ def network_cost(clf) -> dict:
 
     models = list(clf.keras_models().values())
     return {"parameters": parameters(*models), "multiply_adds": sum(map(multiply_adds, models))}
+
+
+def plan(spec: Spec) -> str:
+    """What a training will run, said before it starts: networks, epochs, early stopping, fine-tuning."""
+    epochs = sorted({node.train["epochs"] for node in spec.nodes})
+    patience = sorted({node.train["early_stopping"] for node in spec.nodes})
+    line = (f"plan: {len(spec.nodes)} network(s), {'-'.join(map(str, (epochs[0], epochs[-1])[:len(epochs)]))} epochs "
+            "each" + (f" (fewer if validation loss stalls {patience[0]} epochs)" if patience[0] else ""))
+    if spec.init_source() is not None:
+        line += f", started from {spec.init_source()}"
+    if spec.finetune["epochs"]:
+        line += f", then {spec.finetune['epochs']} joint epochs"
+    return line + "; each epoch line says the time left"
+
+
+def new_model_folder(name: str) -> Path:
+    """Where ``train`` keeps a classifier when no ``--out`` is given: ``runs/models/<spec name>``,
+    or ``-2``, ``-3``, ... beside it when that exists, so a finished model is never replaced."""
+    base = store.RUNS / "models" / name
+    for k in range(1, 10000):
+        folder = base if k == 1 else base.with_name(f"{name}-{k}")
+        if not folder.exists() and not folder.is_symlink():
+            return folder
+    raise CnnTreeError(f"{base}: 10000 models of this spec; remove some")
 
 
 def check_work_folder(work: Path, out) -> None:

@@ -38,12 +38,12 @@ class PyfuncClassifier(mlflow.pyfunc.PythonModel):
         return out
 
 
-def log_pyfunc(classifier_dir: Path) -> None:
-    """Log the saved classifier as an MLflow pyfunc model (``mlflow models serve`` serves it)."""
+def log_pyfunc(classifier_dir: Path) -> str:
+    """Log the saved classifier as an MLflow pyfunc model (``mlflow models serve`` serves it); its URI."""
     with quiet_mlflow():
-        mlflow.pyfunc.log_model(name="model", python_model=PyfuncClassifier(),
+        return mlflow.pyfunc.log_model(name="model", python_model=PyfuncClassifier(),
                                 artifacts={"classifier": str(classifier_dir)},
                                 code_paths=[str(Path(__file__).resolve().parents[1])],
                                 pip_requirements=["tensorflow", "keras>=3", "numpy", "pandas", "scikit-learn",
                                                   "networkx", "albumentations", "opencv-python-headless<5",
-                                                  "matplotlib", "mlflow"])
+                                                  "matplotlib", "mlflow"]).model_uri

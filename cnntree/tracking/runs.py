@@ -6,9 +6,12 @@ Runs end FAILED when training raises, KILLED on Ctrl-C or SIGTERM, never RUNNING
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import re
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -156,13 +159,40 @@ def log_dataset(data, splits) -> None:
                                **{f"split.{k}": str(v) for k, v in splits.sizes().items()}})
 
 
-def ui_hint(experiment_id: str) -> str:
-    """How to look at an experiment's runs: the command that starts the UI, and the page's URL."""
+def ui_hint(experiment_id: str, compared=()) -> str:
+    """How to look at an experiment's runs: the command that starts the UI, the runs page's URL and,
+    for two or more ``compared`` run ids, the UI's page comparing them."""
+    from urllib.parse import quote
+
     uri = tracking_uri()
-    if uri.startswith(("http://", "https://")):
-        return f"MLflow UI: {uri.rstrip('/')}/#/experiments/{experiment_id}/runs"
-    return (f"MLflow UI: mlflow ui --backend-store-uri {uri}   then open "
-            f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs")
+    server = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    start = "" if uri.startswith(("http://", "https://")) else f"mlflow ui --backend-store-uri {uri}   then open "
+    lines = [f"MLflow UI: {start}{server}/#/experiments/{experiment_id}/runs"]
+    if len(compared) > 1:
+        query = f"runs={quote(json.dumps(list(compared)))}&experiments={quote(json.dumps([experiment_id]))}"
+        lines.append(f"compare with the other {len(compared) - 1} finished run(s) on this data: "
+                     f"{server}/#/compare-runs?{query}")
+    return "\n".join(lines)
+
+
+def finished_parents_on(experiment_id: str, data_source: str, run_id: str) -> list[str]:
+    """``run_id`` and the other finished cnntree trainings (parent runs) of the experiment on the same
+    data, newest first: what a user compares a new training with."""
+    found = mlflow.MlflowClient().search_runs(
+        [experiment_id], "attributes.status = 'FINISHED' and tags.cnntree.kind != 'network'",
+        order_by=["attributes.start_time DESC"], max_results=200)
+    others = [r.info.run_id for r in found if r.info.run_id != run_id and "mlflow.parentRunId" not in r.data.tags
+              and r.data.params.get("data.source") == data_source]
+    return [run_id, *others[:19]]
+
+
+def register(model_uri: str, name: str) -> str:
+    """Register a logged classifier in MLflow's model registry as a new version of ``name``; the version."""
+    with quiet_mlflow():
+        try:
+            return str(mlflow.register_model(model_uri, name).version)
+        except mlflow.exceptions.MlflowException as error:
+            raise CnnTreeError(f"--register {name}: {str(error).splitlines()[0]}") from None
 
 
 def describe_children(run_id: str, experiment_id: str) -> None:
@@ -216,20 +246,42 @@ def over_seeds(runs: list[dict], metric: str) -> list[dict]:
              "std": float(np.std(values))} for (spec, data, quick), values in groups.items()]
 
 
-def model_dir_of(reference: str) -> Path:
-    """A model directory, a shipped model's name, or the classifier logged by an MLflow run
-    (``cnntree train``) with that id."""
+REGISTERED = re.compile(r"models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[\w-]+))")
+
+
+def is_logged(reference) -> bool:
+    """Whether ``reference`` names a logged classifier (a run id, ``runs:/``, ``models:/``) rather than a path."""
+    text = str(reference)
+    return bool(RUN_ID.fullmatch(text) or text.startswith("runs:/") or REGISTERED.fullmatch(text))
+
+
+def model_dir_of(reference) -> Path:
+    """The one lookup of a model reference, for every command: a model directory, a shipped model's
+    name, or the classifier an MLflow training logged, named by its run id, ``runs:/<run id>`` or
+    a registry entry ``models:/<name>/<version>`` or ``models:/<name>@<alias>``. A logged one is
+    downloaded into a temporary folder removed when the process ends."""
     from ..pretrained import resolve
 
+    reference = str(reference)
     if resolve(reference).exists():
         return resolve(reference)
+    registered = REGISTERED.fullmatch(reference)
+    run_id = reference.removeprefix("runs:/").split("/")[0] if reference.startswith("runs:/") else reference
     database = sqlite_file(tracking_uri())
-    if not RUN_ID.fullmatch(reference) or (database is not None and not database.is_file()):
-        raise CnnTreeError(f"{reference}: neither a model directory, a shipped model (cnntree models) nor the id "
-                           f"of a run in {tracking_uri()}")  # and no store is created by looking
+    if not (registered or RUN_ID.fullmatch(run_id)) or (database is not None and not database.is_file()):
+        raise CnnTreeError(f"{reference}: neither a model directory, a shipped model (cnntree models), a run id "
+                           f"(or runs:/<id>) nor a registered model (models:/<name>/<version>) in "
+                           f"{tracking_uri()}")  # and no store is created by looking
     connect()
     try:
-        return Path(mlflow.artifacts.download_artifacts(run_id=reference, artifact_path="classifier"))
+        if registered:
+            client = mlflow.MlflowClient()
+            entry = (client.get_model_version(registered["name"], registered["version"]) if registered["version"]
+                     else client.get_model_version_by_alias(registered["name"], registered["alias"]))
+            run_id = entry.run_id
+        target = tempfile.mkdtemp(prefix="cnntree-model-")
+        atexit.register(shutil.rmtree, target, ignore_errors=True)
+        return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="classifier", dst_path=target))
     except Exception as error:  # MLflow raises several types for an unknown run or a missing artifact
-        raise CnnTreeError(f"{reference}: neither a model directory nor a run with a classifier in "
-                           f"{tracking_uri()} ({type(error).__name__})") from None
+        raise CnnTreeError(f"{reference}: neither a model directory nor a {'registered model' if registered else 'run'} "
+                           f"with a classifier in {tracking_uri()} ({type(error).__name__})") from None
