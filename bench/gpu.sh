@@ -11,7 +11,7 @@
 # Prepare here (once): the keras, namex and optree wheels in .whl/ (README of the device tool),
 #   python bench/gpu_data.py pack ../shared/data/fer2013.csv.gz .gpu/fer2013_training.u8.xz
 # then run it through the device tool with carry [".whl", ".gpu"]: bash bench/gpu.sh
-# Rehearse on a CPU: GPU_BENCH_EPOCHS=1 GPU_BENCH_PACK=<a packed sample> OUT=/tmp/out bash bench/gpu.sh
+# Rehearse on a CPU: GPU_BENCH_EPOCHS=1 GPU_BENCH_PACK=<a packed sample> OUT=<a folder> bash bench/gpu.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/cnntree_gpu_out}
@@ -32,7 +32,7 @@ python3 bench/gpu_data.py unpack "$PACK" "$SCRATCH/fer2013_training.csv" || exit
 
 echo "== candidates, $EPOCHS epochs each, at once (limit ${TRAIN_LIMIT_S} s)"
 timeout "$TRAIN_LIMIT_S" python3 bench/train_models.py --parallel --epochs "$EPOCHS" --data "$SCRATCH/fer2013_training.csv" \
-  --out "$SCRATCH/models" --work "$SCRATCH/work" trees/default_vgg.json trees/default_vgg_ema.json trees/single_vgg.json
+  --out "$SCRATCH/models" --work "$SCRATCH/checkpoints" trees/default_vgg.json trees/default_vgg_ema.json trees/single_vgg.json
 status=$?
 echo "trainings ended with status $status after $(( $(date +%s) - started )) s"
 cp "$SCRATCH"/models/*.log "$OUT"/
@@ -41,9 +41,9 @@ for model in "$SCRATCH"/models/*/; do
   tar -C "$SCRATCH/models" -cf "$OUT/$(basename "$model").tar" "$(basename "$model")"
 done
 if [ "$status" -ne 0 ]; then  # cut short: the best weights so far, to finish with --resume elsewhere
-  for work in "$SCRATCH"/work/*/; do
+  for work in "$SCRATCH"/checkpoints/*/; do
     [ -d "$work" ] || continue
-    tar -C "$SCRATCH/work" -cf "$OUT/$(basename "$work").work.tar" --exclude='last.keras' "$(basename "$work")"
+    tar -C "$SCRATCH/checkpoints" -cf "$OUT/$(basename "$work").work.tar" --exclude='last.keras' "$(basename "$work")"
   done
 fi
 

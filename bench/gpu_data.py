@@ -1,7 +1,7 @@
 """FER2013's Training split packed small enough to travel to a lent GPU machine, and unpacked there.
 
     python bench/gpu_data.py pack ../shared/data/fer2013.csv.gz .gpu/fer2013_training.u8.xz
-    python bench/gpu_data.py unpack .gpu/fer2013_training.u8.xz /tmp/fer2013_training.csv
+    python bench/gpu_data.py unpack .gpu/fer2013_training.u8.xz fer2013_training.csv
 
 The device tool carries at most 64 MiB; the full CSV (97 MB gzipped, 67 MB as xz-compressed
 pixels) does not fit, its Training split (49 MiB) does. The unpacked CSV has FER2013's columns and

@@ -385,15 +385,16 @@ class Suggest:
         from ..hierarchy.suggest import suggest_spec
         from ..pretrained import names
         from ..spec import text_tree, with_overrides
-        from ..tracking.runs import model_dir_of
+        from ..tracking.runs import is_logged, model_dir_of
 
         check_output_file(args.out, "--out")
         check_output_file(Path(args.out).with_suffix(".png"), "--out")
         model_dir = model_dir_of(args.model)
         clf = load_model(model_dir)
+        # init.from names what outlives this command: a shipped name, the run or registry entry, a folder
+        lasting = args.model if args.model in names() or is_logged(args.model) else Path(model_dir).resolve()
         found = suggest_spec(clf, with_overrides(clf.spec, data=args.data), args.split, args.method,
-                             args.max_children, args.out, init_from=(args.model if args.model in names() else
-                                                                     Path(model_dir).resolve()) if args.init else None)
+                             args.max_children, args.out, init_from=lasting if args.init else None)
         print("most confused pairs: " + ", ".join(f"{a}-{b} {v:.3f}" for v, a, b in found["pairs"]))
         print(text_tree(found["spec"]))
         print(f"wrote {' and '.join(map(str, found['files']))}")
@@ -504,10 +505,14 @@ class Models:
             print(json.dumps(found, indent=2))
             return 0
         for card in found:
-            print(f"{card['name']}: {card.get('kind', '?')} {card.get('spec', '')}, {card.get('parameters', 0):,} "
-                  f"parameters, {card['bytes'] / 1e6:.2f} MB, trained on {card.get('data', '?')} "
+            parameters = card.get("parameters")
+            print(f"{card['name']}: {card.get('kind', '?')} {card.get('spec', '')}, "
+                  f"{f'{parameters:,}' if isinstance(parameters, int) else '?'} parameters, "
+                  f"{card['bytes'] / 1e6:.2f} MB, trained on {card.get('data', '?')} "
                   f"({card.get('epochs_trained', '?')} epochs)")
-            if "private_accuracy" in card:
+            if "card_error" in card:
+                print(f"  card damaged: {card['card_error']}")
+            else:
                 print(f"  PublicTest {card['public_accuracy']:.4f}{public_note(card)}, PrivateTest {card['private_accuracy']:.4f} "
                       f"(macro F1 {card['private_macro_f1']:.4f})")
                 print("  PrivateTest recall: " + ", ".join(f"{c} {r:.2f}" for c, r in card["private_recall"].items()))

@@ -23,6 +23,7 @@ from ..files import write_text_atomically
 from ..nets.parallel import NetworkJob, make_runner
 from ..nets.runtime import CHUNK, RUNTIMES, KerasRuntime
 from ..spec import Spec
+from ..spec.schema import load_json
 from .calibration import make_calibration, training_priors
 from .routing import ROUTERS
 from .voting import VOTES
@@ -204,7 +205,10 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
             stamp["overrides"] = changed
         file = work / "training.json"
         if file.exists():
-            before = json.loads(file.read_text())
+            before = load_json(file, "training record")
+            if not isinstance(before, dict) or not {"spec", "epochs", "quick", "counts"} <= set(before) \
+                    or not isinstance(before["spec"], dict):
+                raise CnnTreeError(f"{file}: damaged training record; train without --resume to start afresh")
             if _resumable(before) != _resumable(stamp):
                 raise CnnTreeError(f"{work}: holds checkpoints of another training (other spec, settings or data); "
                                    "use another work folder or delete this one")

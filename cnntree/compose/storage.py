@@ -175,7 +175,11 @@ def load(directory) -> CnnTreeClassifier:
     if overrides:
         from ..spec import with_overrides
 
-        spec = with_overrides(spec, **{k: v for k, v in overrides.items() if k != "data" or Path(v).exists()})
+        try:
+            spec = with_overrides(spec, **{k: v for k, v in overrides.items()
+                                           if k != "data" or (isinstance(v, str) and Path(v).exists())})
+        except (TypeError, CnnTreeError) as error:
+            raise CnnTreeError(f"{directory / 'meta.json'}: damaged overrides ({error})") from None
     nodes = {n.id: n for n in spec.nodes}
     if sorted(e["id"] for e in entries) != sorted(nodes):
         raise CnnTreeError(f"{directory / 'meta.json'}: lists networks {sorted(e['id'] for e in entries)}, the "

@@ -150,6 +150,7 @@ def rank_logged_runs(runs: list[dict], against: str, data_path=None) -> dict:
     from ..spec import with_overrides
     from ..tracking.runs import model_dir_of
 
+    quick = {r["spec"] for r in runs if r["status"] == "FINISHED" and r["quick"]}
     runs = [r for r in runs if r["status"] == "FINISHED" and not r["quick"]]
     homes: dict[str, set] = {}
     for run in runs:
@@ -159,6 +160,9 @@ def rank_logged_runs(runs: list[dict], against: str, data_path=None) -> dict:
         label = run["spec"] if len(homes[run["spec"]]) == 1 else f"{run['spec']}@{run['experiment_name']}"
         groups.setdefault(label, []).append(run)
     if against not in groups:
+        if against in quick:
+            raise CnnTreeError(f"--against: \"{against}\" has only --quick runs, which a comparison leaves out "
+                               "(a smoke run's accuracy says nothing); train it without --quick")
         raise CnnTreeError(f"--against: no finished runs of \"{against}\"; there are {', '.join(sorted(groups)) or 'none'}")
     rows, faces = [], None
     for label, group in groups.items():

@@ -146,6 +146,9 @@ def suggest_spec(clf, spec, split: str, method: str, max_children: int, out, ini
     a hierarchy from them (or, with ``weights``, from its output layer) and write it as a validated
     spec at ``out`` (a picture beside it); ``init_from`` becomes the spec's ``init.from``. Returns the
     spec, the written files and the most confused pairs."""
+    if init_from and clf.spec.kind != "single":
+        raise CnnTreeError(f"--init: {init_from} is a {clf.spec.kind}; init.from starts a tree's networks from a "
+                           "single network's trunk (suggest from it without --init, or from one of its networks)")
     import json
     import re
     from pathlib import Path

@@ -16,12 +16,28 @@ import numpy as np
 
 from ..data.augment import build_augmenter, engine_for
 from ..data.mixing import build_mixer
+from ..errors import CnnTreeError
 from ..files import write_atomically, write_text_atomically
+from ..spec.schema import load_json
 from .models import create_model
 from .schedules import Warmup, make_loss, make_optimizer, schedule_callback
 from .warmstart import warm_start, weighted_layers
 
 # ---------------------------------------------------------------------------- batch normalisation
+
+
+STATE = {"epoch": int, "history": dict, "best_loss": (int, float), "best_epoch": int, "wait": int}
+
+
+def read_state(folder: Path) -> dict:
+    """A network checkpoint's ``state.json``, checked: a damaged one is one line, not a crash."""
+    where = folder / "state.json"
+    state = load_json(where, "checkpoint state")
+    if not isinstance(state, dict) or any(not isinstance(state.get(k), t) or isinstance(state.get(k), bool)
+                                          for k, t in STATE.items()):
+        raise CnnTreeError(f"{where}: damaged checkpoint state (expected {', '.join(STATE)}); train without "
+                           "--resume to start afresh")
+    return state
 
 
 def batchnorm_momentum(steps_per_epoch: int) -> float:
@@ -209,8 +225,15 @@ def train_network(settings: dict, n_outputs: int, train: tuple, validation: tupl
     state = {"epoch": 0, "history": {}, "best_loss": float("inf"), "best_epoch": -1, "wait": 0}
     keras.utils.set_random_seed(cfg["seed"])
     if state_file.exists() and (folder / "last.keras").exists():
-        state = json.loads(state_file.read_text())
-        model = keras.saving.load_model(folder / "last.keras", safe_mode=True)
+        state = read_state(folder)
+        try:
+            model = keras.saving.load_model(folder / "last.keras", safe_mode=True)
+        except Exception as error:  # noqa: BLE001 - Keras raises many types for a damaged file
+            raise CnnTreeError(f"{folder / 'last.keras'}: damaged checkpoint ({type(error).__name__}); train "
+                               "without --resume to start afresh") from None
+        if int(model.output_shape[-1]) != n_outputs:
+            raise CnnTreeError(f"{folder / 'last.keras'}: a checkpoint with {model.output_shape[-1]} outputs where "
+                               f"this network has {n_outputs} (another network's?); train without --resume")
         printer(f"[{label}] resuming after epoch {state['epoch']}")
     else:
         model = create_model(n_outputs=n_outputs, normalize=cfg["normalize"], **settings["model"])

@@ -7,7 +7,6 @@ with a ``card.json`` of facts (how it was trained, on what data, its test figure
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -38,11 +37,35 @@ def public_note(card: dict) -> str:
     return " (trained on)" if "PublicTest" in card.get("train_splits", []) else ""
 
 
+FIGURES = ("public_accuracy", "private_accuracy", "private_macro_f1")
+
+
+def read_card(path: Path) -> dict:
+    """A card's facts; a damaged card (not JSON, not an object, figures that are not numbers) is
+    ``{"card_error": why}`` with whatever facts it still gives, never a crash of ``cnntree models``."""
+    from ..errors import CnnTreeError
+    from ..spec.schema import load_json
+
+    if not path.is_file():
+        return {"card_error": f"{path}: missing"}
+    try:
+        card = load_json(path, "model card")
+    except CnnTreeError as error:
+        return {"card_error": str(error)}
+    if not isinstance(card, dict):
+        return {"card_error": f"{path}: not a JSON object"}
+    recall = card.get("private_recall")
+    if any(not isinstance(card.get(k), (int, float)) or isinstance(card.get(k), bool) for k in FIGURES) or \
+            not isinstance(recall, dict) or not all(isinstance(v, (int, float)) for v in recall.values()):
+        card = {k: v for k, v in card.items() if k not in (*FIGURES, "private_recall")}
+        card["card_error"] = f"{path}: its test figures are missing or not numbers"
+    return card
+
+
 def cards() -> list[dict]:
     """Every shipped model's card (kind, networks, size, data, command, test figures)."""
     out = []
     for name in names():
-        card = json.loads((HERE / name / "card.json").read_text()) if (HERE / name / "card.json").is_file() else {}
         size = sum(f.stat().st_size for f in (HERE / name).rglob("*") if f.is_file())
-        out.append({"name": name, "path": str(HERE / name), "bytes": size, **card})
+        out.append({**read_card(HERE / name / "card.json"), "name": name, "path": str(HERE / name), "bytes": size})
     return out

@@ -62,7 +62,7 @@ def runs(store):
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{store}/mlflow.db")
-    experiment = client.get_experiment_by_name("faults")
+    experiment = client.get_experiment_by_name("fer2013-sample")  # the data set's experiment
     return [r for r in client.search_runs([experiment.experiment_id]) if "mlflow.parentRunId" not in r.data.tags]
 
 

@@ -7,6 +7,7 @@ deleted or started; the user's files and models are byte-identical afterwards.
 """
 
 import json
+import shutil
 from pathlib import Path
 
 import keras
@@ -335,3 +336,98 @@ def test_a_budget_error_never_prints_none(tmp_path, capsys):
     line = expect_error(capsys, ["compare-trees", tmp_path / "tree.json", tmp_path / "flat.json", "--budget-epochs",
                                  "3"], "--budget-epochs 3: too few for tree")
     assert "None" not in line
+
+
+# ---------------------------------------------------------------------------- damaged or unusual state
+
+TINY_SINGLE = {"name": "tiny1", "kind": "single", "defaults": {"model": TINY_MODEL, "train": {"epochs": 1}}}
+
+
+@pytest.fixture(scope="module")
+def trained_work(tmp_path_factory):
+    """A finished tiny training's work folder and spec, trained once for the damage cases below."""
+    import os
+
+    root = tmp_path_factory.mktemp("resume")
+    (root / "tiny1.json").write_text(json.dumps(TINY_SINGLE))
+    before, uri = os.getcwd(), os.environ.pop("MLFLOW_TRACKING_URI", None)
+    os.chdir(root)
+    try:
+        assert main(["train", str(root / "tiny1.json"), "--work-dir", str(root / "work"), "--out",
+                     str(root / "model")]) == 0
+    finally:
+        os.chdir(before)
+        if uri is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = uri
+    return root
+
+
+def damage(work: Path, how: str) -> None:
+    state, record, checkpoint = work / "nodes" / "net" / "state.json", work / "training.json", \
+        work / "nodes" / "net" / "last.keras"
+    if how == "state truncated":
+        state.write_text(state.read_text()[:20])
+    elif how == "state not an object":
+        state.write_text("[1, 2]")
+    elif how == "record truncated":
+        record.write_text(record.read_text()[:30])
+    elif how == "record not an object":
+        record.write_text('"hello"')
+    elif how == "checkpoint truncated":
+        checkpoint.write_bytes(checkpoint.read_bytes()[:500])
+    elif how == "checkpoint of another network":
+        other = create_model("lenet", n_outputs=3, filters=[4, 8], dense=8)
+        other.compile(optimizer="adam", loss="categorical_crossentropy")
+        other.save(checkpoint)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how,fragment", [
+    ("state truncated", "state.json"), ("state not an object", "damaged checkpoint state"),
+    ("record truncated", "training.json"), ("record not an object", "damaged training record"),
+    ("checkpoint truncated", "damaged checkpoint"), ("checkpoint of another network", "3 outputs where")])
+def test_resuming_a_damaged_work_folder_is_one_line(tmp_path, capsys, monkeypatch, trained_work, how, fragment):
+    monkeypatch.chdir(tmp_path)
+    work = tmp_path / "work"
+    shutil.copytree(trained_work / "work", work)
+    damage(work, how)
+    expect_error(capsys, ["train", trained_work / "tiny1.json", "--resume", "--epochs", "2", "--work-dir", work],
+                 fragment)
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2, 3]", '{"name": "default", "private_accuracy": "high"}'],
+                         ids=["not JSON", "a list", "figures that are not numbers"])
+def test_models_reads_a_damaged_card_without_a_crash(tmp_path, capsys, monkeypatch, content):
+    import cnntree.pretrained
+
+    shutil.copytree(cnntree.pretrained.HERE / "small", tmp_path / "small")
+    (tmp_path / "small" / "card.json").write_text(content)
+    monkeypatch.setattr(cnntree.pretrained, "HERE", tmp_path)
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "small:" in out and "card damaged" in out
+
+
+@pytest.mark.parametrize("overrides", [{"colour": "blue"}, {"epochs": "many"}, {"test_time": 7}],
+                         ids=["unknown key", "wrong type", "wrong choice type"])
+def test_a_model_whose_recorded_overrides_are_damaged(tmp_path, capsys, overrides):
+    model = single_model(tmp_path / "m")
+    meta = json.loads((model / "meta.json").read_text())
+    meta["overrides"] = overrides
+    (model / "meta.json").write_text(json.dumps(meta))
+    expect_error(capsys, ["evaluate", model], "meta.json: damaged overrides")
+
+
+def test_suggest_init_from_an_ensemble_is_refused(tmp_path, capsys):
+    members = [single_model(tmp_path / f"m{k}", seed=k) for k in range(2)]
+    assert main(["ensemble", *map(str, members), "--out", str(tmp_path / "e")]) == 0
+    expect_error(capsys, ["suggest", tmp_path / "e", "--init", "--out", tmp_path / "s.json"], "--init", "is a voting")
+    assert not (tmp_path / "s.json").exists()
+
+
+@pytest.mark.slow
+def test_compare_against_a_spec_with_only_quick_runs_says_so(tmp_path, capsys, store):
+    (tmp_path / "tiny1.json").write_text(json.dumps(TINY_SINGLE))
+    assert main(["train", str(tmp_path / "tiny1.json"), "--quick", "--out", str(tmp_path / "m")]) == 0
+    capsys.readouterr()
+    expect_error(capsys, ["compare", "--against", "tiny1"], "has only --quick runs")
