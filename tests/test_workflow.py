@@ -75,3 +75,18 @@ def test_train_prints_the_comparison_page_of_the_runs_on_the_same_data(project, 
     assert int(url.group(1)) == len(found) - 1
     assert all(r.info.run_id in url.group(2) for r in found)
     assert "classifier saved to runs/models/v2" in out
+
+
+def test_a_downloaded_classifier_is_removed_when_the_command_ends(project, tmp_path, sample):
+    import os
+    import subprocess
+    import sys
+
+    cv2.imwrite(str(tmp_path / "face.png"), sample.images[0])
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch), "MLFLOW_TRACKING_URI": f"sqlite:///{project}/runs/mlflow.db"}
+    done = subprocess.run([sys.executable, "-m", "cnntree.cli", "predict", f"runs:/{parents(project)[1].info.run_id}",
+                           str(tmp_path / "face.png")], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not list(scratch.glob("cnntree-model-*"))  # the copy MLflow downloaded is gone
