@@ -17,7 +17,7 @@ kh1sh2``, weights in a padded ``ABcd16b16a`` layout), on the epoch's last, parti
 import argparse
 import json
 import os
-import platform
+import signal
 import subprocess
 import sys
 import time
@@ -41,19 +41,15 @@ SETTINGS = {"oneDNN AVX-512 (TF_ENABLE_ONEDNN_OPTS=1)": {"TF_ENABLE_ONEDNN_OPTS"
             "oneDNN off (TF_ENABLE_ONEDNN_OPTS=0)": {"TF_ENABLE_ONEDNN_OPTS": "0"}}
 
 
-def cpu_model() -> str:
-    try:
-        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--batch", type=int, default=13)
     parser.add_argument("--json", default=str(Path(__file__).with_name("onednn_crash.json")))
     args = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).parent))
+    from timing import cpu_model
+
     base = {k: v for k, v in os.environ.items() if k not in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA",
                                                               "TF_ENABLE_ONEDNN_OPTS")}
     base.update(KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
@@ -64,7 +60,10 @@ def main() -> None:
         done = subprocess.run([sys.executable, "-c", CHILD.format(batch=args.batch, steps=args.steps)],
                               env={**base, **extra}, capture_output=True, text=True)
         tail = (done.stdout + done.stderr).strip().splitlines()
-        outcome = "finished" if done.returncode == 0 else (tail[-1] if tail else "no output")
+        if done.returncode < 0:
+            outcome = f"killed by {signal.Signals(-done.returncode).name}"
+        else:
+            outcome = "finished" if done.returncode == 0 else (tail[-1] if tail else "no output")
         rows.append({"setting": name, "env": extra, "exit": done.returncode, "seconds": time.time() - started,
                      "outcome": outcome})
         print(f"{name:45s} {done.returncode:5d} {rows[-1]['seconds']:8.1f}  {outcome[:80]}", flush=True)

@@ -16,14 +16,19 @@ MODEL = {"name": "mini_xception", "width": 1.0, "l2": 0.01}
 
 
 def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), for the JSON of every speed benchmark."""
+    """The CPU's model name, family and model, and whether it has AVX-512 (``/proc/cpuinfo``), for
+    the JSON of every speed benchmark: ``AMD EPYC (family 25, model 17, AVX-512)``."""
     import platform
 
     try:
         with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
+            fields = dict(line.split(":", 1) for line in f.read().split("\n\n")[0].splitlines() if ":" in line)
+    except OSError:
         return platform.processor() or platform.machine()
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    avx512 = "AVX-512" if "avx512f" in fields.get("flags", "").split() else "no AVX-512"
+    return (f"{fields.get('model name', platform.machine())} (family {fields.get('cpu family', '?')}, "
+            f"model {fields.get('model', '?')}, {avx512})")
 
 
 def machine_line() -> str:
