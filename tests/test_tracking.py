@@ -68,8 +68,8 @@ def test_parent_run_with_four_nested_node_runs(trained):
     assert [m.step for m in history] == [0]
     metrics = parent.data.metrics
     for key in ("public_accuracy", "private_accuracy", "private_macro_f1", "private_weighted_f1",
-                "private_accuracy_hard", "private_accuracy_soft", "private_hierarchical_f1", "private_NN1_accuracy",
-                "private_ece", "private_nll", "private_brier", "private_NN1_ece", "public_nll", "train_seconds"):
+                "private_accuracy_hard", "private_accuracy_soft", "private_hierarchical_f1", "private_node_NN1_accuracy",
+                "private_ece", "private_nll", "private_brier", "private_node_NN1_ece", "public_nll", "train_seconds"):
         assert key in metrics, key
     assert metrics["private_accuracy"] == metrics["private_accuracy_soft"]
     assert 0 <= metrics["private_ece"] <= 1 and metrics["private_nll"] > 0

@@ -133,7 +133,7 @@ def test_a_warm_spec_trains_its_flat_network_first_and_logs_every_stage(tmp_path
     assert {c.info.status for c in children.values()} == {"FINISHED"}
     assert "val_path_nll" in children["finetune"].data.metrics
     assert parent.data.metrics["private_accuracy"] == parent.data.metrics["private_accuracy_soft"]
-    assert parent.data.metrics["parameters"] > 0 and parent.data.metrics["multiply_adds"] > 0
+    assert parent.data.metrics["size_parameters"] > 0 and parent.data.metrics["size_multiply_adds"] > 0
 
 
 @pytest.mark.slow  # trains

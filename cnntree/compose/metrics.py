@@ -96,14 +96,15 @@ def evaluate(clf, images, labels) -> dict:
 def headline(result: dict, split: str) -> dict[str, float]:
     """The metric names every run logs, whatever its kind: ``private_accuracy``,
     ``private_macro_f1``, ``private_ece``, ``private_nll``, ... (default mode),
-    ``private_accuracy_<mode>`` for every mode, ``private_<network>_accuracy|ece|nll``."""
+    ``private_accuracy_<mode>`` for every mode, ``private_node_<network>_accuracy|ece|nll`` (after the
+    classifier's own figures in MLflow's alphabetical lists)."""
     prefix = split_prefix(split)
     main = result["modes"][result["default_mode"]]
     keys = ("accuracy", "macro_precision", "macro_recall", "macro_f1", "weighted_precision", "weighted_recall",
             "weighted_f1", "hierarchical_precision", "hierarchical_recall", "hierarchical_f1", "ece", "nll", "brier")
     out = {f"{prefix}_{k}": main[k] for k in keys if k in main}
     out.update({f"{prefix}_accuracy_{mode}": m["accuracy"] for mode, m in result["modes"].items()})
-    out.update({f"{prefix}_{node}_{k}": r[k] for node, r in result["nodes"].items() for k in ("accuracy", "ece", "nll")})
+    out.update({f"{prefix}_node_{node}_{k}": r[k] for node, r in result["nodes"].items() for k in ("accuracy", "ece", "nll")})
     return out
 
 

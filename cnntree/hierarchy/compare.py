@@ -132,8 +132,8 @@ def summary(spec, runs) -> dict:
     row = {"spec": spec.name, "kind": spec.kind, "networks": len(spec.nodes), "runs": [r["run_id"] for r in runs]}
     for key, name in ((f"{prefix}_accuracy", "accuracy"), (f"{prefix}_macro_f1", "macro_f1"),
                       (f"{prefix}_hierarchical_f1", "hierarchical_f1"), ("train_seconds", "train_seconds"),
-                      ("images_seen", "images_seen"), ("parameters", "parameters"),
-                      ("multiply_adds", "multiply_adds")):
+                      ("train_images_seen", "images_seen"), ("size_parameters", "parameters"),
+                      ("size_multiply_adds", "multiply_adds")):
         row[f"{name}_mean"], row[f"{name}_std"] = stat(key)
     row["_rights"] = {str(r["seed"]): r["right"] for r in runs}  # by seed: paired with the reference's
     return row
