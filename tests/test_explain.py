@@ -87,7 +87,7 @@ def test_evaluate_explain_adds_a_mistakes_grid_and_an_mlflow_run(tmp_path, tiny_
     assert code == 0, err
     result = json.loads(out)
     assert "ece" in result["result"]["modes"]["soft"] and "ece" not in result["result"]["modes"]["hard"]
-    assert {"private_ece", "private_nll", "private_brier", "private_root_ece"} <= set(result["metrics"])
+    assert {"private_ece", "private_nll", "private_brier", "private_node_root_ece"} <= set(result["metrics"])
     names = {p.name for p in (tmp_path / "report").iterdir()}
     assert {"PrivateTest_mistakes.png", "PrivateTest_reliability.png"} <= names
     mlflow.set_tracking_uri(f"sqlite:///{Path.cwd()}/runs/mlflow.db")
