@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import CnnTreeError
+from ..spec.schema import load_json
+
 HERE = Path(__file__).resolve().parent
 DEFAULT = "default"
 
@@ -43,9 +46,6 @@ FIGURES = ("public_accuracy", "private_accuracy", "private_macro_f1")
 def read_card(path: Path) -> dict:
     """A card's facts; a damaged card (not JSON, not an object, figures that are not numbers) is
     ``{"card_error": why}`` with whatever facts it still gives, never a crash of ``cnntree models``."""
-    from ..errors import CnnTreeError
-    from ..spec.schema import load_json
-
     if not path.is_file():
         return {"card_error": f"{path}: missing"}
     try:
