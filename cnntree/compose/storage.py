@@ -22,8 +22,8 @@ from .calibration import CALIBRATIONS, make_calibration
 from .classifier import CnnTreeClassifier
 
 FORMAT_VERSION = 1
-MODEL_KINDS = ("model", "export")
-MACHINE_OVERRIDES = ("data", "init_from")  # paths of the training machine: a shipped model reads the bundled sample  # the marked folders ``save`` and ``export`` may replace
+MODEL_KINDS = ("model", "export")  # the marked folders ``save`` and ``export`` may replace
+MACHINE_OVERRIDES = ("data", "init_from")  # paths of the training machine: a shipped model reads the bundled sample
 _probability = Num(lo=0, hi=1, lo_open=True)
 META = Obj({  # what load trusts in meta.json; the rest (histories, timings) is only reported
     "networks": ListOf(Obj({"id": Ident(), "groups": ListOf(ListOf(Text(), min_len=1), min_len=1),

@@ -170,8 +170,8 @@ class Progress(keras.callbacks.Callback):
         logs = logs or {}
         self.times.append(time.perf_counter() - self.started)
         parts = [f"{k} {logs[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in logs]
-        pace = sorted(self.times[1:] or self.times)[len(self.times[1:] or self.times) // 2]  # the first traces
-        left = (self.epochs - epoch - 1) * pace
+        timed = sorted(self.times[1:] or self.times)  # the first epoch also traces: left out once there are more
+        left = (self.epochs - epoch - 1) * timed[len(timed) // 2]
         self.printer(f"[{self.label}] epoch {epoch + 1}/{self.epochs}  " + "  ".join(parts)
                      + f"  {self.times[-1]:.0f}s" + (f"  (<= {duration(left)} left)" if left >= 1 else ""))
 

@@ -134,8 +134,9 @@ def plan(spec: Spec) -> str:
     """What a training will run, said before it starts: networks, epochs, early stopping, fine-tuning."""
     epochs = sorted({node.train["epochs"] for node in spec.nodes})
     patience = sorted({node.train["early_stopping"] for node in spec.nodes})
-    line = (f"plan: {len(spec.nodes)} network(s), {'-'.join(map(str, (epochs[0], epochs[-1])[:len(epochs)]))} epochs "
-            "each" + (f" (fewer if validation loss stalls {patience[0]} epochs)" if patience[0] else ""))
+    budget = str(epochs[0]) if len(epochs) == 1 else f"{epochs[0]}-{epochs[-1]}"
+    line = (f"plan: {len(spec.nodes)} network(s), {budget} epochs each"
+            + (f" (fewer if validation loss stalls {patience[0]} epochs)" if patience[0] else ""))
     if spec.init_source() is not None:
         line += f", started from {spec.init_source()}"
     if spec.finetune["epochs"]:
