@@ -1,6 +1,6 @@
 """Benchmark: accuracy of specs trained on the full FER2013, written to docs/results.md and JSON.
 
-    nohup python bench/accuracy.py --data ../shared/data/fer2013.csv.gz --epochs 8 \
+    nohup python bench/accuracy.py --data fer2013.csv.gz --epochs 8 \
         trees/single_mini_xception.json trees/moravcik_mini_xception.json > runs/bench_accuracy.log 2>&1 &
 
 Every spec trains with the same epoch budget (each network ``--epochs`` epochs), is evaluated on

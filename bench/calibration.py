@@ -1,7 +1,7 @@
 """Benchmark: each calibration strategy refitted on a trained model's validation split, measured on
 its test splits (accuracy, ECE, NLL, Brier), as a table and JSON.
 
-    python bench/calibration.py --data ../shared/data/fer2013.csv.gz default runs/models/moravcik ...
+    python bench/calibration.py --data fer2013.csv.gz default runs/models/moravcik ...
 
 Nothing is written to the models: each strategy is fitted on a loaded copy in memory. The
 accuracy column is the model's default mode (soft routing for trees, the spec's vote for

@@ -6,10 +6,10 @@
 #   2. training throughput (bench/throughput.py): the batch augmentation engine against a plain
 #      fit, and the moravcik tree's joint step, if time is left.
 # Each model comes back as a tar under $OUT; evaluate them where the full data lives:
-#   python bench/saved_models.py --data ../shared/data/fer2013.csv.gz --views none,flip default=default vgg=...
+#   python bench/saved_models.py --data fer2013.csv.gz --views none,flip default=default vgg=...
 #
 # Prepare here (once): the keras, namex and optree wheels in .whl/ (README of the device tool),
-#   python bench/gpu_data.py pack ../shared/data/fer2013.csv.gz .gpu/fer2013_training.u8.xz
+#   python bench/gpu_data.py pack fer2013.csv.gz .gpu/fer2013_training.u8.xz
 # then run it through the device tool with carry [".whl", ".gpu"]: bash bench/gpu.sh
 # Rehearse on a CPU: GPU_BENCH_EPOCHS=1 GPU_BENCH_PACK=<a packed sample> OUT=<a folder> bash bench/gpu.sh
 set -uo pipefail

@@ -1,6 +1,6 @@
 """FER2013's Training split packed small enough to travel to a lent GPU machine, and unpacked there.
 
-    python bench/gpu_data.py pack ../shared/data/fer2013.csv.gz .gpu/fer2013_training.u8.xz
+    python bench/gpu_data.py pack fer2013.csv.gz .gpu/fer2013_training.u8.xz
     python bench/gpu_data.py unpack .gpu/fer2013_training.u8.xz fer2013_training.csv
 
 The device tool carries at most 64 MiB; the full CSV (97 MB gzipped, 67 MB as xz-compressed

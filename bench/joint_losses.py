@@ -1,6 +1,6 @@
 """Benchmark: which terms of the joint loss keep a tree started from the shipped default stable.
 
-    python bench/joint_losses.py --data ../shared/data/fer2013.csv.gz [--faces 6400] [--passes 3]
+    python bench/joint_losses.py --data fer2013.csv.gz [--faces 6400] [--passes 3]
         [--weights 0,0,1 1,0,1 1,0.5,1 0,0.5,1] [--json bench/joint_losses.json]
 
 The moravcik tree as class-read heads on the shipped default's trunk (``trees/moravcik_shared_default.json``:

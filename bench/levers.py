@@ -1,4 +1,4 @@
-"""Benchmark: the training-speed levers of a machine, one at a time against the same baseline (issue 16).
+"""Benchmark: the training-speed levers of a machine, one at a time against the same baseline.
 
     python bench/levers.py [--images 2048] [--rounds 2] [--json bench/levers.json]
 

@@ -1,6 +1,6 @@
 """Benchmark: parse time of a FER2013 CSV, cold and from the .npz cache.
 
-    python bench/load.py [--data ../shared/data/fer2013.csv.gz] [--repeat 3] [--json bench/load.json]
+    python bench/load.py [--data fer2013.csv.gz] [--repeat 3] [--json bench/load.json]
 
 Prints a table and writes JSON. Targets (2-core CPU): <= 10 s cold, <= 1 s cached.
 """

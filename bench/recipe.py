@@ -1,7 +1,7 @@
 """Benchmark: each training-recipe option switched on alone, at a small budget, against the same
-baseline (issue 15). Prints a table and writes JSON.
+baseline. Prints a table and writes JSON.
 
-    python bench/recipe.py --data ../shared/data/fer2013.csv.gz --faces 6000 --epochs 6
+    python bench/recipe.py --data fer2013.csv.gz --faces 6000 --epochs 6
 
 The baseline is a single-network spec (default: trees/default_mini_xception.json) trained on a
 stratified ``--faces`` subset of Training for ``--epochs`` epochs (its cosine schedule fitted to that
@@ -76,7 +76,7 @@ def main():
     def measure(name, clf, seconds):
         row = {"variant": name, "wall_s": round(seconds, 1)}
         for split, index in splits.tests.items():
-            predicted = clf.predict(data.images[index])
+            predicted = clf.predict_proba(data.images[index]).argmax(axis=1)
             row[split] = float(np.mean(predicted == data.labels[index]))
             if split == "PrivateTest":
                 correct[name] = predicted == data.labels[index]

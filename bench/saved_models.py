@@ -1,7 +1,7 @@
 """Saved classifiers side by side on FER2013's test splits, each under the given test-time views,
 with McNemar's exact test against the first one (the reference) on the same faces.
 
-    python bench/saved_models.py --data ../shared/data/fer2013.csv.gz --views none,flip \\
+    python bench/saved_models.py --data fer2013.csv.gz --views none,flip \\
         [--json bench/saved_models.json] NAME=MODEL_DIR [NAME=MODEL_DIR ...]
 
 Prints a table and writes JSON. A model fitted on PublicTest (``data.split.train``) gets no
@@ -42,7 +42,7 @@ def main() -> None:
                     row[split] = None
                     continue
                 index = splits.tests[split]
-                right = viewed.predict(data.images[index]) == data.labels[index]
+                right = viewed.predict_proba(data.images[index]).argmax(axis=1) == data.labels[index]
                 row[split] = float(right.mean())
                 if number == 0:
                     reference[(view, split)] = right

@@ -11,7 +11,7 @@ face, ``batch`` in keras.ops), and with albumentations in ``--workers`` loader p
 model, ``compose.finetune``, no augmentation): its nodes as heads on one shared trunk, and as four
 separate networks; their ratio to the plain fit is the tree's wall time as a multiple of its flat
 network's. The first epoch of each run (tracing) is not timed; ``bench/timing.py`` holds the sides.
-Targets (issue 16): cnntree with augmentation >= 1.0x the plain fit without it on a CPU, >= 0.9x on a
+Targets: cnntree with augmentation >= 1.0x the plain fit without it on a CPU, >= 0.9x on a
 GPU; a tree's training <= 2x its flat network's.
 """
 

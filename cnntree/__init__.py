@@ -25,10 +25,18 @@ __all__ = sorted(_PUBLIC)
 
 
 def __getattr__(name):
-    """The public names, imported on first use: ``cnntree validate`` need not load scikit-learn or OpenCV."""
+    """The public names, imported on first use: ``cnntree validate`` need not load scikit-learn or
+    OpenCV. The backend starts as quietly as in the command line (TensorFlow's native start-up lines
+    silenced, its retracing notes off)."""
     if name not in _PUBLIC:
         raise AttributeError(f"module 'cnntree' has no attribute {name!r}")
     import importlib
 
+    from .nets.backend import native_stderr_silenced, quiet_libraries, start
+
+    quiet_libraries()
     module, attribute = _PUBLIC[name]
-    return getattr(importlib.import_module(f".{module}", __name__), attribute)
+    if module.startswith("compose"):  # the names that run networks start the backend now, silenced
+        start()
+    with native_stderr_silenced():
+        return getattr(importlib.import_module(f".{module}", __name__), attribute)

@@ -1,6 +1,6 @@
 """Write a CK+-like class-folder data set from a FER2013 CSV, to try transfer without CK+.
 
-    python scripts/make_folder_dataset.py ../shared/data/fer2013.csv.gz runs/ckplus_like --per-class 120
+    python scripts/make_folder_dataset.py fer2013.csv.gz runs/ckplus_like --per-class 120
 
 Faces of one split (PrivateTest by default) are written as 48x48 PNGs under class folders with
 CK+'s names (anger, disgust, fear, happiness, sadness, surprise; neutral faces become "contempt",

@@ -1,6 +1,6 @@
 """Rebuild the bundled sample: a class-stratified FER2013 subset in the standard CSV form.
 
-    python scripts/make_sample.py ../shared/data/fer2013.csv.gz cnntree/sample/fer2013_sample.csv.gz
+    python scripts/make_sample.py fer2013.csv.gz cnntree/sample/fer2013_sample.csv.gz
 """
 
 import argparse

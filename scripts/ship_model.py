@@ -1,6 +1,6 @@
 """Ship a trained classifier inside cnntree: ``cnntree/pretrained/<name>/`` with its model card.
 
-    python scripts/ship_model.py SOURCE --data ../shared/data/fer2013.csv.gz [--name default]
+    python scripts/ship_model.py SOURCE --data fer2013.csv.gz [--name default]
 
 SOURCE is a model folder (``cnntree train --out``) or the work folder of a training that is
 still going or was stopped (``--work-dir``): then its best epoch so far is shipped, and the card

@@ -1,4 +1,4 @@
-"""The training recipe's options (issue 15): mixup and CutMix, warm-up, the weight average (EMA),
+"""The training recipe's options: mixup and CutMix, warm-up, the weight average (EMA),
 training on several splits, and continuing a training to more epochs."""
 
 import gzip

@@ -99,7 +99,7 @@ def test_compare_lists_tree_beside_single(trained):
     assert {r["kind"] for r in result["runs"]} == {"single", "tree"}
     tiny = [g for g in result["over_seeds"] if g["spec"] == "tiny_single"]
     accuracies = [r["metrics"]["private_accuracy"] for r in result["runs"] if r["spec"] == "tiny_single"]
-    assert len(tiny) == 1 and tiny[0]["runs"] == 2
+    assert len(tiny) == 1 and tiny[0]["seeds"] == 2
     assert tiny[0]["mean"] == pytest.approx(np.mean(accuracies)) and tiny[0]["std"] == pytest.approx(np.std(accuracies))
     row = [line for line in grouped.splitlines() if line.startswith("tiny_single")][0]
     assert f"{np.mean(accuracies):.4f} +- {np.std(accuracies):.4f}" in row and " 2 " in row

@@ -37,23 +37,33 @@ def _terminate(signum, frame):
     raise Terminated()
 
 
-def _quiet_libraries() -> None:
-    """Library chatter (TensorFlow retracing notes, MLflow hints) is not for cnntree's users."""
-    import logging
-    import warnings
+def check_inputs(args) -> None:
+    """Arguments that name models, data and files are checked before a backend loads, so a
+    mistyped path answers at once: the command's own ``check`` (its outputs, images, spec), then
+    the model reference and ``--data``."""
+    from pathlib import Path
 
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    logging.getLogger("mlflow").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"mlflow\..*")
+    from ..models import check_reference
+
+    if hasattr(args.command_class, "check"):
+        args.command_class.check(args)
+    if getattr(args, "model_dir", None):
+        check_reference(args.model_dir)
+    data = getattr(args, "data", None)
+    if isinstance(data, str) and data != "sample" and not Path(data).exists():
+        raise CnnTreeError(f"{Path(data).absolute()}: no such file or folder")
 
 
 def main(argv=None) -> int:
     """Run ``cnntree argv``; returns the exit status (0, 2 for bad input, 1 internal, 130/143 stopped)."""
-    _quiet_libraries()
+    from ..nets.backend import quiet_libraries
+
+    quiet_libraries()
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get("CNNTREE_DEBUG") == "1"
     previous = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM ends runs as Ctrl-C does
     try:
+        check_inputs(args)
         if getattr(args.command_class, "needs_backend", True):
             from ..nets.backend import start
 
@@ -66,6 +76,9 @@ def main(argv=None) -> int:
         print("cnntree: error: out of memory: the input is larger than this machine can hold "
               "(a smaller data set, or --skip-bad to find a runaway row)", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # a reader that stopped reading (| head): end quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt as interrupt:
         terminated = isinstance(interrupt, Terminated)
         print(f"cnntree: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)

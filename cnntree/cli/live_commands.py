@@ -56,15 +56,22 @@ class MirrorCommand:
         add_mirror_options(p)
 
     @staticmethod
-    def run(args) -> int:
+    def check(args):
+        """A bad source or output fails at once, before the model and the backend load."""
         from ..files import check_output_file
-        from ..live.mirror import check_outputs, open_source, run_mirror
+        from ..live.mirror import check_outputs, open_source
 
-        source = open_source(args.source)  # a bad source or output fails at once, before the model loads
-        check_outputs(source, args.out, args.show)
+        args.opened = open_source(args.source)
+        check_outputs(args.opened, args.out, args.show)
         for option in ("out", "timeline", "jsonl"):
             if getattr(args, option):
                 check_output_file(getattr(args, option), f"--{option}")
+
+    @staticmethod
+    def run(args) -> int:
+        from ..live.mirror import run_mirror
+
+        source = args.opened
         clf = load_model(args.model_dir, args.test_time)
         run = run_mirror(make_mirror(args, clf), source, out=args.out, jsonl=args.jsonl, timeline=args.timeline,
                          show=args.show, max_frames=args.max_frames, printer=info)
@@ -74,6 +81,10 @@ class MirrorCommand:
             return 0
         print(f"{summary['source']}: {summary['frames']} frame(s), {summary['faces']} face(s) in "
               f"{summary['frames_with_faces']} frame(s), {summary['fps'] or 0:.1f} frames/s on the {clf.runtime} runtime")
+        for face in summary["tracks"]:
+            x, y, w, h = face["box"]
+            seen = "" if summary["frames"] == 1 else f", {face['frames']} frame(s), mean over them"
+            print(f"face {face['track']} at {x},{y} {w}x{h}: {face['label']} {face['probability']:.2f}{seen}")
         for name, path in summary["outputs"].items():
             print(f"wrote {path} ({name})")
         return 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .options import EPOCHS, SEED_VALUE, SPLIT_NAME, add_json, count, info
+from .options import EPOCHS, SEED_VALUE, SPLIT_NAME, add_json, count, data_line, info
 
 
 def model_argument(p, optional: bool = False) -> None:
@@ -37,7 +37,8 @@ def load_model(reference, test_time: str | None = None):
     from ..spec import with_overrides
 
     if not resolve(reference).exists():  # MLflow is loaded only when no folder or shipped model answers
-        from ..tracking.runs import is_logged, model_dir_of
+        from ..models import is_logged
+        from ..tracking.runs import model_dir_of
 
         if is_logged(reference):
             reference = model_dir_of(reference)
@@ -86,10 +87,12 @@ class Evaluate:
         out = evaluate_split(clf, spec, args.data, args.split, parse_label_map(args.label_map),
                              explain=args.explain or 0)
         split, result = out["split"], out["result"]
+        data_line(out["data"], split, out["faces"])
         if report:
             out["files"] = [str(f) for f in log_evaluation(args.model_dir, clf, out, report)]
         if args.json:
-            print(json.dumps({"split": split, "metrics": headline(result, split), "result": result,
+            print(json.dumps({"data": out["data"], "split": split, "faces": out["faces"],
+                              "metrics": headline(result, split), "result": result,
                               "files": out.get("files", [])}, indent=2))
             return 0
         alignment = result.get("alignment")
@@ -165,6 +168,7 @@ class Calibrate:
         clf = load_model(source)
         data, splits = load_for_spec(with_overrides(clf.spec, data=args.data))
         parts = {"Validation": splits.validation, **splits.tests}
+        data_line(data.source, "fitted on Validation, measured on " + ", ".join(parts), len(splits.validation))
 
         def measure():
             out = {}
@@ -179,7 +183,8 @@ class Calibrate:
         after = {"methods": {k: v["method"] for k, v in fitted.items()}, "metrics": measure()}
         written = save_calibration(clf, source, out)
         if args.json:
-            print(json.dumps({"before": before, "after": after, "fitted": fitted, "out": str(written)}, indent=2))
+            print(json.dumps({"data": data.source, "split": "Validation", "faces": int(len(splits.validation)),
+                              "before": before, "after": after, "fitted": fitted, "out": str(written)}, indent=2))
             return 0
         print(f"{'split':12s} {'calibration':22s} {'accuracy':>9s} {'ECE':>7s} {'NLL':>7s} {'Brier':>7s}")
         for split in parts:
@@ -190,18 +195,25 @@ class Calibrate:
                       " ".join(f"{m[k]:7.4f}" if k in m else f"{'-':>7s}" for k in ("ece", "nll", "brier")))
         for node_id, record in fitted.items():
             state = ", ".join(f"{k} {v:.3f}" for k, v in record["state"].items() if isinstance(v, float))
-            print(f"network {node_id}: {record['method']}" + (f" ({state})" if state else ""))
+            bound = clf.calibrations_[node_id].at_bound
+            print(f"network {node_id}: {record['method']}" + (f" ({state})" if state else "")
+                  + ("  warning: the fit ended at a bound of its parameters (too few or uninformative validation "
+                     "faces); the calibration is not a real optimum" if bound else ""))
         print(f"wrote {written}")
         return 0
 
 
-def model_and_faces(items: list[str]):
-    """``[MODEL] IMAGE...`` as (model, image paths, faces): the first item is a model when it
-    names a shipped one or a folder; bad image files fail before any model loads."""
+def model_and_faces(items: list[str], detect: bool = True):
+    """``[MODEL] IMAGE...`` as (model, one row per face: image, box and how it was found, faces):
+    the first item is a model when it names a shipped one or a folder. Faces are found in photos
+    as the mirror finds them (``live.detect.faces_in_photo``); bad image files fail before any model
+    loads."""
     import numpy as np
 
-    from ..data import IMAGE_SUFFIXES, read_face
+    from ..data import IMAGE_SUFFIXES, read_grey
     from ..errors import CnnTreeError
+    from ..live.detect import FaceDetector, faces_in_photo
+    from ..models import check_reference
     from ..pretrained import default_model, names
 
     first = Path(items[0])
@@ -210,19 +222,37 @@ def model_and_faces(items: list[str]):
     model, images = (items[0], items[1:]) if is_model else (default_model(), items)
     if not images:
         raise CnnTreeError(f"{items[0]}: a model; give the face images after it")
-    return model, images, np.stack([read_face(path)[0] for path in images])
+    check_reference(model)
+    detector = FaceDetector() if detect else None
+    rows, faces = [], []
+    for path in images:
+        found = faces_in_photo(read_grey(path), detector)
+        info(f"{path}: {found.found}")
+        for k, box in enumerate(found.boxes.tolist()):
+            whole = found.found.startswith("whole")
+            rows.append({"image": str(path), "face": k + 1, "box": box, "found": found.found,
+                         "where": str(path) if whole else f"{path} face {k + 1} at {box[0]},{box[1]} {box[2]}x{box[3]}"})
+        faces.append(found.faces)
+    return model, rows, np.concatenate(faces)
 
 
 def add_model_and_images(p) -> None:
-    """The ``[MODEL] IMAGE...`` positional arguments."""
+    """The ``[MODEL] IMAGE...`` positional arguments and ``--no-detect``."""
     p.add_argument("items", nargs="+", metavar="[MODEL] IMAGE", help="a model directory or shipped model's "
-                   "name (default: the shipped default), then image files, one face each")
+                   "name (default: the shipped default), then image files: photos (every face found in them, as "
+                   "the mirror finds faces) or face crops (an image of at most 96 px a side is one face)")
+    p.add_argument("--no-detect", action="store_true", help="take every image whole as one face, without "
+                   "looking for faces in it")
 
 
 class Predict:
     """A ``cnntree`` command (its ``help`` says what it does)."""
 
     name, help = "predict", "emotion of face images (each resized to grey 48x48)"
+
+    @staticmethod
+    def check(args):
+        args.found = model_and_faces(args.items, not args.no_detect)  # before the backend loads
 
     @staticmethod
     def add_arguments(p):
@@ -232,25 +262,30 @@ class Predict:
 
     @staticmethod
     def run(args) -> int:
-        model, images, faces = model_and_faces(args.items)
+        model, rows, faces = args.found
         clf = load_model(model, args.test_time)
         classes = clf.spec.classes
-        rows = [{"image": str(p), "label": classes[int(q.argmax())], "probabilities": dict(zip(classes, map(float, q)))}
-                for p, q in zip(images, clf.predict_proba(faces))]
+        for row, q in zip(rows, clf.predict_proba(faces)):
+            row.update(label=classes[int(q.argmax())], probabilities=dict(zip(classes, map(float, q))))
         if args.json:
-            print(json.dumps(rows, indent=2))
+            print(json.dumps([{k: v for k, v in row.items() if k != "where"} for row in rows], indent=2))
         else:
             for row in rows:
-                print(f"{row['image']}: {row['label']} ({row['probabilities'][row['label']]:.2f})")
+                print(f"{row['where']}: {row['label']} ({row['probabilities'][row['label']]:.2f})")
         return 0
 
 
-def explained_names(out, images) -> list[Path]:
-    """``<image>.explained.png`` in ``out`` for each image; images of the same name from different
-    folders (or given twice) get ``-2``, ``-3``, ... so no picture overwrites another."""
+def explained_names(out, rows) -> list[Path]:
+    """``<image>.explained.png`` in ``out`` for each face (``<image>-face2.explained.png`` for the
+    second face of a photo); images of the same name from different folders (or given twice) get
+    ``-2``, ``-3``, ... so no picture overwrites another."""
     pictures, taken = [], set()
-    for image in images:
-        stem, k = Path(image).stem, 1
+    faces_of: dict[str, int] = {}
+    for row in rows:
+        faces_of[row["image"]] = faces_of.get(row["image"], 0) + 1
+    for row in rows:
+        stem = Path(row["image"]).stem + (f"-face{row['face']}" if faces_of[row["image"]] > 1 else "")
+        k = 1
         while (name := f"{stem}{f'-{k}' if k > 1 else ''}.explained.png") in taken:
             k += 1
         taken.add(name)
@@ -262,6 +297,10 @@ class Explain:
     """A ``cnntree`` command (its ``help`` says what it does)."""
 
     name, help = "explain", "heat maps of what each network looks at, one picture per face"
+
+    @staticmethod
+    def check(args):
+        args.found = model_and_faces(args.items, not args.no_detect)  # before the backend loads
 
     @staticmethod
     def add_arguments(p):
@@ -280,8 +319,8 @@ class Explain:
         from ..files import check_output_file
         from ..plots import draw_explanations
 
-        model, images, faces = model_and_faces(args.items)
-        pictures = explained_names(args.out, images)
+        model, faces_found, faces = args.found
+        pictures = explained_names(args.out, faces_found)
         for picture in pictures:
             check_output_file(picture, "--out")
         clf = load_model(model)
@@ -294,9 +333,11 @@ class Explain:
         found = explain(clf, faces, targets, args.method, args.mode)
         Path(args.out).mkdir(parents=True, exist_ok=True)
         rows = []
-        for image, picture, e in zip(images, pictures, found):
-            draw_explanations([e], picture, f"{Path(image).name}: {args.method}")
-            rows.append({"image": image, "picture": str(picture), "class": e.label, "probability": e.probability,
+        for face, picture, e in zip(faces_found, pictures, found):
+            draw_explanations([e], picture, f"{Path(face['where']).name}: {args.method}")
+            rows.append({"image": face["image"], "face": face["face"], "box": face["box"], "found": face["found"],
+                         "where": face["where"], "picture": str(picture), "class": e.label,
+                         "probability": e.probability,
                          "steps": [{"network": s.network, "branch": s.branch, "probability": s.probability}
                                    for s in e.steps]})
         if args.json:
@@ -304,7 +345,7 @@ class Explain:
             return 0
         for row in rows:
             path = ", ".join(f"{s['network']} {s['branch']} {s['probability']:.2f}" for s in row["steps"])
-            print(f"{row['image']}: {row['class']} {row['probability']:.2f} ({path}) -> {row['picture']}")
+            print(f"{row['where']}: {row['class']} {row['probability']:.2f} ({path}) -> {row['picture']}")
         return 0
 
 
@@ -383,9 +424,10 @@ class Suggest:
     def run(args) -> int:
         from ..files import check_output_file
         from ..hierarchy.suggest import suggest_spec
+        from ..models import is_logged
         from ..pretrained import names
         from ..spec import text_tree, with_overrides
-        from ..tracking.runs import is_logged, model_dir_of
+        from ..tracking.runs import model_dir_of
 
         check_output_file(args.out, "--out")
         check_output_file(Path(args.out).with_suffix(".png"), "--out")
@@ -395,6 +437,7 @@ class Suggest:
         lasting = args.model if args.model in names() or is_logged(args.model) else Path(model_dir).resolve()
         found = suggest_spec(clf, with_overrides(clf.spec, data=args.data), args.split, args.method,
                              args.max_children, args.out, init_from=lasting if args.init else None)
+        data_line(found["data"], found["split"], found["faces"])
         print("most confused pairs: " + ", ".join(f"{a}-{b} {v:.3f}" for v, a, b in found["pairs"]))
         print(text_tree(found["spec"]))
         print(f"wrote {' and '.join(map(str, found['files']))}")

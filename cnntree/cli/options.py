@@ -60,6 +60,11 @@ def info(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def data_line(source: str, splits: str, faces: int) -> None:
+    """The one line that says which data and split a command on a trained model reads (standard error)."""
+    info(f"data: {source}, {splits}: {faces} faces")
+
+
 def add_data(p, what: str = "the spec's data") -> None:
     """``--data`` and ``--skip-bad``."""
     p.add_argument("--data", metavar="PATH", help=f"a FER2013 .csv/.csv.gz or an image folder instead of {what}")

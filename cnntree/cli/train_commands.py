@@ -41,13 +41,19 @@ class Train:
         add_parallel(p)
 
     @staticmethod
+    def check(args):
+        """The spec and its overrides, read before the backend loads."""
+        args.loaded = with_overrides(load_spec(args.spec), data=args.data, skip_bad=args.skip_bad or None,
+                                     epochs=args.epochs, quick=args.quick or None, seed=args.seed,
+                                     workers=args.workers, init_from=args.init_from)
+
+    @staticmethod
     def run(args) -> int:
         from ..compose.reports import evaluation_table
         from ..tracking.experiment import new_model_folder, run_experiment
         from ..tracking.runs import ui_hint
 
-        spec = with_overrides(load_spec(args.spec), data=args.data, skip_bad=args.skip_bad or None, epochs=args.epochs,
-                              quick=args.quick or None, seed=args.seed, workers=args.workers, init_from=args.init_from)
+        spec = args.loaded
         out = args.out or new_model_folder(spec.name)
         outcome = run_experiment(spec, experiment=args.experiment, work_dir=args.work_dir, resume=args.resume,
                                  out=out, jobs=args.jobs, ray=args.ray, printer=info, register=args.register)
@@ -142,9 +148,9 @@ class Compare:
         if not runs:
             print("(no cnntree runs yet: run cnntree train SPEC)")
         if groups:
-            print(f"\n{'spec':24s} {'budget':6s} {'runs':>4s}  {'private acc (mean +- std)':>26s}  data")
+            print(f"\n{'spec':24s} {'budget':6s} {'seeds':>5s}  {'private acc (mean +- std)':>26s}  data")
             for g in sorted(groups, key=lambda g: -g["mean"]):
-                print(f"{g['spec'][:24]:24s} {'quick' if g['quick'] else 'full':6s} {g['runs']:4d}  "
+                print(f"{g['spec'][:24]:24s} {'quick' if g['quick'] else 'full':6s} {g['seeds']:5d}  "
                       f"{g['mean']:17.4f} +- {g['std']:.4f}  {g['data']}")
         return 0
 

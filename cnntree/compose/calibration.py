@@ -42,6 +42,7 @@ class NoCalibration:
     def __init__(self, priors: dict | None = None):
         self.priors = priors
         self.state: dict = {}
+        self.at_bound = False  # the fit ended at a bound of its parameters: say so, it is no real optimum
 
     def fit(self, probabilities: np.ndarray, targets: np.ndarray) -> NoCalibration:
         return self
@@ -85,7 +86,7 @@ class TemperatureScaling(PriorCorrection):
 
     def fit(self, probabilities, targets):
         logits = log_probabilities(self.correct(probabilities))
-        (scale,), _ = _fit_scaling(logits, targets, tied=True)
+        ((scale,), _), self.at_bound = _fit_scaling(logits, targets, tied=True)
         self.state = {"temperature": float(1.0 / scale)}
         return self
 
@@ -105,7 +106,8 @@ class VectorScaling(PriorCorrection):
         self.state = {}
 
     def fit(self, probabilities, targets):
-        weights, biases = _fit_scaling(log_probabilities(self.correct(probabilities)), targets, tied=False)
+        (weights, biases), self.at_bound = _fit_scaling(log_probabilities(self.correct(probabilities)), targets,
+                                                        tied=False)
         self.state = {"weights": weights.tolist(), "biases": biases.tolist()}
         return self
 
@@ -188,9 +190,10 @@ def training_priors(before, after, class_weight=None) -> dict:
     return {"train": (effective / effective.sum()).tolist(), "true": (before / before.sum()).tolist()}
 
 
-def _fit_scaling(logits: np.ndarray, targets: np.ndarray, tied: bool) -> tuple[np.ndarray, np.ndarray]:
+def _fit_scaling(logits: np.ndarray, targets: np.ndarray, tied: bool) -> tuple[tuple[np.ndarray, np.ndarray], bool]:
     """Minimise the NLL of softmax(w * logits + b) over w (one shared value when ``tied``, then no
-    bias) and b, by L-BFGS with the exact gradient."""
+    bias) and b, by L-BFGS with the exact gradient. Returns (w, b) and whether a parameter ended at
+    its bound."""
     from scipy.optimize import minimize
 
     n, k = logits.shape
@@ -207,6 +210,7 @@ def _fit_scaling(logits: np.ndarray, targets: np.ndarray, tied: bool) -> tuple[n
         return -(log_q * onehot).sum() / n, grad
 
     start = np.ones(1) if tied else np.concatenate([np.ones(k), np.zeros(k)])
-    found = minimize(loss, start, jac=True, method="L-BFGS-B",
-                     bounds=[(1e-3, 1e3)] * (1 if tied else k) + [(-1e3, 1e3)] * (0 if tied else k))
-    return (found.x[:1], np.zeros(0)) if tied else (found.x[:k], found.x[k:])
+    bounds = np.array([(1e-3, 1e3)] * (1 if tied else k) + [(-1e3, 1e3)] * (0 if tied else k))
+    found = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds)
+    at_bound = bool(np.isclose(found.x[:, None], bounds, rtol=1e-6).any())
+    return ((found.x[:1], np.zeros(0)) if tied else (found.x[:k], found.x[k:])), at_bound

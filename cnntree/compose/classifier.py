@@ -17,6 +17,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import NotFittedError
 
 from ..data.augment import TTA_VIEWS, tta_views
+from ..data.balance import make_balancer
 from ..data.nodedata import node_dataset, node_targets
 from ..errors import CnnTreeError
 from ..files import write_text_atomically
@@ -44,6 +45,23 @@ def check_faces(images, labels, n_classes: int, what: str) -> tuple[np.ndarray, 
     if labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() >= n_classes:
         raise CnnTreeError(f"{what}: labels must be class indices 0..{n_classes - 1}")
     return images.astype(np.uint8, copy=False), labels.astype(np.int64, copy=False)
+
+
+def as_faces(images) -> np.ndarray:
+    """Validation at the edge of prediction: an (n, 48, 48) array of grey faces, 0-255. Anything
+    else (a list of photos of other sizes, colour images, one face without its batch axis) is one
+    line saying what is expected and how to get it."""
+    try:
+        faces = np.asarray(images)
+    except ValueError:  # a ragged list: photos of different sizes
+        faces = None
+    if faces is None or faces.dtype == object or faces.ndim != 3 or faces.shape[1:] != (48, 48):
+        shape = "a list of arrays of different shapes" if faces is None or faces.dtype == object else \
+            f"an array of shape {faces.shape}"
+        raise CnnTreeError(f"expected (n, 48, 48) grey faces of 0-255, got {shape}: crop and resize photos "
+                           "first (cnntree.data.read_face reads a face image file; the mirror finds faces in a "
+                           "photo)")
+    return faces
 
 
 
@@ -164,12 +182,15 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
         classes = list(self.spec.classes)
         data = node_dataset(node, labels, classes, np.arange(len(labels)))
         index, targets = data.index, data.targets
-        if node.train["max_samples"] and len(index) > node.train["max_samples"]:
-            index, targets = index[:node.train["max_samples"]], targets[:node.train["max_samples"]]  # shuffled
+        cap = node.train["max_samples"]
+        if cap and len(index) > cap:
+            index, targets = index[:cap], targets[:cap]  # shuffled
         val_index, val_targets = node_targets(node, validation[1], classes, np.arange(len(validation[1])))
+        used = np.bincount(targets, minlength=len(node.groups)).tolist()
+        resampled = (f"{make_balancer(node.balance).rule}: {list(data.before)} -> {list(data.after)}"
+                     + (f", the first {cap} kept: {used}" if list(data.after) != used else ""))
         self.printer(f"[{label}] {' | '.join('+'.join(g) for g in node.groups)}: {len(index)} training faces "
-                     f"(balanced {node.balance['strategy']}: {list(data.before)} -> {list(data.after)}), "
-                     f"{len(val_index)} validation" + (", warm start from the flat network" if init else ""))
+                     f"({resampled}), {len(val_index)} validation" + (", warm start from the flat network" if init else ""))
         settings = {"model": node.model, "augment": node.augment, "train": node.train, "init": init}
         job = NetworkJob(label, settings, len(node.groups), (images[index], targets),
                          (validation[0][val_index], val_targets), folder, data.class_weight,
@@ -245,6 +266,7 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
     def network_outputs(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """Each network's own probabilities over its groups (for diagnostics and combining)."""
         self._check_fitted()
+        images = as_faces(images)
         return {node.id: self._network_output(node, images) for node in self.spec.nodes}
 
     def modes(self) -> tuple[str, ...]:
@@ -269,12 +291,15 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
         return self.combiner(mode).combine(self.network_outputs(images))
 
     def predict(self, images: np.ndarray, mode: str | None = None) -> np.ndarray:
-        """Class indices into ``classes_`` (``spec.classes``)."""
-        return self.predict_proba(images, mode).argmax(axis=1)
+        """The class of each face, from ``classes_`` (scikit-learn's ``predict``); the index into
+        ``classes_`` is ``predict_proba(images).argmax(axis=1)``."""
+        return self.classes_[self.predict_proba(images, mode).argmax(axis=1)]
 
     def score(self, images: np.ndarray, labels: np.ndarray, mode: str | None = None) -> float:
-        """Accuracy on ``images`` (scikit-learn's ``score``)."""
-        return float((self.predict(images, mode) == labels).mean())
+        """Accuracy on ``images`` (scikit-learn's ``score``); ``labels`` are class names or indices."""
+        labels = np.asarray(labels)
+        truth = labels if labels.dtype.kind not in "iu" else self.classes_[labels]
+        return float((self.predict(images, mode) == truth).mean())
 
     @property
     def classes_(self) -> np.ndarray:

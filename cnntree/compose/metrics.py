@@ -78,7 +78,7 @@ def evaluate(clf, images, labels) -> dict:
     """Every combining mode's flat metrics (and calibration metrics where the mode answers with
     probabilities, not votes or one-hot paths), hierarchical metrics for trees, per-network reports."""
     outputs = clf.network_outputs(images)
-    result = {"n": int(len(labels)), "default_mode": clf.default_mode(), "modes": {}}
+    result = {"n": int(len(labels)), "kind": clf.spec.kind, "default_mode": clf.default_mode(), "modes": {}}
     for mode in clf.modes():
         combiner = clf.combiner(mode)
         probabilities = combiner.combine(outputs)
@@ -112,7 +112,7 @@ def evaluate_split(clf, spec, data_path=None, split: str = "PrivateTest", label_
                    explain: int = 0) -> dict:
     """``clf`` on one test split of its spec's data (``spec`` carries the data overrides), or on
     another data set (``data_path``) whose classes meet the model's through ``label_map``; a data set
-    without that split is evaluated whole. Returns {"split", "faces", "result"} (with "alignment"
+    without that split is evaluated whole. Returns {"data", "split", "faces", "result"} (with "alignment"
     for another data set), and with ``explain`` the "mistakes": per true class, explanations of its
     ``explain`` most confident wrong predictions."""
     from ..data import load_faces, load_for_spec
@@ -136,7 +136,7 @@ def evaluate_split(clf, spec, data_path=None, split: str = "PrivateTest", label_
     result = evaluate(clf, data.images[index], data.labels[index])
     if alignment is not None:
         result["alignment"] = alignment.as_dict()
-    out = {"split": split, "faces": int(len(index)), "result": result}
+    out = {"data": data.source, "split": split, "faces": int(len(index)), "result": result}
     if explain:
         from .explain import confident_mistakes
         from .explain import explain as explain_faces

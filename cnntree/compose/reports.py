@@ -11,11 +11,14 @@ from ..plots import draw_confusion, draw_reliability
 
 def evaluation_table(rows) -> str:
     """Metrics per split and mode as a fixed-width table (the default mode starred; calibration
-    columns only for modes that answer with probabilities)."""
+    columns only for modes that answer with probabilities). A single network's routing modes are
+    one answer: one row."""
     lines = [f"{'split':12s} {'mode':9s} {'accuracy':>9s} {'macro F1':>9s} {'weighted F1':>12s} {'ECE':>7s} "
              f"{'NLL':>7s} {'Brier':>7s}"]
     for split, result in rows:
         for mode, m in result["modes"].items():
+            if result.get("kind") == "single" and mode != result["default_mode"]:
+                continue
             star = "*" if mode == result["default_mode"] else " "
             calibration = " ".join(f"{m[k]:7.4f}" if k in m else f"{'-':>7s}" for k in ("ece", "nll", "brier"))
             lines.append(f"{split:12s} {mode + star:9s} {m['accuracy']:9.4f} {m['macro_f1']:9.4f} "

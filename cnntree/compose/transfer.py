@@ -152,7 +152,7 @@ def cross_validate(model_dir, data: FaceData, label_map: dict, mode: str, k: int
         with (fold_run(i) if fold_run else contextlib.nullcontext()) as run:
             clf = transferred(model_dir, train_data, train, {} if source.spec.kind == "tree" else label_map, mode,
                               epochs, seed)
-            predicted = clf.predict(train_data.images[test])
+            predicted = clf.predict_proba(train_data.images[test]).argmax(axis=1)
             metrics = flat_metrics(labels[test], predicted, classes)
             confusion += np.asarray(metrics["confusion"])
             row = {"fold": i + 1, "train": int(len(train)), "test": int(len(test)), "accuracy": metrics["accuracy"],

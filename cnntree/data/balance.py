@@ -22,7 +22,9 @@ class Resampled:
 
 
 class Balancer(abc.ABC):
-    """A balancing strategy: one method, ``resample``."""
+    """A balancing strategy: one method, ``resample``, and ``rule``, what it does in words."""
+
+    rule = ""
 
     @abc.abstractmethod
     def resample(self, groups: np.ndarray, rng: np.random.Generator) -> Resampled:
@@ -47,6 +49,10 @@ class Oversample(Balancer):
     def __init__(self, ratio: float = 0.8):
         self.ratio = ratio
 
+    @property
+    def rule(self) -> str:
+        return f"each group resampled to {self.ratio:g} x the largest"
+
     def resample(self, groups, rng):
         counts = np.bincount(groups)
         m = max(1, int(round(self.ratio * counts.max())))
@@ -56,6 +62,8 @@ class Oversample(Balancer):
 class OneVsRest(Balancer):
     """All of the smallest group, and as many drawn from each other group (the fear node)."""
 
+    rule = "each group drawn down to the smallest"
+
     def resample(self, groups, rng):
         counts = np.bincount(groups)
         return Resampled(_per_group(groups, [counts.min()] * len(counts), rng))
@@ -63,6 +71,8 @@ class OneVsRest(Balancer):
 
 class ClassWeight(Balancer):
     """No resampling; loss weights n / (k * n_group), as scikit-learn's "balanced"."""
+
+    rule = "every face once, loss weighted per group"
 
     def resample(self, groups, rng):
         counts = np.bincount(groups)
@@ -72,6 +82,8 @@ class ClassWeight(Balancer):
 
 class NoBalance(Balancer):
     """Every sample once, shuffled."""
+
+    rule = "every face once"
 
     def resample(self, groups, rng):
         return Resampled(rng.permutation(len(groups)))

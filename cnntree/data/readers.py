@@ -146,7 +146,17 @@ def walk_two_levels(root: Path):
 
 
 def read_face(path) -> tuple[np.ndarray, bool]:
-    """One image file as a grey 48x48 face, and whether it had to be resized.
+    """One image file as a grey 48x48 face, and whether it had to be resized."""
+    import cv2
+
+    image = read_grey(path)
+    if image.shape == (SIZE, SIZE):
+        return image, False
+    return cv2.resize(image, (SIZE, SIZE), interpolation=cv2.INTER_AREA), True
+
+
+def read_grey(path) -> np.ndarray:
+    """One image file, grey, at its own size.
 
     Only regular files of at most 64 MiB are read, and an image whose header declares more than
     50 megapixels is refused before it is decoded.
@@ -164,9 +174,7 @@ def read_face(path) -> tuple[np.ndarray, bool]:
     image = cv2.imdecode(buffer, cv2.IMREAD_GRAYSCALE)
     if image is None or image.size == 0:
         raise CnnTreeError(f"{path}: unreadable image")
-    if image.shape == (SIZE, SIZE):
-        return image, False
-    return cv2.resize(image, (SIZE, SIZE), interpolation=cv2.INTER_AREA), True
+    return image
 
 
 def _declared_pixels(buffer: np.ndarray) -> int:

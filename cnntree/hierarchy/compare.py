@@ -94,7 +94,7 @@ def compare_specs(specs, data_path=None, seeds: int = 1, epochs=None, quick=Fals
                                      experiment=experiment, work_dir=folder / f"{spec.name}-seed{seed}", jobs=jobs,
                                      ray=ray, printer=printer)
             runs.append({"seed": seed, "run_id": outcome.run_id, "metrics": outcome.metrics,
-                         "right": outcome.classifier.predict(data.images[test]) == truth})
+                         "right": outcome.classifier.predict_proba(data.images[test]).argmax(axis=1) == truth})
         rows.append({**summary(spec, runs), "budget": budget})
     best, reference = rank(rows, against)
     return {"experiment": experiment, "seeds": seeds, "epochs": epochs, "budget_epochs": budget_epochs, "quick": quick,
@@ -176,7 +176,7 @@ def rank_logged_runs(runs: list[dict], against: str, data_path=None) -> dict:
             if clf.spec.classes != classes:
                 raise CnnTreeError(f"run {run['run_id']} ({label}): classes {list(clf.spec.classes)} differ from "
                                    f"{list(classes)}; paired tests need the same test faces")
-            run["right"] = clf.predict(faces) == truth
+            run["right"] = clf.predict_proba(faces).argmax(axis=1) == truth
         rows.append({**summary(clf.spec, group), "spec": label})
     best, reference = rank(rows, against)
     return {"test_faces": int(len(truth)), "best": best["spec"], "reference": reference["spec"], "rows": rows}

@@ -168,12 +168,13 @@ def suggest_spec(clf, spec, split: str, method: str, max_children: int, out, ini
     if index is None:
         raise CnnTreeError(f"--split: no split \"{split}\"; use Validation or one of {', '.join(splits.tests)}")
     classes = list(clf.spec.classes)
-    confusion = confusion_matrix(data.labels[index], clf.predict(data.images[index]), labels=range(len(classes)))
+    confusion = confusion_matrix(data.labels[index], clf.predict_proba(data.images[index]).argmax(axis=1),
+                                 labels=range(len(classes)))
     out = Path(out)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", out.stem).strip("._-")[:64] or "suggested"
     affinity = weight_affinity(clf) if method == "weights" else confusion_affinity(confusion)
     what = (f"the output-layer class weights of {clf.spec.name}" if method == "weights" else
-            f"the confusions of {clf.spec.name} on {split} ({len(index)} faces of {data.source})")
+            f"the confusions of {clf.spec.name} on {split} ({len(index)} faces of {Path(data.source).name})")
     raw = tree_spec(suggest_hierarchy(affinity, classes, method, max_children), name, clf.spec.raw,
                     f"Suggested by cnntree suggest ({method}, at most {max_children} children) from {what}.")
     if init_from:
@@ -184,4 +185,5 @@ def suggest_spec(clf, spec, split: str, method: str, max_children: int, out, ini
     affinity = confusion_affinity(confusion)
     pairs = sorted(((float(affinity[i, j]), classes[i], classes[j]) for i in range(len(classes))
                     for j in range(i + 1, len(classes))), reverse=True)[:5]
-    return {"spec": suggested, "files": [out, picture], "pairs": pairs}
+    return {"spec": suggested, "files": [out, picture], "pairs": pairs, "data": data.source, "split": split,
+            "faces": int(len(index))}

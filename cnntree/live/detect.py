@@ -54,6 +54,35 @@ def crop_faces(grey: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return np.stack(faces) if faces else np.zeros((0, SIZE, SIZE), np.uint8)
 
 
+CROP_SIDE = 96  # an image no larger than this is taken as one face crop, not searched for faces
+
+
+@dataclass
+class PhotoFaces:
+    """The faces of one photo: boxes (x, y, width, height; the whole image for a crop), 48x48
+    faces, and how they were found, in words for the user."""
+
+    boxes: np.ndarray
+    faces: np.ndarray
+    found: str
+
+
+def faces_in_photo(grey: np.ndarray, detector: FaceDetector | None, crop_side: int = CROP_SIDE) -> PhotoFaces:
+    """The faces a photo shows, found as the mirror finds them; a small image (a face crop already),
+    a photo where no face is found, or no ``detector`` (``--no-detect``) gives the whole image."""
+    height, width = grey.shape
+    whole = np.array([[0, 0, width, height]])
+    if detector is None:
+        return PhotoFaces(whole, crop_faces(grey, whole), "whole image (--no-detect)")
+    if max(height, width) <= crop_side:
+        return PhotoFaces(whole, crop_faces(grey, whole), f"whole image (a face crop: {width}x{height})")
+    boxes = detector.detect(grey)
+    if not len(boxes):
+        return PhotoFaces(whole, crop_faces(grey, whole), "whole image (no face found)")
+    boxes = boxes[np.lexsort((boxes[:, 1], boxes[:, 0]))]  # left to right
+    return PhotoFaces(boxes, crop_faces(grey, boxes), f"{len(boxes)} face(s) found")
+
+
 def overlap(a, b) -> float:
     """Intersection over union of two x, y, width, height boxes."""
     x1, y1 = max(a[0], b[0]), max(a[1], b[1])

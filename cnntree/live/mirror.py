@@ -212,20 +212,33 @@ class MirrorRun:
     frames: int = 0
     seconds: float = 0.0
     outputs: dict = field(default_factory=dict)
+    tracks: dict = field(default_factory=dict)  # track id -> [frames, summed probabilities, last box]
 
     def add(self, result: FrameResult) -> None:
-        """Count one processed frame and keep its main face's probabilities."""
+        """Count one processed frame, keep its main face's probabilities and sum each face's."""
         self.frames += 1
         self.faces += len(result.faces)
         self.times.append(result.time)
         self.main.append(result.main.probabilities if result.main else np.full(len(self.classes), np.nan))
+        for track in result.faces:
+            seen = self.tracks.setdefault(track.id, [0, np.zeros(len(self.classes)), None])
+            seen[0] += 1
+            seen[1] += track.probabilities
+            seen[2] = [int(v) for v in track.box]
 
     def summary(self) -> dict:
-        """Frames, faces, timing and outputs as JSON-ready values."""
+        """Frames, faces, timing and outputs as JSON-ready values, and per face (track) its label:
+        the class of its highest mean probability over the frames it was seen in."""
+        faces = []
+        for track, (frames, summed, box) in self.tracks.items():
+            mean = summed / frames
+            faces.append({"track": track, "frames": frames, "box": box, "label": self.classes[int(mean.argmax())],
+                          "probability": round(float(mean.max()), 4),
+                          "probabilities": {c: round(float(p), 4) for c, p in zip(self.classes, mean)}})
         return {"source": self.source.name, "frames": self.frames, "faces": self.faces,
                 "frames_with_faces": int(sum(not np.isnan(p).any() for p in self.main)),
                 "seconds": round(self.seconds, 3), "fps": round(self.frames / self.seconds, 2) if self.seconds else None,
-                "outputs": self.outputs}
+                "outputs": self.outputs, "tracks": faces}
 
 
 def run_mirror(mirror: Mirror, source: Source, out=None, jsonl=None, timeline=None, show: bool = False,

@@ -27,6 +27,16 @@ def native_stderr_silenced():
         os.close(saved)
 
 
+def quiet_libraries() -> None:
+    """Library chatter (TensorFlow retracing notes, MLflow hints) is not for cnntree's users."""
+    import logging
+    import warnings
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"mlflow\..*")
+
+
 def where_training_runs() -> str | None:
     """A training's first line: the GPU it runs on, or on a CPU what the CPU guard (``cnntree.cpu``)
     applied or left to the user; None on a CPU the guard had nothing to do for."""

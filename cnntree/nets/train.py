@@ -19,6 +19,8 @@ from ..data.mixing import build_mixer
 from ..errors import CnnTreeError
 from ..files import write_atomically, write_text_atomically
 from ..spec.schema import load_json
+from . import pace
+from .cost import multiply_adds
 from .models import create_model
 from .schedules import Warmup, make_loss, make_optimizer, schedule_callback
 from .warmstart import warm_start, weighted_layers
@@ -163,6 +165,11 @@ class Progress(keras.callbacks.Callback):
         self.label, self.epochs, self.printer = label, epochs, printer
         self.times: list[float] = []
 
+    def median_epoch(self) -> float:
+        """Seconds per epoch: the median, the first epoch (which also traces) left out once there are more."""
+        timed = sorted(self.times[1:] or self.times)
+        return timed[len(timed) // 2]
+
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
 
@@ -170,8 +177,7 @@ class Progress(keras.callbacks.Callback):
         logs = logs or {}
         self.times.append(time.perf_counter() - self.started)
         parts = [f"{k} {logs[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in logs]
-        timed = sorted(self.times[1:] or self.times)  # the first epoch also traces: left out once there are more
-        left = (self.epochs - epoch - 1) * timed[len(timed) // 2]
+        left = (self.epochs - epoch - 1) * self.median_epoch()
         self.printer(f"[{self.label}] epoch {epoch + 1}/{self.epochs}  " + "  ".join(parts)
                      + f"  {self.times[-1]:.0f}s" + (f"  (<= {duration(left)} left)" if left >= 1 else ""))
 
@@ -251,6 +257,7 @@ def train_network(settings: dict, n_outputs: int, train: tuple, validation: tupl
         return cfg["early_stopping"] and state["wait"] >= cfg["early_stopping"]
 
     trained = state["epoch"] < cfg["epochs"] and not stopped_early()
+    progress = Progress(label, cfg["epochs"], printer)
     # the head alone for the first freeze_trunk_epochs, then the whole network (recompiled once)
     for end, frozen in ((min(cfg["freeze_trunk_epochs"], cfg["epochs"]), True), (cfg["epochs"], False)):
         if state["epoch"] >= end or stopped_early():
@@ -267,7 +274,9 @@ def train_network(settings: dict, n_outputs: int, train: tuple, validation: tupl
                   class_weight=class_weight, verbose=0, shuffle=False,
                   callbacks=[schedule_callback(cfg), *warmup, *([ema] if ema else []),
                              Checkpoint(folder, cfg["early_stopping"], state, ema),
-                             Progress(label, cfg["epochs"], printer), *callbacks])
+                             progress, *callbacks])
+    if len(progress.times) > 1:  # the first epoch also traces: the pace is that of the later ones
+        pace.record(progress.median_epoch(), len(train[1]), multiply_adds(model))
     if cfg["restore_best"] and (folder / "best.weights.h5").exists():
         model.load_weights(folder / "best.weights.h5")
     elif cfg["ema"] and not trained:  # finished earlier, last.keras holds the raw weights: the average is the result

@@ -22,10 +22,15 @@ from ..compose.reports import write_evaluation
 from ..compose.storage import check_model_folder, save
 from ..data import load_for_spec
 from ..data.load import dataset_name
+from ..data.nodedata import node_dataset
 from ..errors import CnnTreeError
 from ..files import check_output_folder, mark, remove_marked, try_lock, write_text_atomically
+from ..nets import pace
 from ..nets.backend import where_training_runs
+from ..nets.cost import multiply_adds
+from ..nets.models import create_model
 from ..nets.parallel import make_runner
+from ..nets.train import duration
 from ..plots import draw_confusion, draw_hierarchy
 from ..spec import Spec, trains_first
 from . import runs, store
@@ -63,7 +68,7 @@ def run_experiment(spec: Spec, experiment=None, work_dir=None, resume=False, out
     if where:
         printer(where)
     printer(f"data: {data.source}: " + ", ".join(f"{k} {v}" for k, v in splits.sizes().items()))
-    printer(plan(spec))
+    printer(plan(spec, data, splits))
     experiment = experiment or dataset_name(spec.data_path())  # trees and networks on one data set side by side
     experiment_id = store.use_experiment(experiment)
     work, lock = claim_work_folder(Path(work_dir) if work_dir else None, store.RUNS / "work" / spec.name, resume,
@@ -130,8 +135,9 @@ def network_cost(clf) -> dict:
     return {"size_parameters": parameters(*models), "size_multiply_adds": sum(map(multiply_adds, models))}
 
 
-def plan(spec: Spec) -> str:
-    """What a training will run, said before it starts: networks, epochs, early stopping, fine-tuning."""
+def plan(spec: Spec, data, splits) -> str:
+    """What a training will run, said before it starts: networks, epochs, early stopping,
+    fine-tuning, and the time it takes at most at this machine's pace (``nets.pace``)."""
     epochs = sorted({node.train["epochs"] for node in spec.nodes})
     patience = sorted({node.train["early_stopping"] for node in spec.nodes})
     budget = str(epochs[0]) if len(epochs) == 1 else f"{epochs[0]}-{epochs[-1]}"
@@ -141,7 +147,22 @@ def plan(spec: Spec) -> str:
         line += f", started from {spec.init_source()}"
     if spec.finetune["epochs"]:
         line += f", then {spec.finetune['epochs']} joint epochs"
-    return line + "; each epoch line says the time left"
+    seconds, own = pace.estimate(training_work(spec, data, splits))
+    return (line + f"; about {duration(seconds)} at most, at "
+            + ("this machine's pace" if own else "a 2-core CPU's pace (this machine's own is measured as it trains)"))
+
+
+def training_work(spec: Spec, data, splits) -> float:
+    """Faces x multiply-adds x epochs of every network and of the joint epochs: the work ``plan``
+    times (a flat network trained first is not counted)."""
+    costs, work = [], 0.0
+    for node in spec.nodes:
+        faces = len(node_dataset(node, data.labels, data.classes, splits.train).index)
+        faces = min(faces, node.train["max_samples"] or faces)
+        costs.append(multiply_adds(create_model(n_outputs=len(node.groups), normalize=node.train["normalize"],
+                                                **node.model)))
+        work += faces * costs[-1] * node.train["epochs"]
+    return work + len(splits.train) * sum(costs) * spec.finetune["epochs"]
 
 
 def new_model_folder(name: str) -> Path:

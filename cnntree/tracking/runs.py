@@ -9,7 +9,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import json
-import re
 import shutil
 import tempfile
 import time
@@ -20,9 +19,8 @@ import numpy as np
 from mlflow.entities import Metric, Param
 
 from ..errors import CnnTreeError
+from ..models import REGISTERED, RUN_ID
 from .store import absolute_uri, connect, quiet_mlflow, sqlite_file, tracking_uri
-
-RUN_ID = re.compile(r"[0-9a-f]{32}")  # how MLflow names a run
 
 
 def end_abandoned_run(record: Path, printer=print) -> str | None:
@@ -208,7 +206,14 @@ def describe_children(run_id: str, experiment_id: str) -> None:
 
 def finished_runs(experiments=None) -> list[dict]:
     """Top-level cnntree runs (trees, single networks, ensembles) of the named experiments (a name
-    or a list; default: all), newest first."""
+    or a list; default: all), newest first. Reading never creates a store: with no local store
+    file yet there are no runs."""
+    database = sqlite_file(tracking_uri())
+    if database is not None and not database.exists():
+        if experiments:
+            raise CnnTreeError(f"no MLflow experiment \"{experiments if isinstance(experiments, str) else experiments[0]}\" "
+                               f"in {tracking_uri()} (no store yet: cnntree train makes one)")
+        return []
     connect()
     if experiments:
         ids = []
@@ -237,22 +242,15 @@ def finished_runs(experiments=None) -> list[dict]:
 
 def over_seeds(runs: list[dict], metric: str) -> list[dict]:
     """Finished runs of the same spec, data and budget (quick or not) grouped: the mean and the
-    standard deviation of ``metric`` over them (seeds, repeats)."""
-    groups: dict[tuple, list[float]] = {}
+    standard deviation of ``metric`` over their distinct seeds. A seed run again counts once, by its
+    latest run (``runs`` is newest first)."""
+    groups: dict[tuple, dict] = {}
     for run in runs:
         if run["status"] == "FINISHED" and metric in run["metrics"]:
-            groups.setdefault((run["spec"], run["data"], run["quick"]), []).append(run["metrics"][metric])
-    return [{"spec": spec, "data": data, "quick": quick, "runs": len(values), "mean": float(np.mean(values)),
-             "std": float(np.std(values))} for (spec, data, quick), values in groups.items()]
-
-
-REGISTERED = re.compile(r"models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[\w-]+))")
-
-
-def is_logged(reference) -> bool:
-    """Whether ``reference`` names a logged classifier (a run id, ``runs:/``, ``models:/``) rather than a path."""
-    text = str(reference)
-    return bool(RUN_ID.fullmatch(text) or text.startswith("runs:/") or REGISTERED.fullmatch(text))
+            groups.setdefault((run["spec"], run["data"], run["quick"]), {}).setdefault(run["seed"], run["metrics"][metric])
+    return [{"spec": spec, "data": data, "quick": quick, "seeds": len(by_seed),
+             "mean": float(np.mean(list(by_seed.values()))), "std": float(np.std(list(by_seed.values())))}
+            for (spec, data, quick), by_seed in groups.items()]
 
 
 def model_dir_of(reference) -> Path:

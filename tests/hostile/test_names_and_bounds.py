@@ -1,4 +1,4 @@
-"""Hostile use, round two: names that become paths, folders cnntree does not own, unbounded and
+"""Hostile use: names that become paths, folders cnntree does not own, unbounded and
 special inputs, damaged model folders, option bounds, stores that are not stores.
 
 Every case asserts the exit status, one ``cnntree: error:`` line (or the exact success), and

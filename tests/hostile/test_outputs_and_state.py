@@ -1,4 +1,4 @@
-"""Hostile use, round three: outputs that hold or lie inside what a command reads, folders of the
+"""Hostile use: outputs that hold or lie inside what a command reads, folders of the
 user's own made cnntree's by ``--resume``, wrong ``init.from`` after checkpoints were deleted,
 names that become paths (experiments, splits), a training that dies in native code.
 
@@ -22,7 +22,7 @@ from cnntree.spec import parse_spec
 
 from ..conftest import MORAVCIK, TINY_MODEL
 from .test_hostile import expect_error
-from .test_round_two import sentinel
+from .test_names_and_bounds import sentinel
 
 
 def snapshot(folder: Path) -> dict:
