@@ -141,6 +141,7 @@ def test_commands_that_load_the_backend_stay_quiet(tmp_path, tiny_model, sample)
 
     cv2.imwrite(str(tmp_path / "face.png"), sample.images[0])
     code, out, err = run_cli("predict", tiny_model, tmp_path / "face.png")
-    assert code == 0 and err == "", err  # no CUDA probes, no absl notices on a machine without a GPU
+    # no CUDA probes, no absl notices on a machine without a GPU: only how the image was read
+    assert code == 0 and err == f"{tmp_path / 'face.png'}: whole image (a face crop: 48x48)\n", err
     code, out, err = run_cli("--debug", "predict", tiny_model, tmp_path / "face.png")
     assert code == 0  # --debug lets the backend's own lines through (what they are depends on the machine)

@@ -1,0 +1,47 @@
+"""The time a training announces before it starts: this machine's pace, remembered between
+trainings, times the work of every network."""
+
+import json
+
+import pytest
+
+from cnntree.nets import pace
+
+
+def test_the_pace_is_remembered_and_replaces_the_reference(tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNTREE_CACHE", str(tmp_path))
+    assert pace.measured() is None
+    seconds, own = pace.estimate(1e12)
+    assert not own and seconds == pytest.approx(1e12 * pace.REFERENCE_SECONDS_PER_WORK)
+    pace.record(epoch_seconds=10.0, faces=1000, multiply_adds=5_000_000)  # 2e-9 s per face-multiply-add
+    assert pace.measured() == pytest.approx(2e-9)
+    assert pace.estimate(1e9) == (pytest.approx(2.0), True)
+    pace.pace_file().write_text("{damaged")
+    assert pace.measured() is None  # a damaged record is forgotten, not an error
+    pace.pace_file().write_text(json.dumps({"seconds_per_work": -1}))
+    assert pace.measured() is None
+
+
+def test_the_planned_work_counts_every_network_at_its_budget(monkeypatch, tmp_path):
+    """Faces after balancing and the quick cap, times multiply-adds, times epochs, per network."""
+    from cnntree.data import load_for_spec
+    from cnntree.data.nodedata import node_dataset
+    from cnntree.nets.cost import multiply_adds
+    from cnntree.nets.models import create_model
+    from cnntree.spec import parse_spec, with_overrides
+    from cnntree.tracking.experiment import plan, training_work
+
+    monkeypatch.setenv("CNNTREE_CACHE", str(tmp_path))
+    spec = with_overrides(parse_spec({"name": "t", "kind": "tree",
+                                      "defaults": {"model": {"name": "lenet", "filters": [4, 8], "dense": 8},
+                                                   "train": {"epochs": 3}},
+                                      "nodes": [{"id": "root", "children": ["happy", "rest"], "balance": "one_vs_rest"},
+                                                {"id": "rest", "children": ["angry", "disgust", "fear", "sad",
+                                                                            "surprise", "neutral"]}]}), quick=True)
+    data, splits = load_for_spec(spec)
+    root_faces = len(node_dataset(spec.nodes[0], data.labels, data.classes, splits.train).index)
+    assert root_faces < 512  # happy against the rest, drawn down to happy's count: under the cap
+    macs = [multiply_adds(create_model(n_outputs=n, name="lenet", filters=[4, 8], dense=8)) for n in (2, 6)]
+    assert training_work(spec, data, splits) == pytest.approx((root_faces * macs[0] + 512 * macs[1]) * 1)
+    line = plan(spec, data, splits)
+    assert line.startswith("plan: 2 network(s), 1 epochs each") and "at most, at a 2-core CPU's pace" in line
