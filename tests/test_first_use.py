@@ -184,7 +184,12 @@ def test_the_python_api_is_quiet_and_predicts_labels(tmp_path):
     code = ("import numpy as np, cnntree\nfrom cnntree import load_model\nclf = load_model('small')\n"
             "print(' '.join(clf.predict(np.zeros((2, 48, 48), np.uint8))))\n"
             "try:\n    clf.predict([np.zeros((90, 80), np.uint8), np.zeros((60, 60), np.uint8)])\n"
-            "except cnntree.CnnTreeError as error:\n    print(error)")
+            "except cnntree.CnnTreeError as error:\n    print(error)\n"
+            "from cnntree import CnnTreeClassifier\nfrom cnntree.spec import parse_spec\n"
+            "spec = parse_spec({'name': 't', 'kind': 'single', 'defaults': {'model': {'name': 'lenet', 'filters': [4],"
+            " 'dense': 4}, 'train': {'epochs': 2, 'batch_size': 16}}})\n"
+            "rng = np.random.default_rng(0)\nfaces, labels = rng.integers(0, 255, (64, 48, 48)), np.arange(64) % 7\n"
+            "CnnTreeClassifier(spec, printer=lambda *_: None).fit(faces, labels, (faces[:14], labels[:14]))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.stderr == ""
     labels, error = proc.stdout.splitlines()
