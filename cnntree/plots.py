@@ -214,3 +214,21 @@ def draw_mistakes(rows: dict, path, title: str = "") -> Path:
     fig.suptitle(title or "most confident mistakes per true class", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def draw_answer_curves(curves: dict, path, title: str = "", marks: dict | None = None) -> Path:
+    """Hierarchical answers: accuracy (answers that hold the true class) against mean specificity,
+    one curve per hierarchy (``curves``: name -> {"specificity", "risk"}), with ``marks`` (name ->
+    (specificity, accuracy)) at a calibrated coverage."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    for name, curve in curves.items():
+        line, = ax.plot(curve["specificity"], [1 - r for r in curve["risk"]], label=name, linewidth=1.6)
+        if marks and name in marks:
+            ax.plot(*marks[name], "o", color=line.get_color())
+    ax.set_xlabel("mean specificity of the answers (0: any emotion, 1: one emotion)")
+    ax.set_ylabel("answers holding the true emotion")
+    ax.set_xlim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", fontsize=8)
+    ax.set_title(title, fontsize=9)
+    return save_figure(fig, path)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import CnnTreeError
 from .model_commands import load_model, model_argument, test_time_argument
-from .options import FRACTION, add_json, count, info
+from .options import FRACTION, add_coverage, add_json, count, info
 
 
 def add_mirror_options(p) -> None:
@@ -35,7 +35,17 @@ def make_mirror(args, clf):
                            f"{args.runtime} copy with: cnntree export {args.model_dir} --format {args.runtime} --out DIR")
     clf.combiner(args.mode)  # an unknown mode fails before any frame
     detector = FaceDetector(detect_width=args.detect_width, min_face=args.min_face)
-    return Mirror(clf, detector, FaceTracker(smoothing=args.smoothing), mode=args.mode, explain=args.explain)
+    named = None
+    if getattr(args, "coverage", None):
+        from ..hierarchy import answers
+        from ..spec import load_spec
+
+        hierarchy = answers.hierarchy_for(clf, "abstain" if args.abstain else
+                                          load_spec(args.hierarchy) if args.hierarchy else None)
+        named = answers.NodeAnswers(hierarchy, answers.threshold(clf, hierarchy, args.coverage)["threshold"])
+        info(f"hierarchy {hierarchy.name}, coverage {args.coverage:g}: " + answers.guarantee(clf, hierarchy, args.coverage))
+    return Mirror(clf, detector, FaceTracker(smoothing=args.smoothing), mode=args.mode, explain=args.explain,
+                  answers=named)
 
 
 class MirrorCommand:
@@ -52,6 +62,7 @@ class MirrorCommand:
         p.add_argument("--timeline", metavar="PNG", help="the main face's emotions over time")
         p.add_argument("--jsonl", metavar="FILE", help="one JSON line per frame")
         test_time_argument(p)
+        add_coverage(p)
         add_json(p)
         add_mirror_options(p)
 

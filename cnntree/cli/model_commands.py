@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .options import EPOCHS, SEED_VALUE, SPLIT_NAME, add_json, count, data_line, info
+from .options import EPOCHS, SEED_VALUE, SPLIT_NAME, add_coverage, add_json, count, data_line, info
 
 
 def model_argument(p, optional: bool = False) -> None:
@@ -46,6 +46,27 @@ def load_model(reference, test_time: str | None = None):
     return clf.set_params(spec=with_overrides(clf.spec, test_time=test_time)) if test_time else clf
 
 
+def hierarchical_table(found: dict) -> str:
+    """``evaluate --coverage``: each hierarchy's answers at the calibrated threshold."""
+    lines = [f"{'hierarchy':16s} {'coverage':>9s} {'target':>7s} {'specificity':>12s} {'hF1':>6s} {'severity':>9s} "
+             f"{'hAURC':>7s} {'classes':>8s} {'any':>6s}"]
+    for name, m in found.items():
+        lines.append(f"{name[:16]:16s} {m['coverage']:9.4f} {m['target']:7.2f} {m['specificity']:12.4f} "
+                     f"{m['h_f1']:6.3f} {m['mistake_severity']:9.3f} {m['haurc']:7.4f} {m['leaf_answers']:8.3f} "
+                     f"{m['root_answers']:6.3f}")
+    return "\n".join(lines) + "\n(coverage: share of answers holding the true emotion; specificity: 1 - log2(classes in " \
+        "the answer) / log2(all classes), mean; classes / any: share of answers that are one class / any emotion)"
+
+
+def chosen_hierarchy(args):
+    """What ``--abstain`` and ``--hierarchy`` name: "abstain", a tree spec, or None (the model's own)."""
+    from ..spec import load_spec
+
+    if getattr(args, "abstain", False):
+        return "abstain"
+    return load_spec(args.hierarchy) if args.hierarchy else None
+
+
 class Evaluate:
     """A ``cnntree`` command (its ``help`` says what it does)."""
 
@@ -66,6 +87,7 @@ class Evaluate:
                        "mistakes per class with their Grad-CAM maps to the report (default --report: "
                        "runs/evaluate/<model>-<split>)")
         test_time_argument(p)
+        add_coverage(p)
         add_json(p)
 
     @staticmethod
@@ -85,7 +107,7 @@ class Evaluate:
             check_output_file(report / "report.json", "--report")
         spec = with_overrides(clf.spec, skip_bad=args.skip_bad or None)
         out = evaluate_split(clf, spec, args.data, args.split, parse_label_map(args.label_map),
-                             explain=args.explain or 0)
+                             explain=args.explain or 0, coverage=args.coverage, hierarchy=chosen_hierarchy(args))
         split, result = out["split"], out["result"]
         data_line(out["data"], split, out["faces"])
         if report:
@@ -93,7 +115,7 @@ class Evaluate:
         if args.json:
             print(json.dumps({"data": out["data"], "split": split, "faces": out["faces"],
                               "metrics": headline(result, split), "result": result,
-                              "files": out.get("files", [])}, indent=2))
+                              "hierarchical": out.get("hierarchical"), "files": out.get("files", [])}, indent=2))
             return 0
         alignment = result.get("alignment")
         if alignment:
@@ -105,6 +127,8 @@ class Evaluate:
             if alignment["missing"]:
                 print(f"model classes this data never shows: {', '.join(alignment['missing'])}")
         print(evaluation_table([(split, result)]))
+        if out.get("hierarchical"):
+            print(hierarchical_table(out["hierarchical"]))
         if report:
             print(f"report: {report} ({len(out['files'])} files), logged to MLflow experiment evaluate")
         return 0
@@ -152,6 +176,10 @@ class Calibrate:
                        "validation split is carved from Training as in training)")
         p.add_argument("--out", metavar="DIR", help="write the recalibrated model here (default: in place; a "
                        "shipped model needs --out)")
+        p.add_argument("--split", default="PublicTest", type=SPLIT_NAME, help="with --coverage: the held-out faces "
+                       "the threshold is calibrated on (default PublicTest: neither trained nor selected on; the "
+                       "probabilities' own calibration uses Validation)")
+        add_coverage(p, calibrating=True)
         add_json(p)
 
     @staticmethod
@@ -167,6 +195,8 @@ class Calibrate:
         check_model_folder(out, reads=[source], in_place=True)
         clf = load_model(source)
         data, splits = load_for_spec(with_overrides(clf.spec, data=args.data))
+        if args.coverage:
+            return calibrate_answers(args, clf, data, splits, source, out)
         parts = {"Validation": splits.validation, **splits.tests}
         data_line(data.source, "fitted on Validation, measured on " + ", ".join(parts), len(splits.validation))
 
@@ -201,6 +231,42 @@ class Calibrate:
                      "faces); the calibration is not a real optimum" if bound else ""))
         print(f"wrote {written}")
         return 0
+
+
+def calibrate_answers(args, clf, data, splits, source, out) -> int:
+    """``calibrate --coverage``: the conformal thresholds of the model's hierarchy and of the flat
+    abstention baseline on ``--split``, kept with the model."""
+    from ..compose.storage import save_climbing
+    from ..errors import CnnTreeError
+    from ..hierarchy import answers
+    from ..hierarchy.climbing import Hierarchy
+
+    index = splits.validation if args.split == "Validation" else splits.tests.get(args.split)
+    if index is None:
+        raise CnnTreeError(f"--split: no split \"{args.split}\"; use Validation or one of {', '.join(splits.tests)}")
+    hierarchy = answers.hierarchy_for(clf, chosen_hierarchy(args))
+    data_line(data.source, f"{args.split} (conformal calibration of hierarchy {hierarchy.name})", len(index))
+    proba, labels = clf.predict_proba(data.images[index]), data.labels[index]
+    where = {"split": args.split, "data": Path(data.source).name}
+    record = answers.calibrate(getattr(clf, "climbing_", None), hierarchy, proba, labels, args.coverage, where)
+    written = save_climbing(record, source, out)
+    rows = []
+    for each in (hierarchy, Hierarchy.flat(hierarchy.classes)):
+        for coverage in args.coverage:
+            found = record["hierarchies"][each.name]["thresholds"][f"{coverage:g}"]
+            nodes = each.answer(proba, found["threshold"])
+            rows.append({"hierarchy": each.name, "coverage": coverage, **found,
+                         "specificity_here": float(each.specificity[nodes].mean())})
+    if args.json:
+        print(json.dumps({"data": data.source, "split": args.split, "faces": int(len(index)), "thresholds": rows,
+                          "out": str(written)}, indent=2))
+        return 0
+    print(f"{'hierarchy':16s} {'coverage':>8s} {'threshold':>10s} {'faces':>6s} {'specificity on these faces':>27s}")
+    for row in rows:
+        print(f"{row['hierarchy'][:16]:16s} {row['coverage']:8g} {row['threshold']:10.4f} {row['faces']:6d} "
+              f"{row['specificity_here']:27.4f}")
+    print(f"wrote {written / answers.FILE}")
+    return 0
 
 
 def model_and_faces(items: list[str], detect: bool = True):
@@ -258,6 +324,7 @@ class Predict:
     def add_arguments(p):
         add_model_and_images(p)
         test_time_argument(p)
+        add_coverage(p)
         add_json(p)
 
     @staticmethod
@@ -265,13 +332,24 @@ class Predict:
         model, rows, faces = args.found
         clf = load_model(model, args.test_time)
         classes = clf.spec.classes
-        for row, q in zip(rows, clf.predict_proba(faces)):
+        proba = clf.predict_proba(faces)
+        for row, q in zip(rows, proba):
             row.update(label=classes[int(q.argmax())], probabilities=dict(zip(classes, map(float, q))))
+        if args.coverage:
+            from ..hierarchy import answers
+
+            hierarchy = answers.hierarchy_for(clf, chosen_hierarchy(args))
+            info(f"hierarchy {hierarchy.name}, coverage {args.coverage:g}: "
+                 + answers.guarantee(clf, hierarchy, args.coverage))
+            for row, found in zip(rows, answers.answer(clf, proba, hierarchy, args.coverage)):
+                row["answer"] = {"node": found.node, "label": found.label, "probability": found.probability,
+                                 "hierarchy": hierarchy.name, "coverage": args.coverage}
         if args.json:
             print(json.dumps([{k: v for k, v in row.items() if k != "where"} for row in rows], indent=2))
-        else:
-            for row in rows:
-                print(f"{row['where']}: {row['label']} ({row['probabilities'][row['label']]:.2f})")
+            return 0
+        for row in rows:
+            said = row.get("answer") or {"label": row["label"], "probability": row["probabilities"][row["label"]]}
+            print(f"{row['where']}: {said['label']} ({said['probability']:.2f})")
         return 0
 
 

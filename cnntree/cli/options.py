@@ -53,6 +53,24 @@ SEED_VALUE = bounded(SEED)
 JOBS = count(1, 256)
 FRACTION = bounded(Num(lo=0, hi=0.99))
 SPLIT_NAME = name_of("split name")
+COVERAGE = bounded(Num(lo=0.5, hi=0.999))
+
+
+def add_coverage(p, calibrating: bool = False) -> None:
+    """``--coverage`` and ``--hierarchy`` (and ``--abstain`` where answers are read): hierarchical
+    answers at the level the model is sure of (``hierarchy.climbing``)."""
+    if calibrating:
+        p.add_argument("--coverage", type=COVERAGE, action="append", metavar="C", help="calibrate the hierarchical "
+                       "answers' threshold for this coverage (0.5-0.999; repeat for several) on --split, instead "
+                       "of the probabilities; the flat abstention baseline is calibrated beside it")
+    else:
+        p.add_argument("--coverage", type=COVERAGE, metavar="C", help="answer the most specific node of the "
+                       "hierarchy that holds the true emotion for at least this share of faces (as calibrated by "
+                       "cnntree calibrate --coverage)")
+        p.add_argument("--abstain", action="store_true", help="with --coverage: the flat baseline, a class or any "
+                       "emotion")
+    p.add_argument("--hierarchy", metavar="SPEC", help="with --coverage: the tree spec whose hierarchy a flat "
+                   "model answers with (default: a tree's own, or the one calibrated with the model)")
 
 
 def info(line: str) -> None:

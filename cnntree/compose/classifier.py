@@ -295,6 +295,17 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
         ``classes_`` is ``predict_proba(images).argmax(axis=1)``."""
         return self.classes_[self.predict_proba(images, mode).argmax(axis=1)]
 
+    def predict_node(self, images: np.ndarray, coverage: float = 0.9, hierarchy=None) -> np.ndarray:
+        """Hierarchical answers (``hierarchy.climbing``): per face, the name of the most specific
+        node of the hierarchy that is sure enough, so that the answers hold the true class for at
+        least ``coverage`` of faces (the threshold calibrated by ``cnntree calibrate --coverage``).
+        ``hierarchy``: None (a tree's own, or the one stored with the model), a tree spec, or
+        ``"abstain"`` (a class, or any of them)."""
+        from ..hierarchy import answers
+
+        found = answers.hierarchy_for(self, hierarchy)
+        return np.array([a.label for a in answers.answer(self, self.predict_proba(images), found, coverage)])
+
     def score(self, images: np.ndarray, labels: np.ndarray, mode: str | None = None) -> float:
         """Accuracy on ``images`` (scikit-learn's ``score``); ``labels`` are class names or indices."""
         labels = np.asarray(labels)

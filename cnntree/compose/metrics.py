@@ -109,12 +109,14 @@ def headline(result: dict, split: str) -> dict[str, float]:
 
 
 def evaluate_split(clf, spec, data_path=None, split: str = "PrivateTest", label_map: dict | None = None,
-                   explain: int = 0) -> dict:
+                   explain: int = 0, coverage: float | None = None, hierarchy=None) -> dict:
     """``clf`` on one test split of its spec's data (``spec`` carries the data overrides), or on
     another data set (``data_path``) whose classes meet the model's through ``label_map``; a data set
     without that split is evaluated whole. Returns {"data", "split", "faces", "result"} (with "alignment"
     for another data set), and with ``explain`` the "mistakes": per true class, explanations of its
-    ``explain`` most confident wrong predictions."""
+    ``explain`` most confident wrong predictions; with ``coverage``, "hierarchical": the answers of
+    the hierarchy (``hierarchy``: see ``CnnTreeClassifier.predict_node``) and of the flat
+    abstention baseline at their calibrated thresholds."""
     from ..data import load_faces, load_for_spec
     from ..data.labels import align
     from ..errors import CnnTreeError
@@ -137,6 +139,11 @@ def evaluate_split(clf, spec, data_path=None, split: str = "PrivateTest", label_
     if alignment is not None:
         result["alignment"] = alignment.as_dict()
     out = {"data": data.source, "split": split, "faces": int(len(index)), "result": result}
+    if coverage is not None:
+        from ..hierarchy.answers import evaluate_answers
+
+        out["hierarchical"] = evaluate_answers(clf, clf.predict_proba(data.images[index]), data.labels[index],
+                                               coverage, hierarchy)
     if explain:
         from .explain import confident_mistakes
         from .explain import explain as explain_faces

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..errors import CnnTreeError
 from ..files import MARKER, check_output_folder, new_folder_beside, recover_folder, replace_folder
+from ..hierarchy import answers as climbing
 from ..nets.runtime import EXPORTS, export_network, load_network, save_network
 from ..spec import parse_spec
 from ..spec.schema import Ident, ListOf, Nullable, Num, Obj, Passthrough, Text, load_json
@@ -126,6 +127,8 @@ def _write(clf, directory, suffix: str, write_network, exported: str | None = No
                 "histories": clf.histories_, "fit_seconds": getattr(clf, "fit_seconds_", None),
                 "finetune": getattr(clf, "finetune_", None)}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+        if getattr(clf, "climbing_", None):
+            (tmp / climbing.FILE).write_text(json.dumps(clf.climbing_, indent=2))
         replace_folder(tmp, directory)
     return directory
 
@@ -136,11 +139,26 @@ def save_calibration(clf: CnnTreeClassifier, source, out) -> Path:
     network files are copied as they are, so exported folders are recalibrated too."""
     from ..pretrained import resolve
 
+    meta = load_json(resolve(source) / "meta.json", "model metadata")
+    for entry in meta["networks"]:
+        entry["calibration"] = clf.calibrations_[entry["id"]].record()
+    return _copy_with(source, out, {"meta.json": meta})
+
+
+def save_climbing(record: dict, source, out) -> Path:
+    """A copy of the model folder ``source`` with ``record`` (its hierarchies and conformal
+    thresholds, ``hierarchy.answers``) beside its networks, exchanged into ``out`` atomically."""
+    return _copy_with(source, out, {climbing.FILE: record})
+
+
+def _copy_with(source, out, files: dict) -> Path:
+    """The model folder ``source`` copied to ``out`` (itself to change it in place) with ``files``
+    (name -> JSON) written over, atomically."""
+    from ..pretrained import resolve
+
     source, out = resolve(source).absolute(), Path(out).absolute()
     check_model_folder(out, reads=[source], in_place=True)
     meta = load_json(source / "meta.json", "model metadata")
-    for entry in meta["networks"]:
-        entry["calibration"] = clf.calibrations_[entry["id"]].record()
     with new_folder_beside(out, "export" if meta.get("exported") else "model") as tmp:
         for item in source.iterdir():
             if item.name != MARKER:
@@ -148,7 +166,8 @@ def save_calibration(clf: CnnTreeClassifier, source, out) -> Path:
                     shutil.copytree(item, tmp / item.name, symlinks=True)
                 else:
                     shutil.copy2(item, tmp / item.name, follow_symlinks=False)
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+        for name, value in files.items():
+            (tmp / name).write_text(json.dumps(value, indent=2))
         replace_folder(tmp, out)
     return out
 
@@ -208,7 +227,9 @@ def load(directory) -> CnnTreeClassifier:
                                                      entry["calibration"]["state"], len(node.groups),
                                                      f"{where}.calibration.state")
     histories = meta.get("histories") if isinstance(meta.get("histories"), dict) else {}
-    return CnnTreeClassifier.from_networks(spec, networks, val_accuracy, priors, histories, calibrations)
+    clf = CnnTreeClassifier.from_networks(spec, networks, val_accuracy, priors, histories, calibrations)
+    clf.climbing_ = climbing.read(directory)
+    return clf
 
 
 def inside(directory: Path, relative: str, where: str) -> Path:

@@ -50,8 +50,9 @@ class Mirror:
     ``explain`` (gradcam or saliency, Keras networks only) adds the main face's heat map."""
 
     def __init__(self, classifier, detector: FaceDetector | None = None, tracker: FaceTracker | None = None,
-                 mode: str | None = None, explain: str | None = None):
+                 mode: str | None = None, explain: str | None = None, answers=None):
         self.classifier = classifier
+        self.answers = answers  # hierarchy.answers.NodeAnswers: a face's label is a node (--coverage)
         self.classes = list(classifier.spec.classes)
         self.detector = detector or FaceDetector()
         self.tracker = tracker or FaceTracker()
@@ -78,6 +79,14 @@ class Mirror:
                                   self.mode)[0].heat
         return result
 
+    def label(self, probabilities: np.ndarray) -> tuple[str, float]:
+        """What a face is called: its class, or with ``answers`` the node of the hierarchy that is
+        sure enough, with its probability."""
+        if self.answers is not None:
+            return self.answers(probabilities)
+        k = int(probabilities.argmax())
+        return self.classes[k], float(probabilities[k])
+
     def annotate(self, frame: np.ndarray, result: FrameResult) -> np.ndarray:
         """A copy of the frame with each face's box, label and probability (the main face in green)."""
         out = frame.copy() if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
@@ -87,8 +96,8 @@ class Mirror:
         for track in result.faces:
             x, y, w, h = (int(v) for v in track.box)
             colour = (60, 200, 60) if track is result.main else (40, 170, 250)
-            k = int(track.probabilities.argmax())
-            text = f"{self.classes[k]} {track.probabilities[k]:.2f}"
+            label, probability = self.label(track.probabilities)
+            text = f"{label} {probability:.2f}"
             cv2.rectangle(out, (x, y), (x + w, y + h), colour, 2)
             (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
             top = max(0, y - th - base - 4)
@@ -206,6 +215,7 @@ class MirrorRun:
 
     source: Source
     classes: list
+    label: object = None  # probabilities -> (name, probability): Mirror.label
     times: list = field(default_factory=list)
     main: list = field(default_factory=list)  # (classes,) smoothed probabilities or NaN rows
     faces: int = 0
@@ -232,8 +242,9 @@ class MirrorRun:
         faces = []
         for track, (frames, summed, box) in self.tracks.items():
             mean = summed / frames
-            faces.append({"track": track, "frames": frames, "box": box, "label": self.classes[int(mean.argmax())],
-                          "probability": round(float(mean.max()), 4),
+            label, probability = self.label(mean) if self.label else (self.classes[int(mean.argmax())], mean.max())
+            faces.append({"track": track, "frames": frames, "box": box, "label": label,
+                          "probability": round(float(probability), 4),
                           "probabilities": {c: round(float(p), 4) for c, p in zip(self.classes, mean)}})
         return {"source": self.source.name, "frames": self.frames, "faces": self.faces,
                 "frames_with_faces": int(sum(not np.isnan(p).any() for p in self.main)),
@@ -247,7 +258,7 @@ def run_mirror(mirror: Mirror, source: Source, out=None, jsonl=None, timeline=No
     from ..plots import draw_timeline
 
     check_outputs(source, out, show)
-    run = MirrorRun(source, mirror.classes)
+    run = MirrorRun(source, mirror.classes, mirror.label)
     with contextlib.ExitStack() as stack:
         writer = stack.enter_context(VideoOutput(out, source.fps)) if out and source.kind != "image" else None
         lines = stack.enter_context(_atomic_text(jsonl)) if jsonl else None

@@ -160,7 +160,8 @@ TRUNK = Obj({"shared": Bool(False), "heads": Text("groups", choices=["groups", "
 _class = Text(max_len=64)
 _group = Either(_class, ListOf(_class, min_len=1, unique=True),
                 expected="a class name, a node id or a list of class names")
-NODE_KEYS = {"id": Ident(), "children": ListOf(_group, min_len=2), "description": Text(None, nullable=True)}
+NODE_KEYS = {"id": Ident(), "children": ListOf(_group, min_len=2), "description": Text(None, nullable=True),
+             "label": Text(None, nullable=True, max_len=100)}  # the node's name in hierarchical answers
 MEMBER_KEYS = {"id": Ident(), "description": Text(None, nullable=True)}
 
 TOP = {

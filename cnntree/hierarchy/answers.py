@@ -1,0 +1,134 @@
+"""Hierarchical answers kept with a model: its hierarchies and their conformal thresholds, in
+``climbing.json`` beside ``meta.json``. ``calibrate --coverage`` writes them; ``predict``,
+``evaluate`` and ``mirror --coverage`` read them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import CnnTreeError
+from .climbing import Hierarchy, conformal_threshold, hierarchical_metrics, risk_specificity_curve
+
+FILE = "climbing.json"
+GUARANTEE = ("the answered node holds the true emotion for at least {coverage:.0%} of faces like the "
+             "{faces} calibration faces ({split} of {data}); a rate over the population, not a promise for one face")
+
+
+@dataclass
+class Answer:
+    """One face's hierarchical answer: the node, its name and its probability."""
+
+    node: str
+    label: str
+    probability: float
+
+
+@dataclass
+class NodeAnswers:
+    """A face's probabilities -> the answered node's name and probability (the mirror's labels)."""
+
+    hierarchy: Hierarchy
+    threshold: float
+
+    def __call__(self, probabilities: np.ndarray) -> tuple[str, float]:
+        row = np.asarray(probabilities, float)[None]
+        j = int(self.hierarchy.answer(row, self.threshold)[0])
+        return self.hierarchy.nodes[j].label, float(self.hierarchy.node_probabilities(row)[0, j])
+
+
+def hierarchy_for(clf, spec=None) -> Hierarchy:
+    """The hierarchy a model answers with: ``"abstain"`` (a class or any), ``spec``'s (a tree spec,
+    ``--hierarchy``), else a tree model's own, else its stored default."""
+    classes = list(clf.spec.classes)
+    if isinstance(spec, str) and spec == "abstain":
+        return Hierarchy.flat(classes)
+    if spec is not None:
+        return Hierarchy.from_spec(spec, classes)
+    if clf.spec.kind == "tree":
+        return Hierarchy.from_spec(clf.spec, classes)
+    stored = getattr(clf, "climbing_", None) or {}
+    name = stored.get("default")
+    if name and name in stored.get("hierarchies", {}):
+        return Hierarchy.from_nodes(name, classes, stored["hierarchies"][name]["nodes"])
+    raise CnnTreeError(f"{clf.spec.name}: a {clf.spec.kind} has no hierarchy of its own; name one with "
+                       "--hierarchy trees/X.json (a tree spec over the same classes)")
+
+
+def calibrate(record: dict | None, hierarchy: Hierarchy, proba: np.ndarray, labels: np.ndarray,
+              coverages, where: dict) -> dict:
+    """``record`` with ``hierarchy`` and the flat abstention baseline calibrated at ``coverages`` on
+    these held-out faces (``where``: their split and data, kept beside each threshold)."""
+    record = {"hierarchies": {}, **(record or {})}
+    record.setdefault("default", hierarchy.name)
+    for each in (hierarchy, Hierarchy.flat(hierarchy.classes)):
+        scores = each.scores(proba, labels)
+        entry = record["hierarchies"].setdefault(each.name, {})
+        entry["nodes"] = each.as_nodes()
+        thresholds = entry.setdefault("thresholds", {})
+        for coverage in coverages:
+            thresholds[f"{coverage:g}"] = {"threshold": conformal_threshold(scores, 1 - coverage),
+                                           "faces": int(len(labels)), **where}
+    return record
+
+
+def read(folder) -> dict | None:
+    """A model folder's stored hierarchies and thresholds, or None; a damaged file is one line."""
+    path = Path(folder) / FILE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        for name, entry in record["hierarchies"].items():
+            for key, found in entry["thresholds"].items():
+                if not 0 < float(key) < 1 or not 0 <= float(found["threshold"]) <= 1:
+                    raise ValueError(f"{name}: threshold {key}")
+        return record
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise CnnTreeError(f"{path}: damaged ({type(error).__name__}: {error}); calibrate --coverage again") from None
+
+
+def threshold(clf, hierarchy: Hierarchy, coverage: float) -> dict:
+    """The stored calibration of ``hierarchy`` at ``coverage``: threshold, faces, split, data."""
+    stored = (getattr(clf, "climbing_", None) or {}).get("hierarchies", {}).get(hierarchy.name, {})
+    found = stored.get("thresholds", {}).get(f"{coverage:g}")
+    if found is None:
+        have = ", ".join(sorted(stored.get("thresholds", {}))) or "none"
+        raise CnnTreeError(f"{clf.spec.name}: no threshold for hierarchy {hierarchy.name} at coverage {coverage:g} "
+                           f"(calibrated: {have}); run cnntree calibrate MODEL --coverage {coverage:g}"
+                           + (" --hierarchy SPEC" if clf.spec.kind != "tree" else ""))
+    return found
+
+
+def answer(clf, proba: np.ndarray, hierarchy: Hierarchy, coverage: float) -> list[Answer]:
+    """Each face's answer at the stored threshold for ``coverage``."""
+    found = threshold(clf, hierarchy, coverage)
+    nodes = hierarchy.answer(proba, found["threshold"])
+    probabilities = hierarchy.node_probabilities(proba)
+    return [Answer(hierarchy.nodes[j].id, hierarchy.nodes[j].label, float(probabilities[i, j]))
+            for i, j in enumerate(nodes)]
+
+
+def guarantee(clf, hierarchy: Hierarchy, coverage: float) -> str:
+    """What the coverage promises, in one sentence."""
+    found = threshold(clf, hierarchy, coverage)
+    return GUARANTEE.format(coverage=coverage, faces=found["faces"], split=found.get("split", "held-out faces"),
+                            data=found.get("data", "its data"))
+
+
+def evaluate_answers(clf, proba: np.ndarray, labels: np.ndarray, coverage: float, hierarchy=None) -> dict:
+    """Per hierarchy (the chosen one, and the flat abstention baseline beside it) the answers'
+    metrics at the threshold calibrated for ``coverage``, and the risk-specificity curve's area."""
+    out = {}
+    chosen = hierarchy_for(clf, hierarchy)
+    for each in [chosen] + ([Hierarchy.flat(chosen.classes)] if chosen.name != "abstain" else []):
+        found = threshold(clf, each, coverage)
+        metrics = hierarchical_metrics(each, proba, labels, found["threshold"])
+        curve = risk_specificity_curve(each, proba, labels)
+        out[each.name] = {**metrics, "target": coverage, "calibrated_on": {k: v for k, v in found.items()
+                                                                           if k != "threshold"},
+                          "haurc": curve["haurc"], "curve": curve}
+    return out
