@@ -18,8 +18,6 @@ import math
 import time
 from pathlib import Path
 
-import numpy as np
-
 from cnntree import load_model
 from cnntree.data import load_faces, load_for_spec
 from cnntree.data.labels import align, parse_label_map

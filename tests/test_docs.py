@@ -30,10 +30,11 @@ def readme_commands(text: str) -> list[tuple[str, list[str]]]:
 
 
 def runs_on_bundled_data(command: str) -> bool:
-    """Commands that need the full FER2013 (``path/to/``, ``--data fer2013.csv.gz``) or a camera are
-    not run here; every other README command is."""
+    """Commands that need the full FER2013 (``path/to/``, ``--data fer2013.csv.gz``) or a camera, and
+    ``serve`` (a server runs until stopped: tests/test_serve.py drives it in a browser), are not run
+    here; every other README command is."""
     return command.startswith("cnntree ") and "fer2013.csv" not in command and "path/to/" not in command \
-        and "webcam" not in command
+        and "webcam" not in command and not command.startswith("cnntree serve")
 
 
 @pytest.mark.slow

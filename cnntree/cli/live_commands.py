@@ -1,4 +1,5 @@
-"""Commands on live video: mirror (label every face of a webcam, video or photo) and rehearse."""
+"""Commands on live video: mirror (label every face of a webcam, video or photo), rehearse, and
+serve (the mirror as a web page)."""
 
 from __future__ import annotations
 
@@ -35,17 +36,21 @@ def make_mirror(args, clf):
                            f"{args.runtime} copy with: cnntree export {args.model_dir} --format {args.runtime} --out DIR")
     clf.combiner(args.mode)  # an unknown mode fails before any frame
     detector = FaceDetector(detect_width=args.detect_width, min_face=args.min_face)
-    named = None
-    if getattr(args, "coverage", None):
-        from ..hierarchy import answers
-        from ..spec import load_spec
-
-        hierarchy = answers.hierarchy_for(clf, "abstain" if args.abstain else
-                                          load_spec(args.hierarchy) if args.hierarchy else None)
-        named = answers.NodeAnswers(hierarchy, answers.threshold(clf, hierarchy, args.coverage)["threshold"])
-        info(f"hierarchy {hierarchy.name}, coverage {args.coverage:g}: " + answers.guarantee(clf, hierarchy, args.coverage))
     return Mirror(clf, detector, FaceTracker(smoothing=args.smoothing), mode=args.mode, explain=args.explain,
-                  answers=named)
+                  answers=node_answers(args, clf))
+
+
+def node_answers(args, clf):
+    """With ``--coverage``: faces are named by the hierarchy's node at that coverage (and the
+    guarantee is said once); None otherwise."""
+    if not getattr(args, "coverage", None):
+        return None
+    from ..hierarchy import answers
+    from .model_commands import chosen_hierarchy
+
+    hierarchy = answers.hierarchy_for(clf, chosen_hierarchy(args))
+    info(f"hierarchy {hierarchy.name}, coverage {args.coverage:g}: " + answers.guarantee(clf, hierarchy, args.coverage))
+    return answers.NodeAnswers(hierarchy, answers.threshold(clf, hierarchy, args.coverage)["threshold"])
 
 
 class MirrorCommand:
@@ -146,4 +151,47 @@ class Rehearse:
         return 0
 
 
-COMMANDS = [MirrorCommand, Rehearse]
+class Serve:
+    """A ``cnntree`` command (its ``help`` says what it does)."""
+
+    name, help = "serve", "the live mirror as a local web page: webcam, labels, timeline, rehearsal, uploads"
+
+    @staticmethod
+    def add_arguments(p):
+        model_argument(p, optional=True)
+        p.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1: this "
+                       "machine only; from another machine, use an SSH tunnel: browsers give the camera to "
+                       "localhost and https pages only)")
+        p.add_argument("--port", type=count(1, 65535), default=8000, help="the port (default 8000)")
+        p.add_argument("--max-clients", type=count(1, 64), default=4, help="browsers served at once (1-64, default 4)")
+        p.add_argument("--smoothing", type=FRACTION, default=0.6,
+                       help="weight of the past in the per-face moving average, 0 = none (0-0.99, default 0.6)")
+        add_coverage(p)
+
+    @staticmethod
+    def check(args):
+        """The address must be free before the model loads."""
+        import socket
+
+        with socket.socket() as probe:
+            try:
+                probe.bind((args.host, args.port))
+            except OSError as error:
+                raise CnnTreeError(f"--host {args.host} --port {args.port}: cannot listen there ({error.strerror}); "
+                                   "give another --port") from None
+
+    @staticmethod
+    def run(args) -> int:
+        import uvicorn
+
+        from ..live.serve import Served, create_app
+
+        clf = load_model(args.model_dir)
+        served = Served(clf, Path(str(args.model_dir)).name, args.max_clients, node_answers(args, clf), args.smoothing)
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        print(f"cnntree mirror: http://{host}:{args.port}/  (Ctrl-C stops it)", flush=True)
+        uvicorn.run(create_app(served), host=args.host, port=args.port, log_level="warning")
+        return 0
+
+
+COMMANDS = [MirrorCommand, Rehearse, Serve]

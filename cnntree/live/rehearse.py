@@ -89,6 +89,13 @@ def report(rows, path, title: str, timeline=None) -> Path:
     """The rehearsal report as Markdown (``.md``) or HTML (``.html``), written atomically."""
     path = Path(path)
     check_report_path(path)
+    picture = _relative(Path(timeline).resolve(), path) if timeline else None
+    return write_text_atomically(path, report_text(rows, title, path.suffix.lower(), picture))
+
+
+def report_text(rows, title: str, suffix: str = ".html", picture: str | None = None) -> str:
+    """The rehearsal report's text (``suffix`` .md or .html), with the timeline ``picture`` linked:
+    what ``cnntree rehearse`` writes and the served page shows and offers."""
     scored = [r["score"] for r in rows if r["score"] is not None]
     overall = f"{np.mean(scored):.2f}" if scored else "-"
     counts = {v: sum(r["verdict"] == v for r in rows) for v in (MATCH, WEAK, MISS, NO_FACE)}
@@ -98,23 +105,20 @@ def report(rows, path, title: str, timeline=None) -> Path:
     cells = [[str(i + 1), f"{r['start']:g}-{r['end']:g}", r["line"], r["expected"], r["dominant"] or "-",
               f"{r['score']:.2f}" if r["score"] is not None else "-", f"{r['face_share']:.0%}", r["verdict"]]
              for i, r in enumerate(rows)]
-    picture = Path(timeline).resolve() if timeline else None
-    if path.suffix.lower() == ".html":
+    if suffix == ".html":
         e = html.escape
         table = "".join(f"<tr>{''.join(f'<td>{e(c)}</td>' for c in row)}</tr>" for row in cells)
-        image = f'<img src="{e(_relative(picture, path))}" alt="timeline" width="100%">' if picture else ""
-        text = (f"<!doctype html><meta charset='utf-8'><title>{e(title)}</title>"
+        image = f'<img src="{e(picture)}" alt="timeline" width="100%">' if picture else ""
+        return (f"<!doctype html><meta charset='utf-8'><title>{e(title)}</title>"
                 "<style>body{font-family:sans-serif;margin:2em}td,th{padding:4px 10px;border-bottom:1px solid #ddd}"
                 "</style>"
                 f"<h1>{e(title)}</h1><p>{e(summary)}</p><table><tr>{''.join(f'<th>{e(h)}</th>' for h in header)}"
                 f"</tr>{table}</table>{image}\n")
-    else:
-        lines = [f"# {title}", "", summary, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
-        if picture:
-            lines += ["", f"![timeline]({_relative(picture, path)})"]
-        text = "\n".join(lines) + "\n"
-    return write_text_atomically(path, text)
+    lines = [f"# {title}", "", summary, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
+    if picture:
+        lines += ["", f"![timeline]({picture})"]
+    return "\n".join(lines) + "\n"
 
 
 def check_report_path(path) -> None:

@@ -62,3 +62,15 @@ def write_video(path, frames, fps: float = 25.0) -> int:
             video.write(frame)
             count += 1
     return count
+
+
+def write_y4m(path, frames, fps: int = 10) -> int:
+    """Write BGR ``frames`` (all one size) as a Y4M video, the format Chromium's fake camera plays
+    (``--use-file-for-fake-video-capture``); returns the frame count."""
+    frames = list(frames)
+    height, width = frames[0].shape[:2]
+    with open(path, "wb") as f:
+        f.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for frame in frames:
+            f.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
+    return len(frames)
