@@ -72,6 +72,10 @@ def test_compare_trees_ranks_specs_over_seeds_in_one_experiment(tmp_path, capsys
     again = {r["spec"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
     assert again["two_level"]["vs_reference"] == by_spec["two_level"]["vs_reference"]
     assert again["flat"]["vs_reference"] is None and sorted(again["flat"]["runs"]) == sorted(by_spec["flat"]["runs"])
+    # what hierarchies are for: the answers' specificity at 90% coverage (the flat network abstains)
+    for name in ("flat", "two_level"):
+        assert 0 <= by_spec[name]["specificity_90_mean"] <= 1
+        assert again[name]["specificity_90_mean"] == pytest.approx(by_spec[name]["specificity_90_mean"])
     assert main(["compare", "--experiment", "duel", "--against", "nope"]) == 2
     assert 'no finished runs of "nope"; there are flat, two_level' in capsys.readouterr().err
 

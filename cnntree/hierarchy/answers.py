@@ -132,3 +132,14 @@ def evaluate_answers(clf, proba: np.ndarray, labels: np.ndarray, coverage: float
                                                                            if k != "threshold"},
                           "haurc": curve["haurc"], "curve": curve}
     return out
+
+
+def specificity_at(clf, calibration: tuple, test: tuple, coverage: float = 0.9) -> float:
+    """What a hierarchy is for, as one number to rank by: the mean specificity of a classifier's
+    answers at ``coverage``, calibrated on ``calibration`` (faces, labels) and measured on ``test``.
+    A tree answers with its own hierarchy; a flat model abstains (its class, or any emotion)."""
+    classes = list(clf.spec.classes)
+    hierarchy = Hierarchy.from_spec(clf.spec, classes) if clf.spec.kind == "tree" else Hierarchy.flat(classes)
+    scores = hierarchy.scores(clf.predict_proba(calibration[0]), calibration[1])
+    nodes = hierarchy.answer(clf.predict_proba(test[0]), conformal_threshold(scores, 1 - coverage))
+    return float(hierarchy.specificity[nodes].mean())

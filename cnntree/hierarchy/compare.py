@@ -14,6 +14,8 @@ import numpy as np
 from ..errors import CnnTreeError
 
 TEST_SPLIT = "PrivateTest"
+CALIBRATION_SPLIT = "PublicTest"  # where the answers' threshold is calibrated (hierarchy.answers)
+SPECIFICITY_90 = "answers_specificity_90"  # mean specificity of the answers at 90% coverage
 
 
 def mcnemar(right_a: np.ndarray, right_b: np.ndarray) -> dict:
@@ -83,6 +85,7 @@ def compare_specs(specs, data_path=None, seeds: int = 1, epochs=None, quick=Fals
         raise CnnTreeError(f"{data.source}: no {TEST_SPLIT} split to compare on")
     test = splits.tests[TEST_SPLIT]
     truth = data.labels[test]
+    calibration = splits.tests.get(CALIBRATION_SPLIT)
     rows = []
     for spec, budget in zip(specs, budgets):
         runs = []
@@ -93,13 +96,25 @@ def compare_specs(specs, data_path=None, seeds: int = 1, epochs=None, quick=Fals
             outcome = run_experiment(with_overrides(spec, **given),
                                      experiment=experiment, work_dir=folder / f"{spec.name}-seed{seed}", jobs=jobs,
                                      ray=ray, printer=printer)
-            runs.append({"seed": seed, "run_id": outcome.run_id, "metrics": outcome.metrics,
+            runs.append({"seed": seed, "run_id": outcome.run_id,
+                         "metrics": {**outcome.metrics, **answer_metrics(outcome.classifier, data, calibration, test)},
                          "right": outcome.classifier.predict_proba(data.images[test]).argmax(axis=1) == truth})
         rows.append({**summary(spec, runs), "budget": budget})
     best, reference = rank(rows, against)
     return {"experiment": experiment, "seeds": seeds, "epochs": epochs, "budget_epochs": budget_epochs, "quick": quick,
             "test_faces": int(len(test)),
             "best": best["spec"], "reference": reference["spec"], "rows": rows}
+
+
+def answer_metrics(clf, data, calibration, test) -> dict:
+    """The specificity of a classifier's answers at 90% coverage (``hierarchy.answers.specificity_at``),
+    calibrated on PublicTest and measured on PrivateTest; nothing without a PublicTest split."""
+    if calibration is None:
+        return {}
+    from .answers import specificity_at
+
+    return {SPECIFICITY_90: specificity_at(clf, (data.images[calibration], data.labels[calibration]),
+                                           (data.images[test], data.labels[test]), 0.9)}
 
 
 def rank(rows: list[dict], against: str | None = None) -> tuple[dict, dict]:
@@ -133,7 +148,7 @@ def summary(spec, runs) -> dict:
     for key, name in ((f"{prefix}_accuracy", "accuracy"), (f"{prefix}_macro_f1", "macro_f1"),
                       (f"{prefix}_hierarchical_f1", "hierarchical_f1"), ("train_seconds", "train_seconds"),
                       ("train_images_seen", "images_seen"), ("size_parameters", "parameters"),
-                      ("size_multiply_adds", "multiply_adds")):
+                      ("size_multiply_adds", "multiply_adds"), (SPECIFICITY_90, "specificity_90")):
         row[f"{name}_mean"], row[f"{name}_std"] = stat(key)
     row["_rights"] = {str(r["seed"]): r["right"] for r in runs}  # by seed: paired with the reference's
     return row
@@ -173,10 +188,12 @@ def rank_logged_runs(runs: list[dict], against: str, data_path=None) -> dict:
                 if TEST_SPLIT not in splits.tests:
                     raise CnnTreeError(f"{data.source}: no {TEST_SPLIT} split to compare on")
                 faces, truth, classes = data.images[splits.tests[TEST_SPLIT]], data.labels[splits.tests[TEST_SPLIT]], clf.spec.classes
+                calibration, test = splits.tests.get(CALIBRATION_SPLIT), splits.tests[TEST_SPLIT]
             if clf.spec.classes != classes:
                 raise CnnTreeError(f"run {run['run_id']} ({label}): classes {list(clf.spec.classes)} differ from "
                                    f"{list(classes)}; paired tests need the same test faces")
             run["right"] = clf.predict_proba(faces).argmax(axis=1) == truth
+            run["metrics"] = {**run["metrics"], **answer_metrics(clf, data, calibration, test)}
         rows.append({**summary(clf.spec, group), "spec": label})
     best, reference = rank(rows, against)
     return {"test_faces": int(len(truth)), "best": best["spec"], "reference": reference["spec"], "rows": rows}
@@ -186,7 +203,7 @@ def ranking_table(result: dict) -> str:
     """The ranking as a fixed-width table for people."""
     width = max(28, *(len(r["spec"]) for r in result["rows"]))
     head = (f"{'rank':4s} {'spec':{width}s} {'kind':6s} {'acc (mean+-std)':>17s} {'macro-F1':>17s} {'hier. F1':>8s} "
-            f"{'train s':>8s} {'images seen':>12s} {'params':>9s} {'MMACs':>7s}  vs {result['reference']} (McNemar)")
+            f"{'spec@90':>7s} {'train s':>8s} {'images seen':>12s} {'params':>9s} {'MMACs':>7s}  vs {result['reference']} (McNemar)")
     lines = [head]
     for k, r in enumerate(result["rows"], 1):
         hier = f"{r['hierarchical_f1_mean']:.4f}" if r["hierarchical_f1_mean"] is not None and r["kind"] == "tree" else "-"
@@ -195,7 +212,9 @@ def ranking_table(result: dict) -> str:
                   f"p={test['p_value']:.3g} ({test['only_reference_right']} vs "
                                                f"{test['only_this_right']} faces only one gets right)")
         lines.append(f"{k:<4d} {r['spec']:{width}s} {r['kind']:6s} {r['accuracy_mean']:8.4f}+-{r['accuracy_std']:.4f} "
-                     f"{r['macro_f1_mean']:8.4f}+-{r['macro_f1_std']:.4f} {hier:>8s} {r['train_seconds_mean']:8.0f} "
+                     f"{r['macro_f1_mean']:8.4f}+-{r['macro_f1_std']:.4f} {hier:>8s} "
+                     f"{'-' if r.get('specificity_90_mean') is None else format(r['specificity_90_mean'], '.4f'):>7s} "
+                     f"{r['train_seconds_mean'] or 0:8.0f} "
                      f"{r['images_seen_mean']:12.0f} {r['parameters_mean'] or 0:9.0f} "
                      f"{(r['multiply_adds_mean'] or 0) / 1e6:7.1f}  {versus}")
     return "\n".join(lines)
