@@ -154,10 +154,25 @@ def log_evaluation(model_dir, clf, out: dict, folder: Path) -> list[Path]:
     with mlflow.start_run(run_name=f"evaluate {clf.spec.name} on {split}"):
         mlflow.set_tags({"cnntree.kind": "evaluation", "cnntree.spec": clf.spec.name})
         mlflow.log_params({"model": str(model_dir), "split": split, "faces": out["faces"]})
-        mlflow.log_metrics(headline(result, split))
+        mlflow.log_metrics({**headline(result, split), **answer_headline(out.get("hierarchical") or {}, split)})
         for file in files:
             mlflow.log_artifact(str(file), "evaluation")
     return files
+
+
+def answer_headline(found: dict, split: str) -> dict:
+    """``evaluate --coverage``'s metrics under the one vocabulary: ``private_answers_coverage_90``,
+    ``private_answers_specificity_90``, ``private_answers_haurc`` (the abstention baseline's as
+    ``private_abstain_*``)."""
+    from ..compose.metrics import split_prefix
+
+    out = {}
+    for name, m in found.items():
+        stem = f"{split_prefix(split)}_{'abstain' if name == 'abstain' else 'answers'}"
+        level = f"{round(m['target'] * 100):d}"
+        out.update({f"{stem}_coverage_{level}": m["coverage"], f"{stem}_specificity_{level}": m["specificity"],
+                    f"{stem}_haurc": m["haurc"]})
+    return out
 
 
 class Calibrate:

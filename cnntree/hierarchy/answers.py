@@ -134,12 +134,17 @@ def evaluate_answers(clf, proba: np.ndarray, labels: np.ndarray, coverage: float
     return out
 
 
-def specificity_at(clf, calibration: tuple, test: tuple, coverage: float = 0.9) -> float:
-    """What a hierarchy is for, as one number to rank by: the mean specificity of a classifier's
-    answers at ``coverage``, calibrated on ``calibration`` (faces, labels) and measured on ``test``.
-    A tree answers with its own hierarchy; a flat model abstains (its class, or any emotion)."""
+def answer_metrics(clf, calibration: tuple, test: tuple, coverage: float = 0.9) -> dict:
+    """What a hierarchy is for, as metrics every training logs: a classifier's answers at
+    ``coverage``, calibrated on ``calibration`` (faces, labels: PublicTest) and measured on ``test``
+    (PrivateTest): their coverage, mean specificity, and the curve's hAURC. A tree answers with its
+    own hierarchy; a flat model abstains (its class, or any emotion)."""
     classes = list(clf.spec.classes)
     hierarchy = Hierarchy.from_spec(clf.spec, classes) if clf.spec.kind == "tree" else Hierarchy.flat(classes)
     scores = hierarchy.scores(clf.predict_proba(calibration[0]), calibration[1])
-    nodes = hierarchy.answer(clf.predict_proba(test[0]), conformal_threshold(scores, 1 - coverage))
-    return float(hierarchy.specificity[nodes].mean())
+    proba = clf.predict_proba(test[0])
+    found = hierarchical_metrics(hierarchy, proba, test[1], conformal_threshold(scores, 1 - coverage))
+    level = f"{round(coverage * 100):d}"
+    return {f"private_answers_coverage_{level}": found["coverage"],
+            f"private_answers_specificity_{level}": found["specificity"],
+            "private_answers_haurc": risk_specificity_curve(hierarchy, proba, test[1])["haurc"]}
