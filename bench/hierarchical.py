@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 
 from cnntree import load_model
+from cnntree.compose import answers
+from cnntree.compose.climbing import Hierarchy, conformal_threshold, hierarchical_metrics, risk_specificity_curve
 from cnntree.data import load_faces, load_for_spec
 from cnntree.data.labels import align, parse_label_map
-from cnntree.hierarchy import answers
-from cnntree.hierarchy.climbing import Hierarchy, conformal_threshold, hierarchical_metrics, risk_specificity_curve
 from cnntree.plots import draw_answer_curves
 from cnntree.spec import load_spec, with_overrides
 

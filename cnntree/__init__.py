@@ -32,7 +32,7 @@ def __getattr__(name):
         raise AttributeError(f"module 'cnntree' has no attribute {name!r}")
     import importlib
 
-    from .nets.backend import native_stderr_silenced, quiet_libraries, start
+    from .backend import native_stderr_silenced, quiet_libraries, start
 
     quiet_libraries()
     module, attribute = _PUBLIC[name]

@@ -45,8 +45,12 @@ def _read_cpuinfo() -> str:
         return ""
 
 
+NOTE = ""  # what the guard did in this process (``apply_guard``), for ``cnntree train`` and ``--debug``
+
+
 def apply_guard(environ=os.environ) -> str:
     """Set the safe oneDNN limit in ``environ`` where needed (before TensorFlow loads); the note."""
-    settings, note = safe_isa_setting(environ, _read_cpuinfo())
+    global NOTE
+    settings, NOTE = safe_isa_setting(environ, _read_cpuinfo())
     environ.update(settings)
-    return note
+    return NOTE

@@ -4,8 +4,8 @@ answers that depend on class probabilities only."""
 import numpy as np
 import pytest
 
-from cnntree.hierarchy import answers
-from cnntree.hierarchy.climbing import ROOT, Hierarchy, conformal_threshold, hierarchical_metrics
+from cnntree.compose import answers
+from cnntree.compose.climbing import ROOT, Hierarchy, conformal_threshold, hierarchical_metrics
 from cnntree.spec import load_spec
 
 from .conftest import MORAVCIK

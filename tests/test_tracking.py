@@ -73,7 +73,7 @@ def test_parent_run_with_four_nested_node_runs(trained):
         assert key in metrics, key
     assert metrics["private_accuracy"] == metrics["private_accuracy_soft"]
     assert 0 <= metrics["private_ece"] <= 1 and metrics["private_nll"] > 0
-    # the tree's answers at 90% coverage, calibrated on PublicTest (hierarchy.answers)
+    # the tree's answers at 90% coverage, calibrated on PublicTest (compose.answers)
     assert 0 <= metrics["private_answers_specificity_90"] <= 1 and 0 <= metrics["private_answers_haurc"] <= 1
     assert 0.5 <= metrics["private_answers_coverage_90"] <= 1
     assert parent.data.params["net.NN1.model.blocks"] == "3"

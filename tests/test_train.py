@@ -270,10 +270,10 @@ def test_fitted_classes_and_from_networks(tiny_model, sample):
 
 
 def test_the_auto_engine_is_batch_on_a_gpu_and_albumentations_on_a_cpu(monkeypatch):
+    from cnntree import backend
     from cnntree.data import batch_augment
     from cnntree.data.augment import engine_for
     from cnntree.data.face_augment import AlbumentationsAugmenter
-    from cnntree.nets import backend
 
     config = AUGMENT.parse({"h_flip": True}, "a")
     assert config["engine"] == "auto" and engine_for("albumentations") == "albumentations"

@@ -56,7 +56,7 @@ def check_inputs(args) -> None:
 
 def main(argv=None) -> int:
     """Run ``cnntree argv``; returns the exit status (0, 2 for bad input, 1 internal, 130/143 stopped)."""
-    from ..nets.backend import quiet_libraries
+    from ..backend import quiet_libraries
 
     quiet_libraries()
     args = build_parser().parse_args(argv)
@@ -65,7 +65,7 @@ def main(argv=None) -> int:
     try:
         check_inputs(args)
         if getattr(args.command_class, "needs_backend", True):
-            from ..nets.backend import start
+            from ..backend import start
 
             start(debug)
         return args.command_class.run(args)

@@ -45,7 +45,7 @@ def node_answers(args, clf):
     guarantee is said once); None otherwise."""
     if not getattr(args, "coverage", None):
         return None
-    from ..hierarchy import answers
+    from ..compose import answers
     from .model_commands import chosen_hierarchy
 
     hierarchy = answers.hierarchy_for(clf, chosen_hierarchy(args))

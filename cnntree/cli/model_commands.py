@@ -251,10 +251,10 @@ class Calibrate:
 def calibrate_answers(args, clf, data, splits, source, out) -> int:
     """``calibrate --coverage``: the conformal thresholds of the model's hierarchy and of the flat
     abstention baseline on ``--split``, kept with the model."""
+    from ..compose import answers
+    from ..compose.climbing import Hierarchy
     from ..compose.storage import save_climbing
     from ..errors import CnnTreeError
-    from ..hierarchy import answers
-    from ..hierarchy.climbing import Hierarchy
 
     index = splits.validation if args.split == "Validation" else splits.tests.get(args.split)
     if index is None:
@@ -351,7 +351,7 @@ class Predict:
         for row, q in zip(rows, proba):
             row.update(label=classes[int(q.argmax())], probabilities=dict(zip(classes, map(float, q))))
         if args.coverage:
-            from ..hierarchy import answers
+            from ..compose import answers
 
             hierarchy = answers.hierarchy_for(clf, chosen_hierarchy(args))
             info(f"hierarchy {hierarchy.name}, coverage {args.coverage:g}: "

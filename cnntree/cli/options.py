@@ -58,7 +58,7 @@ COVERAGE = bounded(Num(lo=0.5, hi=0.999))
 
 def add_coverage(p, calibrating: bool = False) -> None:
     """``--coverage`` and ``--hierarchy`` (and ``--abstain`` where answers are read): hierarchical
-    answers at the level the model is sure of (``hierarchy.climbing``)."""
+    answers at the level the model is sure of (``compose.climbing``)."""
     if calibrating:
         p.add_argument("--coverage", type=COVERAGE, action="append", metavar="C", help="calibrate the hierarchical "
                        "answers' threshold for this coverage (0.5-0.999; repeat for several) on --split, instead "

@@ -129,8 +129,8 @@ class Compare:
 
         runs = finished_runs(args.experiment)
         if args.against:
+            from ..backend import start
             from ..hierarchy.compare import rank_logged_runs, ranking_table
-            from ..nets.backend import start
 
             start(args.debug)
             result = rank_logged_runs(runs, args.against, args.data)

@@ -296,12 +296,12 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[self.predict_proba(images, mode).argmax(axis=1)]
 
     def predict_node(self, images: np.ndarray, coverage: float = 0.9, hierarchy=None) -> np.ndarray:
-        """Hierarchical answers (``hierarchy.climbing``): per face, the name of the most specific
+        """Hierarchical answers (``compose.climbing``): per face, the name of the most specific
         node of the hierarchy that is sure enough, so that the answers hold the true class for at
         least ``coverage`` of faces (the threshold calibrated by ``cnntree calibrate --coverage``).
         ``hierarchy``: None (a tree's own, or the one stored with the model), a tree spec, or
         ``"abstain"`` (a class, or any of them)."""
-        from ..hierarchy import answers
+        from ..compose import answers
 
         found = answers.hierarchy_for(self, hierarchy)
         return np.array([a.label for a in answers.answer(self, self.predict_proba(images), found, coverage)])

@@ -140,7 +140,7 @@ def evaluate_split(clf, spec, data_path=None, split: str = "PrivateTest", label_
         result["alignment"] = alignment.as_dict()
     out = {"data": data.source, "split": split, "faces": int(len(index)), "result": result}
     if coverage is not None:
-        from ..hierarchy.answers import evaluate_answers
+        from ..compose.answers import evaluate_answers
 
         out["hierarchical"] = evaluate_answers(clf, clf.predict_proba(data.images[index]), data.labels[index],
                                                coverage, hierarchy)

@@ -13,9 +13,9 @@ import json
 import shutil
 from pathlib import Path
 
+from ..compose import answers as climbing
 from ..errors import CnnTreeError
 from ..files import MARKER, check_output_folder, new_folder_beside, recover_folder, replace_folder
-from ..hierarchy import answers as climbing
 from ..nets.runtime import EXPORTS, export_network, load_network, save_network
 from ..spec import parse_spec
 from ..spec.schema import Ident, ListOf, Nullable, Num, Obj, Passthrough, Text, load_json
@@ -147,7 +147,7 @@ def save_calibration(clf: CnnTreeClassifier, source, out) -> Path:
 
 def save_climbing(record: dict, source, out) -> Path:
     """A copy of the model folder ``source`` with ``record`` (its hierarchies and conformal
-    thresholds, ``hierarchy.answers``) beside its networks, exchanged into ``out`` atomically."""
+    thresholds, ``compose.answers``) beside its networks, exchanged into ``out`` atomically."""
     return _copy_with(source, out, {climbing.FILE: record})
 
 

@@ -25,7 +25,7 @@ def engine_for(name: str) -> str:
     the reference's own library."""
     if name != "auto":
         return name
-    from ..nets.backend import accelerator
+    from ..backend import accelerator
 
     return "batch" if accelerator() else "albumentations"
 

@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import CnnTreeError
 
 TEST_SPLIT = "PrivateTest"
-CALIBRATION_SPLIT = "PublicTest"  # where the answers' threshold is calibrated (hierarchy.answers)
+CALIBRATION_SPLIT = "PublicTest"  # where the answers' threshold is calibrated (compose.answers)
 SPECIFICITY_90 = "private_answers_specificity_90"  # mean specificity of the answers at 90% coverage
 
 
@@ -105,11 +105,11 @@ def compare_specs(specs, data_path=None, seeds: int = 1, epochs=None, quick=Fals
 
 
 def answer_metrics(clf, data, calibration, test) -> dict:
-    """The answers' metrics at 90% coverage (``hierarchy.answers.answer_metrics``), calibrated on
+    """The answers' metrics at 90% coverage (``compose.answers.answer_metrics``), calibrated on
     PublicTest and measured on PrivateTest; nothing without a PublicTest split."""
     if calibration is None:
         return {}
-    from . import answers
+    from ..compose import answers
 
     return answers.answer_metrics(clf, (data.images[calibration], data.labels[calibration]),
                                   (data.images[test], data.labels[test]), 0.9)

@@ -52,7 +52,7 @@ class Mirror:
     def __init__(self, classifier, detector: FaceDetector | None = None, tracker: FaceTracker | None = None,
                  mode: str | None = None, explain: str | None = None, answers=None):
         self.classifier = classifier
-        self.answers = answers  # hierarchy.answers.NodeAnswers: a face's label is a node (--coverage)
+        self.answers = answers  # compose.answers.NodeAnswers: a face's label is a node (--coverage)
         self.classes = list(classifier.spec.classes)
         self.detector = detector or FaceDetector()
         self.tracker = tracker or FaceTracker()

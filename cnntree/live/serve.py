@@ -70,7 +70,7 @@ class Served:
         self.clients = 0
         self.path = None
         if classifier.spec.kind == "tree":
-            from ..hierarchy.climbing import Hierarchy
+            from ..compose.climbing import Hierarchy
 
             self.path = Hierarchy.from_spec(classifier.spec, self.classes)
 

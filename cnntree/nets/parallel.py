@@ -60,7 +60,7 @@ def limit_threads(threads: int) -> None:
 
 def worker(job: NetworkJob, lines, threads: int) -> tuple[dict, bytes]:
     """What a pool process or Ray task runs: one training, progress into ``lines``, the model as bytes."""
-    from .backend import start
+    from ..backend import start
 
     limit_threads(threads)
     start()

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import mlflow
 
+from ..backend import where_training_runs
+from ..compose.answers import answer_metrics
 from ..compose.classifier import CnnTreeClassifier
 from ..compose.flatstart import check_init_source
 from ..compose.metrics import evaluate, headline
@@ -25,9 +27,7 @@ from ..data.load import dataset_name
 from ..data.nodedata import node_dataset
 from ..errors import CnnTreeError
 from ..files import check_output_folder, mark, remove_marked, try_lock, write_text_atomically
-from ..hierarchy.answers import answer_metrics
 from ..nets import pace
-from ..nets.backend import where_training_runs
 from ..nets.cost import multiply_adds
 from ..nets.models import create_model
 from ..nets.parallel import make_runner
@@ -110,7 +110,7 @@ def run_experiment(spec: Spec, experiment=None, work_dir=None, resume=False, out
                 outcome.metrics.update(headline(result, split))
                 for file in write_evaluation(result, spec.classes, split, work / "evaluation"):
                     mlflow.log_artifact(str(file), "evaluation")
-            if {"PublicTest", "PrivateTest"} <= set(splits.tests):  # answers at 90% coverage (hierarchy.answers)
+            if {"PublicTest", "PrivateTest"} <= set(splits.tests):  # answers at 90% coverage (compose.answers)
                 outcome.metrics.update(answer_metrics(clf, (data.images[splits.tests["PublicTest"]],
                                                             data.labels[splits.tests["PublicTest"]]),
                                                       (data.images[splits.tests["PrivateTest"]],

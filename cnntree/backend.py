@@ -40,7 +40,7 @@ def quiet_libraries() -> None:
 def where_training_runs() -> str | None:
     """A training's first line: the GPU it runs on, or on a CPU what the CPU guard (``cnntree.cpu``)
     applied or left to the user; None on a CPU the guard had nothing to do for."""
-    from .. import CPU_NOTE
+    from .cpu import NOTE as CPU_NOTE
 
     device = accelerator()
     if device:
@@ -53,7 +53,7 @@ def start(debug: bool = False) -> None:
     if debug:
         import sys
 
-        from .. import CPU_NOTE
+        from .cpu import NOTE as CPU_NOTE
 
         print(f"cnntree: {CPU_NOTE}", file=sys.stderr)
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
