@@ -78,3 +78,10 @@ def test_the_architecture_table_matches_the_folders():
     modules = {p.name for p in PACKAGE.glob("*.py") if p.name != "__init__.py"}
     described = set(re.findall(r"`(\w+\.py)`", text.split("| `cnntree/*.py` |")[1].splitlines()[0]))
     assert modules == described
+
+
+def test_modules_stay_small():
+    """No module of the package over 350 lines, none of the command line over 250: a command parses,
+    calls the library and prints."""
+    sizes = {str(p.relative_to(ROOT)): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
+    assert {name: n for name, n in sizes.items() if n > (250 if "/cli/" in name else 350)} == {}

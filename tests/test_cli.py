@@ -127,7 +127,7 @@ def test_every_option_of_every_command_is_described():
                for name, sub in commands.choices.items() for action in sub._actions
                if not isinstance(action, argparse._HelpAction) and not (action.help or "").strip()]
     assert missing == []
-    assert len(commands.choices) == 19
+    assert len(commands.choices) == 20
 
 
 def test_a_fresh_validate_prints_only_its_own_line():

@@ -1,6 +1,7 @@
 """The ``cnntree`` command: one sub-command per job, one-line errors, exit status 2 on bad input.
 
-Each command module (``spec_commands``, ``train_commands``, ``model_commands``, ``live_commands``)
+Each command module (``spec_commands``, ``train_commands``, ``evaluate_commands``, ``predict_commands``,
+``model_commands``, ``live_commands``)
 declares its commands: a name, a help line, ``add_arguments`` and ``run``. A command parses, calls
 one library function and prints; the work is in the library.
 """
@@ -14,9 +15,10 @@ import sys
 import traceback
 
 from ..errors import CnnTreeError, Terminated
-from . import live_commands, model_commands, spec_commands, train_commands
+from . import evaluate_commands, live_commands, model_commands, predict_commands, spec_commands, train_commands
 
-COMMANDS = [*spec_commands.COMMANDS, *train_commands.COMMANDS, *model_commands.COMMANDS, *live_commands.COMMANDS]
+COMMANDS = [*spec_commands.COMMANDS, *train_commands.COMMANDS, *evaluate_commands.COMMANDS,
+            *predict_commands.COMMANDS, *model_commands.COMMANDS, *live_commands.COMMANDS]
 
 
 def build_parser() -> argparse.ArgumentParser:

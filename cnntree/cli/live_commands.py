@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ..errors import CnnTreeError
-from .model_commands import load_model, model_argument, test_time_argument
+from .model_args import load_model, model_argument, test_time_argument
 from .options import FRACTION, add_coverage, add_json, count, info
 
 
@@ -46,7 +46,7 @@ def node_answers(args, clf):
     if not getattr(args, "coverage", None):
         return None
     from ..compose import answers
-    from .model_commands import chosen_hierarchy
+    from .model_args import chosen_hierarchy
 
     hierarchy = answers.hierarchy_for(clf, chosen_hierarchy(args))
     info(f"hierarchy {hierarchy.name}, coverage {args.coverage:g}: " + answers.guarantee(clf, hierarchy, args.coverage))

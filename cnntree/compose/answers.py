@@ -148,3 +148,18 @@ def answer_metrics(clf, calibration: tuple, test: tuple, coverage: float = 0.9) 
     return {f"private_answers_coverage_{level}": found["coverage"],
             f"private_answers_specificity_{level}": found["specificity"],
             "private_answers_haurc": risk_specificity_curve(hierarchy, proba, test[1])["haurc"]}
+
+
+def answer_headline(found: dict, split: str) -> dict:
+    """``evaluate --coverage``'s metrics under the one vocabulary: ``private_answers_coverage_90``,
+    ``private_answers_specificity_90``, ``private_answers_haurc`` (the abstention baseline's as
+    ``private_abstain_*``)."""
+    from .metrics import split_prefix
+
+    out = {}
+    for name, m in found.items():
+        stem = f"{split_prefix(split)}_{'abstain' if name == 'abstain' else 'answers'}"
+        level = f"{round(m['target'] * 100):d}"
+        out.update({f"{stem}_coverage_{level}": m["coverage"], f"{stem}_specificity_{level}": m["specificity"],
+                    f"{stem}_haurc": m["haurc"]})
+    return out
