@@ -15,7 +15,12 @@ from .cpu import apply_guard  # noqa: E402  before TensorFlow loads
 
 CPU_NOTE = apply_guard()  # what the CPU guard did, for ``cnntree train`` and ``--debug``
 
-__version__ = "0.3.0"
+from importlib.metadata import PackageNotFoundError, version  # noqa: E402
+
+try:  # one source of truth: the installed package's metadata (pyproject.toml)
+    __version__ = version("cnntree")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 _PUBLIC = {"CnnTreeClassifier": ("compose", "CnnTreeClassifier"), "CnnTreeError": ("errors", "CnnTreeError"),
            "export_model": ("compose.storage", "export"), "load_model": ("compose.storage", "load"),
            "save_model": ("compose.storage", "save"), "load_faces": ("data", "load_faces"),

@@ -15,33 +15,7 @@ import argparse
 import hashlib
 import json
 import platform
-import sys
 from pathlib import Path
-
-
-def from_work_folder(work: Path):
-    """A classifier from a single network's checkpoint: the last model with the best epoch's weights."""
-    import keras
-
-    from cnntree import CnnTreeClassifier
-    from cnntree.spec import parse_spec
-
-    stamp = json.loads((work / "training.json").read_text())
-    spec = parse_spec(stamp["spec"], source=str(work / "training.json"))
-    if spec.kind != "single":
-        sys.exit("ship_model: only a single network's work folder can be shipped from a checkpoint; "
-                 "ship a finished model folder instead")
-    folder = work / "nodes" / spec.root.id
-    state = json.loads((folder / "state.json").read_text())
-    model = keras.saving.load_model(folder / "last.keras", safe_mode=True, compile=False)
-    if (folder / "best.weights.h5").exists():
-        model.load_weights(folder / "best.weights.h5")
-    clf = CnnTreeClassifier.from_networks(spec, {spec.root.id: model},
-                                          {spec.root.id: max(state["history"].get("val_accuracy", [0]))},
-                                          histories={spec.root.id: state["history"]})
-    facts = {"epochs_trained": state["epoch"], "best_epoch": state["best_epoch"] + 1,
-             "epochs_planned": stamp["epochs"] or spec.root.train["epochs"], "finished": False}
-    return clf, facts
 
 
 def facts_of_model(clf) -> dict:
@@ -157,7 +131,7 @@ def main():
 
     from cnntree import load_model, with_overrides
     from cnntree.compose.metrics import evaluate
-    from cnntree.compose.storage import ship
+    from cnntree.compose.storage import load_checkpoint, ship
     from cnntree.data import load_for_spec
     from cnntree.data.splits import training_splits
 
@@ -166,7 +140,7 @@ def main():
         clf = load_model(source)
         facts = facts_of_model(clf)
     else:
-        clf, facts = from_work_folder(source)
+        clf, facts = load_checkpoint(source)
     if args.test_time:
         clf.set_params(spec=with_overrides(clf.spec, test_time=args.test_time))
     spec = with_overrides(clf.spec, data=args.data)

@@ -145,3 +145,31 @@ def test_ship_is_the_one_writer_of_shipped_folders(tmp_path, monkeypatch, tiny_m
                                clf.predict_proba(np.zeros((2, 48, 48), np.uint8)), atol=1e-6)
     with pytest.raises(CnnTreeError, match="--name: '../x' is not a safe name"):
         ship(clf, "../x")
+
+
+def test_a_single_networks_work_folder_loads_as_a_classifier(sample, tmp_path):
+    """What ``scripts/ship_model.py`` ships from an unfinished training: the checkpoint with the best
+    epoch's weights, and how far it trained; a tree's work folder is one line."""
+    from cnntree import CnnTreeError
+    from cnntree.compose.storage import load_checkpoint
+    from cnntree.spec import parse_spec
+
+    from .conftest import TINY_MODEL
+
+    spec = parse_spec({"name": "flat", "kind": "single",
+                       "defaults": {"model": TINY_MODEL, "train": {"epochs": 2, "batch_size": 64, "seed": 3}}})
+    train, val = sample.splits == "Training", sample.splits == "PublicTest"
+    clf = CnnTreeClassifier(spec, work_dir=tmp_path / "work", printer=lambda *_: None).fit(
+        sample.images[train], sample.labels[train], (sample.images[val], sample.labels[val]))
+    loaded, facts = load_checkpoint(tmp_path / "work")
+    faces = sample.images[val][:20]
+    assert facts == {"epochs_trained": 2, "best_epoch": facts["best_epoch"], "epochs_planned": 2, "finished": False}
+    assert facts["best_epoch"] in (1, 2)
+    assert np.allclose(loaded._raw_output(spec.root, faces), clf._raw_output(spec.root, faces), atol=1e-5)
+    tree = parse_spec({"name": "t", "kind": "tree", "defaults": {"model": TINY_MODEL, "train": {"epochs": 1}},
+                       "nodes": [{"id": "r", "children": ["happy", "x"]},
+                                 {"id": "x", "children": ["angry", "disgust", "fear", "sad", "surprise", "neutral"]}]})
+    CnnTreeClassifier(tree, work_dir=tmp_path / "tree", printer=lambda *_: None).fit(
+        sample.images[train][:300], sample.labels[train][:300], (sample.images[val], sample.labels[val]))
+    with pytest.raises(CnnTreeError, match="a tree's work folder; only a single network's checkpoint"):
+        load_checkpoint(tmp_path / "tree")

@@ -5,7 +5,6 @@ import json
 import shutil
 import socket
 import threading
-import time
 
 import cv2
 import numpy as np

@@ -51,6 +51,10 @@ class NoCalibration:
         """What ``meta.json`` keeps: the strategy and its fitted state."""
         return {"method": self.name, "state": self.state}
 
+    def check_state(self, state: dict, groups: int | None, where: str) -> None:
+        """A loaded state that fits the schema but not the network: one line (subclasses that have
+        one)."""
+
     def apply(self, probabilities: np.ndarray) -> np.ndarray:
         return probabilities
 
@@ -105,6 +109,11 @@ class VectorScaling(PriorCorrection):
         super().__init__(priors)
         self.state = {}
 
+    def check_state(self, state, groups, where):
+        lengths = {len(state["weights"]), len(state["biases"])}
+        if groups is not None and lengths - {groups}:
+            raise CnnTreeError(f"{where}: vector scaling for {lengths} groups where the network has {groups}")
+
     def fit(self, probabilities, targets):
         (weights, biases), self.at_bound = _fit_scaling(log_probabilities(self.correct(probabilities)), targets,
                                                         tied=False)
@@ -130,6 +139,13 @@ class IsotonicCalibration(PriorCorrection):
     def __init__(self, priors=None):
         super().__init__(priors)
         self.state = {}
+
+    def check_state(self, state, groups, where):
+        if len(state["x"]) != len(state["y"]) or any(len(a) != len(b) or a != sorted(a)
+                                                     for a, b in zip(state["x"], state["y"])):
+            raise CnnTreeError(f"{where}: isotonic thresholds must be increasing and pair up with their values")
+        if groups is not None and len(state["x"]) != len(self.mapped_groups(groups)):
+            raise CnnTreeError(f"{where}: isotonic maps for {len(state['x'])} groups where the network has {groups}")
 
     @staticmethod
     def mapped_groups(n_groups: int) -> range:
@@ -171,14 +187,7 @@ def make_calibration(name: str, priors: dict | None = None, state: dict | None =
     calibration = CALIBRATIONS[name](priors)
     if state:
         state = calibration.STATE.parse(state, where)
-        lengths = {len(state[key]) for key in ("weights", "biases") if key in state}
-        if groups is not None and lengths - {groups}:
-            raise CnnTreeError(f"{where}: vector scaling for {lengths} groups where the network has {groups}")
-        if "x" in state and (len(state["x"]) != len(state["y"]) or any(len(a) != len(b) or a != sorted(a)
-                                                                         for a, b in zip(state["x"], state["y"]))):
-            raise CnnTreeError(f"{where}: isotonic thresholds must be increasing and pair up with their values")
-        if "x" in state and groups is not None and len(state["x"]) != len(IsotonicCalibration.mapped_groups(groups)):
-            raise CnnTreeError(f"{where}: isotonic maps for {len(state['x'])} groups where the network has {groups}")
+        calibration.check_state(state, groups, where)
         calibration.state = state
     return calibration
 

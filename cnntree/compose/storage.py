@@ -238,3 +238,29 @@ def inside(directory: Path, relative: str, where: str) -> Path:
     if Path(relative).is_absolute() or not path.resolve().is_relative_to(directory.resolve()):
         raise CnnTreeError(f"{where}: file {relative!r} lies outside the model directory")
     return path
+
+
+def load_checkpoint(work) -> tuple[CnnTreeClassifier, dict]:
+    """A classifier from a single network's work folder (an unfinished training too): its last
+    checkpoint with the best epoch's weights, and how far it trained."""
+    import keras
+
+    from ..nets.train import read_state
+
+    work = Path(work)
+    stamp = load_json(work / "training.json", "training record")
+    spec = parse_spec(stamp["spec"], source=str(work / "training.json"))
+    if spec.kind != "single":
+        raise CnnTreeError(f"{work}: a {spec.kind}'s work folder; only a single network's checkpoint loads as a "
+                           "classifier (use the finished model folder)")
+    folder = work / "nodes" / spec.root.id
+    state = read_state(folder)
+    model = keras.saving.load_model(folder / "last.keras", safe_mode=True, compile=False)
+    if (folder / "best.weights.h5").exists():
+        model.load_weights(folder / "best.weights.h5")
+    clf = CnnTreeClassifier.from_networks(spec, {spec.root.id: model},
+                                          {spec.root.id: max(state["history"].get("val_accuracy", [0]))},
+                                          histories={spec.root.id: state["history"]})
+    facts = {"epochs_trained": state["epoch"], "best_epoch": state["best_epoch"] + 1,
+             "epochs_planned": stamp["epochs"] or spec.root.train["epochs"], "finished": False}
+    return clf, facts
