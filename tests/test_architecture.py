@@ -17,7 +17,7 @@ LAYERS = [  # bottom up; a family imports from its own layer or below
     {"live", "hierarchy"},
     {"cli", "cnntree"},
 ]
-KNOWN_UPWARD = {("compose.flatstart", "tracking.runs")}  # the last one: docs/architecture.md says why
+KNOWN_UPWARD: set = set()
 
 
 def family(module: str) -> str:
@@ -39,8 +39,12 @@ def imports() -> list[tuple[str, str]]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.level:
                 base = package[:len(package) - node.level + 1]
-                target = ".".join(base + ([node.module] if node.module else []))
-                found.append((module, target))
+                if node.module:
+                    found.append((module, ".".join(base + [node.module])))
+                else:  # from . import x: the module x, or a name of the package
+                    found += [(module, ".".join(base + [a.name])) if (ROOT.joinpath(*base, a.name + ".py").exists()
+                              or ROOT.joinpath(*base, a.name).is_dir()) else (module, ".".join(base))
+                              for a in node.names]
             elif isinstance(node, ast.Import):
                 found += [(module, a.name) for a in node.names if a.name.startswith("cnntree.")]
     return found
@@ -85,3 +89,11 @@ def test_modules_stay_small():
     calls the library and prints."""
     sizes = {str(p.relative_to(ROOT)): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
     assert {name: n for name, n in sizes.items() if n > (250 if "/cli/" in name else 350)} == {}
+
+
+def test_no_import_circles():
+    """No module reaches itself through imports, at the top or inside functions."""
+    import networkx as nx
+
+    graph = nx.DiGraph((a, b) for a, b in imports() if b.startswith("cnntree") and a != b)
+    assert list(nx.simple_cycles(graph)) == []

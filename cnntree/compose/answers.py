@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.splits import split_prefix
 from ..errors import CnnTreeError
 from .climbing import Hierarchy, conformal_threshold, hierarchical_metrics, risk_specificity_curve
 
@@ -154,8 +155,6 @@ def answer_headline(found: dict, split: str) -> dict:
     """``evaluate --coverage``'s metrics under the one vocabulary: ``private_answers_coverage_90``,
     ``private_answers_specificity_90``, ``private_answers_haurc`` (the abstention baseline's as
     ``private_abstain_*``)."""
-    from .metrics import split_prefix
-
     out = {}
     for name, m in found.items():
         stem = f"{split_prefix(split)}_{'abstain' if name == 'abstain' else 'answers'}"

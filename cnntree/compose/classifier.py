@@ -67,12 +67,13 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------ fitting
 
     def fit(self, images: np.ndarray, labels: np.ndarray, validation: tuple[np.ndarray, np.ndarray],
-            network_run=None) -> CnnTreeClassifier:
+            network_run=None, resolve_model=None) -> CnnTreeClassifier:
         """Train every network. ``labels`` index ``spec.classes``; ``validation`` is (images, labels).
 
         ``network_run(node)`` may return a picklable context manager around one network's training
         that yields extra Keras callbacks (the MLflow child run); it is entered where the network
-        trains, which with ``jobs`` or ``ray`` is another process.
+        trains, which with ``jobs`` or ``ray`` is another process. ``resolve_model(reference)`` turns
+        an ``init.from`` that names an MLflow run into a folder (``tracking.runs.model_dir_of``).
         """
         from .finetune import finetune  # Keras: imported when training, not when the CLI starts
         from .flatstart import flat_start
@@ -85,7 +86,7 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
         self.priors_, self.finetune_ = {}, None
         self.images_seen_ = 0  # training faces times epochs, over every network: the budget actually spent
         started = time.perf_counter()
-        flat = flat_start(self, images, labels, validation, work, network_run)
+        flat = flat_start(self, images, labels, validation, work, network_run, resolve_model)
         flat_head = None
         if self.spec.trunk["shared"]:
             networks, flat_head = self._shared_networks(flat)
@@ -303,16 +304,6 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
             raise CnnTreeError(f"this classifier runs exported {self.runtime} networks; "
                                "save, export and retrain from the Keras model directory")
         return {node_id: network.model for node_id, network in self.networks_.items()}
-
-    @classmethod
-    def pretrained(cls, name: str = "default") -> CnnTreeClassifier:
-        """A classifier that ships with cnntree (``cnntree models`` lists them), trained on FER2013."""
-        from ..pretrained import HERE, names
-        from .storage import load
-
-        if name not in names():
-            raise CnnTreeError(f"no shipped model \"{name}\"; shipped: {', '.join(names()) or 'none'}")
-        return load(HERE / name)
 
     @classmethod
     def from_networks(cls, spec: Spec, networks: dict, val_accuracy=None, priors=None, histories=None,

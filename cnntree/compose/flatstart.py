@@ -18,6 +18,7 @@ from ..nets.models import create_model
 from ..nets.parallel import make_runner
 from ..nets.warmstart import trunk_mismatch
 from ..spec import trains_first
+from .reading import SavedModel, read_model
 
 FLAT = "flat"  # the flat network's id: its work folder and MLflow child run
 
@@ -36,8 +37,10 @@ class FlatStart:
         return [[self.classes.index(c) for c in group] for group in groups]
 
 
-def flat_start(clf, images, labels, validation, work: Path, network_run=None) -> FlatStart | None:
-    """Find or train ``clf.spec``'s flat network and check that every network can start from it."""
+def flat_start(clf, images, labels, validation, work: Path, network_run=None, resolve_model=None) -> FlatStart | None:
+    """Find or train ``clf.spec``'s flat network and check that every network can start from it.
+    ``resolve_model`` turns a logged reference (an MLflow run id) into a folder: the tracking layer
+    passes its own, so composition never imports tracking."""
     spec = clf.spec
     source = spec.init_source()
     if source is None:
@@ -53,13 +56,13 @@ def flat_start(clf, images, labels, validation, work: Path, network_run=None) ->
         clf.images_seen_ += len(job.train[1]) * len(state["history"].get("loss", []))
         classes = flat_spec.classes
     else:
-        model, classes = _saved_flat_network(source, where)
+        model, classes = _saved_flat_network(source, where, resolve_model)
     _check_networks(spec, model, where)
     write_atomically(file, model.save)
     return FlatStart(file, tuple(classes))
 
 
-def check_init_source(spec) -> None:
+def check_init_source(spec, resolve_model=None) -> None:
     """Every check :func:`flat_start` makes of ``init.from``, made before a training deletes
     checkpoints or starts a run: the spec to train first, or the saved flat classifier, exists, is
     a single network with the spec's classes, and every network of the spec can start from it."""
@@ -72,7 +75,7 @@ def check_init_source(spec) -> None:
             root = _flat_spec(spec, source, where).root
             flat = create_model(n_outputs=len(root.groups), normalize=root.train["normalize"], **root.model)
         else:
-            flat, _ = _saved_flat_network(source, where)
+            flat, _ = _saved_flat_network(source, where, resolve_model)
         _check_networks(spec, flat, where)
     except CnnTreeError as error:
         raise CnnTreeError(str(error) if str(error).startswith(where) else f"{where}: {error}") from None
@@ -92,35 +95,37 @@ def _flat_spec(spec, source: str, where: str):
     return flat_spec
 
 
-def saved_flat(source: str, where: str):
-    """A saved single-network classifier (a folder, shipped name or run id)."""
+def saved_flat(source: str, where: str, resolve_model=None) -> SavedModel:
+    """A saved single-network classifier's parts (a folder, a shipped name, or, through
+    ``resolve_model``, a logged reference such as an MLflow run id)."""
+    from ..models import is_logged
     from ..pretrained import names
-    from .storage import load
 
-    if not Path(source).exists() and source not in names():
-        from ..tracking.runs import model_dir_of  # an MLflow run id
-
-        source = model_dir_of(source)
-    flat = load(source)
+    if not Path(source).exists() and source not in names() and is_logged(source):
+        if resolve_model is None:
+            raise CnnTreeError(f"{where}: an MLflow reference; cnntree train resolves it (in Python, give the "
+                               "model folder, or resolve_model=cnntree.tracking.runs.model_dir_of to fit)")
+        source = resolve_model(source)
+    flat = read_model(source)
     if flat.spec.kind != "single":
         raise CnnTreeError(f"{where}: a flat classifier (kind \"single\") is needed, this one is a {flat.spec.kind}")
     return flat
 
 
-def epochs_spent(source: str) -> int:
+def epochs_spent(source: str, resolve_model=None) -> int:
     """How many epochs the saved flat network ``source`` trained (its own, as its history records them)."""
     where = f"init.from {source}"
-    flat = saved_flat(source, where)
-    history = flat.histories_.get(flat.spec.root.id) or {}
+    flat = saved_flat(source, where, resolve_model)
+    history = flat.histories.get(flat.spec.root.id) or {}
     if not history.get("loss"):
         raise CnnTreeError(f"{where}: its history does not record the epochs it trained")
     return len(history["loss"])
 
 
-def _saved_flat_network(source: str, where: str):
+def _saved_flat_network(source: str, where: str, resolve_model=None):
     """The Keras network of a saved single-network classifier and its classes."""
-    flat = saved_flat(source, where)
-    network = flat.networks_[flat.spec.root.id]
+    flat = saved_flat(source, where, resolve_model)
+    network = flat.networks[flat.spec.root.id]
     if not hasattr(network, "model"):
         raise CnnTreeError(f"{where}: an exported model ({network.name}); give a saved one (its .keras network)")
     return network.model, flat.spec.classes

@@ -7,11 +7,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, precision_recall_fscore_support
 
 from ..data.nodedata import node_targets
-
-
-def split_prefix(split: str) -> str:
-    """``PublicTest`` -> ``public``, ``PrivateTest`` -> ``private``, others lower-cased."""
-    return split.lower().removesuffix("test") or split.lower()
+from ..data.splits import split_prefix
 
 
 def flat_metrics(y_true, y_pred, classes) -> dict:

@@ -184,3 +184,8 @@ def safe_regex(regex: str, what: str) -> re.Pattern:
         raise CnnTreeError(f"{what} {regex!r}: a repetition inside a repetition or alternation can take "
                            "exponential time; simplify it (e.g. ^(S\\d+)_)")
     return pattern
+
+
+def split_prefix(split: str) -> str:
+    """``PublicTest`` -> ``public``, ``PrivateTest`` -> ``private``, others lower-cased."""
+    return split.lower().removesuffix("test") or split.lower()

@@ -37,13 +37,14 @@ def budget_overrides(spec, budget: int) -> dict:
     flat network gets the epochs a tree spends on warm-up and fine-tuning."""
     from ..compose.flatstart import epochs_spent
     from ..spec import trains_first
+    from ..tracking.runs import model_dir_of
 
     source, joint = spec.init_source(), spec.finetune["epochs"]
     nodes = 0 if spec.trunk["shared"] else max(node.train["epochs"] for node in spec.nodes)
     if source is not None and trains_first(source):
         key, left, others = "flat_epochs", budget - nodes - joint, f"{nodes} for the networks, {joint} joint"
     else:
-        spent = epochs_spent(source) if source is not None else 0
+        spent = epochs_spent(source, model_dir_of) if source is not None else 0
         key = "finetune_epochs" if spec.trunk["shared"] else "epochs"
         left = budget - spent - (0 if spec.trunk["shared"] else joint)
         parts = ([f"{spent} spent by {source}"] if source is not None else []) + \
@@ -139,7 +140,7 @@ def summary(spec, runs) -> dict:
         values = np.array([r["metrics"][key] for r in runs if key in r["metrics"]], float)
         return (float(values.mean()), float(values.std())) if len(values) else (None, None)
 
-    from ..compose.metrics import split_prefix
+    from ..data.splits import split_prefix
 
     prefix = split_prefix(TEST_SPLIT)
     row = {"spec": spec.name, "kind": spec.kind, "networks": len(spec.nodes), "runs": [r["run_id"] for r in runs]}

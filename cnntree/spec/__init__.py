@@ -1,8 +1,7 @@
 """The spec family: the JSON schema and field tables, parsing, the hierarchy graph, overrides and
 text views. ``load_spec`` is the way in."""
 
-from .overrides import with_overrides
-from .parse import NodeSpec, Spec, load_spec, parse_spec, trains_first
+from .parse import NodeSpec, Spec, load_spec, parse_spec, trains_first, with_overrides
 from .sections import FER2013_CLASSES, SECTIONS
 from .text import summarize, text_tree
 

@@ -5,8 +5,6 @@ with every run and saved with every model, so a model says how it was trained.""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from .schema import Bool, Text
 from .sections import AUGMENT, FINETUNE, SEED, TRAIN
 
@@ -17,25 +15,6 @@ FIELDS = {"epochs": TRAIN.fields["epochs"], "seed": SEED, "workers": TRAIN.field
           "test_time": AUGMENT.fields["test_time"],
           "flat_epochs": TRAIN.fields["epochs"],  # the flat network's, when init.from is a spec it trains first
           "finetune_epochs": FINETUNE.fields["epochs"]}
-
-
-def with_overrides(spec, **given):
-    """The same spec with ``given`` overrides on top of those it already has; None leaves a setting
-    as the spec has it. ``data`` is a path (made absolute here) or ``"sample"``."""
-    from .parse import parse_spec
-
-    checked = {key: FIELDS[key].parse(value, f"override {key}") for key, value in given.items()
-               if value is not None and key in FIELDS}
-    unknown = set(given) - set(FIELDS)
-    if unknown:
-        raise TypeError(f"unknown override(s): {', '.join(sorted(unknown))}")
-    if checked.get("data") not in (None, "sample"):
-        checked["data"] = str(Path(checked["data"]).absolute())
-    if checked.get("init_from") and Path(checked["init_from"]).exists():
-        checked["init_from"] = str(Path(checked["init_from"]).absolute())
-    if not checked:
-        return spec
-    return parse_spec(spec.raw, source=spec.source, base_dir=spec.base_dir, overrides={**spec.overrides, **checked})
 
 
 def apply_to_network(sections: dict, overrides: dict, fixed: bool = False) -> dict:

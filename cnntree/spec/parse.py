@@ -15,7 +15,7 @@ import networkx as nx
 
 from ..errors import CnnTreeError
 from .graph import hierarchy_graph, root_first, voting_graph
-from .overrides import apply_to_data, apply_to_finetune, apply_to_network
+from .overrides import FIELDS, apply_to_data, apply_to_finetune, apply_to_network
 from .schema import Obj, Passthrough, did_you_mean, fail, load_json
 from .sections import MEMBER_KEYS, NODE_KEYS, SECTIONS, TOP
 
@@ -246,3 +246,20 @@ def _check_name(name, classes, node_ids, where):
     if name not in classes and name not in node_ids:
         what = "class or node" if node_ids else "class"
         fail(where, f'unknown {what} "{name}"{did_you_mean(name, list(classes) + list(node_ids))}')
+
+
+def with_overrides(spec, **given):
+    """The same spec with ``given`` overrides on top of those it already has; None leaves a setting
+    as the spec has it. ``data`` is a path (made absolute here) or ``"sample"``."""
+    checked = {key: FIELDS[key].parse(value, f"override {key}") for key, value in given.items()
+               if value is not None and key in FIELDS}
+    unknown = set(given) - set(FIELDS)
+    if unknown:
+        raise TypeError(f"unknown override(s): {', '.join(sorted(unknown))}")
+    if checked.get("data") not in (None, "sample"):
+        checked["data"] = str(Path(checked["data"]).absolute())
+    if checked.get("init_from") and Path(checked["init_from"]).exists():
+        checked["init_from"] = str(Path(checked["init_from"]).absolute())
+    if not checked:
+        return spec
+    return parse_spec(spec.raw, source=spec.source, base_dir=spec.base_dir, overrides={**spec.overrides, **checked})

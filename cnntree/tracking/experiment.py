@@ -62,7 +62,7 @@ def run_experiment(spec: Spec, experiment=None, work_dir=None, resume=False, out
     init = spec.init_source()  # every input is checked before a checkpoint is deleted or a run starts
     if out:
         check_model_folder(out, reads=[init] if init and not trains_first(init) else ())
-    check_init_source(spec)
+    check_init_source(spec, runs.model_dir_of)
     quick = bool(spec.overrides.get("quick"))
     data, splits = load_for_spec(spec)
     where = where_training_runs()
@@ -100,7 +100,8 @@ def run_experiment(spec: Spec, experiment=None, work_dir=None, resume=False, out
             runs.log_dataset(data, splits)
             mlflow.log_artifact(str(draw_hierarchy(spec, work / "hierarchy.png")))
             clf.fit(data.images[splits.train], data.labels[splits.train],
-                    (data.images[splits.validation], data.labels[splits.validation]), network_run=runs.NetworkRun)
+                    (data.images[splits.validation], data.labels[splits.validation]), network_run=runs.NetworkRun,
+                    resolve_model=runs.model_dir_of)
             outcome = Outcome(run.info.run_id, experiment, store.tracking_uri(), clf, experiment_id,
                               metrics={"train_seconds": clf.fit_seconds_, "train_images_seen": clf.images_seen_,
                                        **network_cost(clf)})
