@@ -47,6 +47,12 @@ def check_inputs(args) -> None:
 
     from ..models import check_reference
 
+    if (getattr(args, "abstain", False) or getattr(args, "hierarchy", None)) and not getattr(args, "coverage", None):
+        raise CnnTreeError(f"--{'abstain' if getattr(args, 'abstain', False) else 'hierarchy'} goes with --coverage C")
+    if getattr(args, "hierarchy", None):
+        from ..spec import load_spec
+
+        load_spec(args.hierarchy)
     if hasattr(args.command_class, "check"):
         args.command_class.check(args)
     if getattr(args, "model_dir", None):

@@ -178,7 +178,7 @@ class Serve:
                 probe.bind((args.host, args.port))
             except OSError as error:
                 raise CnnTreeError(f"--host {args.host} --port {args.port}: cannot listen there ({error.strerror}); "
-                                   "give another --port") from None
+                                   "give another --host or --port") from None
 
     @staticmethod
     def run(args) -> int:

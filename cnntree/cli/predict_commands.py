@@ -17,14 +17,19 @@ from .model_args import (
 from .options import add_coverage, add_json, info
 
 
-class Predict:
-    """A ``cnntree`` command (its ``help`` says what it does)."""
-
-    name, help = "predict", "the emotion of every face in photos, or of face crops"
+class OnFaces:
+    """A command on ``[MODEL] IMAGE...``: the images are read and their faces found, and the model
+    reference checked, before the backend loads (``args.found``)."""
 
     @staticmethod
     def check(args):
-        args.found = model_and_faces(args.items, not args.no_detect)  # before the backend loads
+        args.found = model_and_faces(args.items, not args.no_detect)
+
+
+class Predict(OnFaces):
+    """A ``cnntree`` command (its ``help`` says what it does)."""
+
+    name, help = "predict", "the emotion of every face in photos, or of face crops"
 
     @staticmethod
     def add_arguments(p):
@@ -77,14 +82,10 @@ def explained_names(out, rows) -> list[Path]:
     return pictures
 
 
-class Explain:
+class Explain(OnFaces):
     """A ``cnntree`` command (its ``help`` says what it does)."""
 
     name, help = "explain", "heat maps of what each network looks at, one picture per face"
-
-    @staticmethod
-    def check(args):
-        args.found = model_and_faces(args.items, not args.no_detect)  # before the backend loads
 
     @staticmethod
     def add_arguments(p):

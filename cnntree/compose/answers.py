@@ -15,6 +15,7 @@ from ..errors import CnnTreeError
 from .climbing import Hierarchy, conformal_threshold, hierarchical_metrics, risk_specificity_curve
 
 FILE = "climbing.json"
+KINDS = {"single": "single network", "voting": "voting ensemble", "tree": "tree"}
 GUARANTEE = ("the answered node holds the true emotion for at least {coverage:.0%} of faces like the "
              "{faces} calibration faces ({split} of {data}); a rate over the population, not a promise for one face")
 
@@ -55,7 +56,7 @@ def hierarchy_for(clf, spec=None) -> Hierarchy:
     name = stored.get("default")
     if name and name in stored.get("hierarchies", {}):
         return Hierarchy.from_nodes(name, classes, stored["hierarchies"][name]["nodes"])
-    raise CnnTreeError(f"{clf.spec.name}: a {clf.spec.kind} has no hierarchy of its own; name one with "
+    raise CnnTreeError(f"{clf.spec.name}: a {KINDS[clf.spec.kind]} has no hierarchy of its own; name one with "
                        "--hierarchy trees/X.json (a tree spec over the same classes)")
 
 
@@ -100,7 +101,7 @@ def threshold(clf, hierarchy: Hierarchy, coverage: float) -> dict:
         have = ", ".join(sorted(stored.get("thresholds", {}))) or "none"
         raise CnnTreeError(f"{clf.spec.name}: no threshold for hierarchy {hierarchy.name} at coverage {coverage:g} "
                            f"(calibrated: {have}); run cnntree calibrate MODEL --coverage {coverage:g}"
-                           + (" --hierarchy SPEC" if clf.spec.kind != "tree" else ""))
+                           + (" --hierarchy SPEC" if clf.spec.kind != "tree" else "") + " (--out DIR for a shipped model)")
     return found
 
 

@@ -119,7 +119,8 @@ class Hierarchy:
     def from_spec(cls, spec, classes) -> Hierarchy:
         """A tree spec's hierarchy over ``classes`` (a model's), with the nodes' ``label`` names."""
         if spec.kind != "tree":
-            raise CnnTreeError(f"{spec.name}: a {spec.kind} has no hierarchy; give a tree spec (--hierarchy trees/X.json)")
+            kind = {"single": "single network", "voting": "voting ensemble"}.get(spec.kind, spec.kind)
+            raise CnnTreeError(f"{spec.name}: a {kind} has no hierarchy; give a tree spec (--hierarchy trees/X.json)")
         if sorted(spec.classes) != sorted(classes):
             raise CnnTreeError(f"{spec.name}: its classes ({', '.join(spec.classes)}) are not the model's "
                                f"({', '.join(classes)})")
