@@ -27,7 +27,7 @@ from cnntree import export_model, load_model
 from cnntree.data import load_faces
 from cnntree.live.detect import FaceDetector
 from cnntree.live.scenes import background, detectable, render, write_y4m
-from cnntree.live.serve import Served, create_app, decode_image
+from cnntree.live.serve import Served, create_app, decode_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,7 +39,7 @@ def server_ms(clf, frame_jpeg: bytes, frames: int) -> float:
 
     async def one(index):
         started = time.perf_counter()
-        frame = decode_image(frame_jpeg, "frame")
+        frame = decode_frame(frame_jpeg)
         result = await served.process(mirror, frame, index, index / 25)
         served.describe(mirror, result)
         return (time.perf_counter() - started) * 1000

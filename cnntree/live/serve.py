@@ -44,18 +44,23 @@ MAX_VIDEO_FRAMES = 1500  # a minute at 25 frames per second
 MAX_ANSWERS_PER_SECOND = 30  # per client: frames sent faster wait their turn
 
 
-def decode_image(data: bytes, what: str) -> np.ndarray:
-    """A BGR image from encoded bytes, bounded; a one-line error otherwise."""
-    if not data:
-        raise CnnTreeError(f"{what}: empty")
-    if len(data) > MAX_FRAME_BYTES and what == "frame":
-        raise CnnTreeError(f"frame: {len(data):,} bytes, more than the {MAX_FRAME_BYTES:,} a frame may have")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise CnnTreeError(f"{what}: not an image (JPEG, PNG or WebP)")
+def check_side(image: np.ndarray, what: str) -> np.ndarray:
+    """``image`` when its longer side is within the bound; a one-line error otherwise."""
     if max(image.shape[:2]) > MAX_SIDE:
         raise CnnTreeError(f"{what}: {image.shape[1]}x{image.shape[0]} pixels; at most {MAX_SIDE} a side")
     return image
+
+
+def decode_frame(data: bytes) -> np.ndarray:
+    """A BGR frame from the bytes a page sent, bounded; a one-line error otherwise."""
+    if not data:
+        raise CnnTreeError("frame: empty")
+    if len(data) > MAX_FRAME_BYTES:
+        raise CnnTreeError(f"frame: {len(data):,} bytes, more than the {MAX_FRAME_BYTES:,} a frame may have")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise CnnTreeError("frame: not an image (JPEG, PNG or WebP)")
+    return check_side(image, "frame")
 
 
 class Served:
@@ -156,7 +161,7 @@ def create_app(served: Served) -> Starlette:
                 await asyncio.sleep(max(0.0, last + 1 / MAX_ANSWERS_PER_SECOND - time.perf_counter()))
                 now = last = time.perf_counter()
                 try:
-                    frame = decode_image(message.get("bytes") or b"", "frame")
+                    frame = decode_frame(message.get("bytes") or b"")
                 except CnnTreeError as error:
                     await websocket.send_json({"type": "error", "message": str(error)})
                     continue
@@ -221,9 +226,7 @@ def label_upload(served: Served, name: str, data: bytes) -> dict:
     mirror = served.mirror()
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if image is not None:
-        if max(image.shape[:2]) > MAX_SIDE:
-            raise CnnTreeError(f"{name}: {image.shape[1]}x{image.shape[0]} pixels; at most {MAX_SIDE} a side")
-        frames = [(0, 0.0, image)]
+        frames = [(0, 0.0, check_side(image, name))]
         source = Source(name, "image", 0.0, 1)
     else:
         frames, source = video_frames(name, data)
@@ -264,9 +267,7 @@ def video_frames(name: str, data: bytes):
             ok, frame = capture.read()
             if not ok:
                 break
-            if max(frame.shape[:2]) > MAX_SIDE:
-                raise CnnTreeError(f"{name}: {frame.shape[1]}x{frame.shape[0]} pixels; at most {MAX_SIDE} a side")
-            frames.append((len(frames), len(frames) / fps, frame))
+            frames.append((len(frames), len(frames) / fps, check_side(frame, name)))
         capture.release()
     if not frames:
         raise CnnTreeError(f"{name}: neither an image nor a video OpenCV can read")
