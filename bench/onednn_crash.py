@@ -1,7 +1,9 @@
 """The oneDNN crash on AVX-512 CPUs, reduced to one layer: a 1x1 convolution with stride 2 from 8 to
-16 channels (mini-Xception's first shortcut), trained on CPU with TensorFlow's oneDNN kernels.
+16 channels (mini-Xception's first shortcut), trained on CPU with TensorFlow's oneDNN kernels; then
+the whole smoke training (``cnntree train trees/single_mini_xception.json --quick``), ``--trainings``
+times per setting, which crashes under settings the one layer survives.
 
-    python bench/onednn_crash.py [--steps 400] [--batch 13]
+    python bench/onednn_crash.py [--steps 400] [--batch 13] [--trainings 3]
 
 Each setting trains the layer in a child process (a native crash there is an exit status, not the
 end of this script), first with oneDNN's AVX-512 kernels (``TF_ENABLE_ONEDNN_OPTS=1``: the user's
@@ -37,14 +39,41 @@ print("finished")
 """
 
 SETTINGS = {"oneDNN AVX-512 (TF_ENABLE_ONEDNN_OPTS=1)": {"TF_ENABLE_ONEDNN_OPTS": "1"},
-            "ONEDNN_MAX_CPU_ISA=AVX2 (cnntree's guard)": {"ONEDNN_MAX_CPU_ISA": "AVX2"},
+            "ONEDNN_MAX_CPU_ISA=AVX2": {"ONEDNN_MAX_CPU_ISA": "AVX2"},
+            "ONEDNN_MAX_CPU_ISA=AVX (cnntree's guard)": {"ONEDNN_MAX_CPU_ISA": "AVX"},
             "oneDNN off (TF_ENABLE_ONEDNN_OPTS=0)": {"TF_ENABLE_ONEDNN_OPTS": "0"}}
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def outcome_of(done) -> str:
+    """How a child process ended: finished, killed by a signal, or its last line."""
+    tail = (done.stdout + done.stderr).strip().splitlines()
+    if done.returncode < 0:
+        return f"killed by {signal.Signals(-done.returncode).name}"
+    if done.returncode in (134, 139):  # the shell's way of saying SIGABRT, SIGSEGV
+        return f"killed by {signal.Signals(done.returncode - 128).name}"
+    return "finished" if done.returncode == 0 else (tail[-1] if tail else "no output")
+
+
+def trainings(env: dict, count: int) -> list[str]:
+    """The outcome of ``count`` smoke trainings, each in a fresh folder."""
+    import tempfile
+
+    outcomes = []
+    for _ in range(count):
+        with tempfile.TemporaryDirectory() as folder:
+            done = subprocess.run([sys.executable, "-m", "cnntree.cli", "train",
+                                   str(ROOT / "trees" / "single_mini_xception.json"), "--quick"],
+                                  env=env, cwd=folder, capture_output=True, text=True)
+            outcomes.append(outcome_of(done))
+    return outcomes
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--batch", type=int, default=13)
+    parser.add_argument("--trainings", type=int, default=3, help="smoke trainings per setting (0: none)")
     parser.add_argument("--json", default=str(Path(__file__).with_name("onednn_crash.json")))
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
@@ -54,20 +83,20 @@ def main() -> None:
                                                               "TF_ENABLE_ONEDNN_OPTS")}
     base.update(KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
     rows = []
-    print(f"{'setting':45s} {'exit':>5s} {'seconds':>8s}  outcome")
+    print(f"{'setting':45s} {'exit':>5s} {'seconds':>8s}  {'one layer':40s}  smoke trainings")
     for name, extra in SETTINGS.items():
         started = time.time()
         done = subprocess.run([sys.executable, "-c", CHILD.format(batch=args.batch, steps=args.steps)],
                               env={**base, **extra}, capture_output=True, text=True)
-        tail = (done.stdout + done.stderr).strip().splitlines()
-        if done.returncode < 0:
-            outcome = f"killed by {signal.Signals(-done.returncode).name}"
-        else:
-            outcome = "finished" if done.returncode == 0 else (tail[-1] if tail else "no output")
+        outcome = outcome_of(done)
+        runs = trainings({**base, **extra}, args.trainings)
+        crashed = sum(o != "finished" for o in runs)
         rows.append({"setting": name, "env": extra, "exit": done.returncode, "seconds": time.time() - started,
-                     "outcome": outcome})
-        print(f"{name:45s} {done.returncode:5d} {rows[-1]['seconds']:8.1f}  {outcome[:80]}", flush=True)
+                     "outcome": outcome, "trainings": runs})
+        print(f"{name:45s} {done.returncode:5d} {rows[-1]['seconds']:8.1f}  {outcome[:40]:40s}  "
+              f"trainings crashed: {crashed}/{len(runs)}", flush=True)
     Path(args.json).write_text(json.dumps({"cpu": cpu_model(), "steps": args.steps, "batch": args.batch,
+                                           "command": "python bench/onednn_crash.py " + " ".join(sys.argv[1:]),
                                            "rows": rows}, indent=2) + "\n")
 
 

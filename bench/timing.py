@@ -111,10 +111,9 @@ def joint_tree_speed(train, validation, batch: int, shared: bool) -> float:
     spec = parse_spec(raw)
     clf = CnnTreeClassifier(spec, printer=lambda *_: None)
     if shared:
-        networks, _ = clf._shared_networks(None)
+        clf.networks_, _ = clf._shared_networks(None)
     else:
-        networks = {node.id: create_model(n_outputs=len(node.groups), **MODEL) for node in spec.nodes}
-    clf.networks_ = {node_id: KerasRuntime(model) for node_id, model in networks.items()}
+        clf.networks_ = {node.id: KerasRuntime(create_model(n_outputs=len(node.groups), **MODEL)) for node in spec.nodes}
     times = []
     finetune(clf, *train, validation, network_run=lambda stage: contextlib.nullcontext([epoch_timer(times)]),
              printer=lambda *_: None)

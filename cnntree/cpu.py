@@ -1,10 +1,12 @@
-"""The CPU guard: TensorFlow's oneDNN kernels for AVX-512 corrupt memory during training on some
-CPUs (AMD Zen 4 with ``avx512f``, ``avx512_bf16``: ``double free or corruption``, segmentation
-faults within the first epoch on the full FER2013), so on a CPU that reports AVX-512 oneDNN is
-limited to AVX2 before TensorFlow loads, unless the user set oneDNN's own variables.
+"""The CPU guard: TensorFlow's oneDNN kernels corrupt memory during training on some CPUs with
+AVX-512 (AMD Zen 4 with ``avx512f``, ``avx512_bf16``: ``double free or corruption``, segmentation
+faults within the first epoch), first with its AVX-512 kernels and, since TensorFlow 2.21, with its
+AVX2 kernels too (``bench/onednn_crash.py``). So on a CPU that reports AVX-512 oneDNN is limited to
+AVX before TensorFlow loads, unless the user set oneDNN's own variables.
 
-AVX2 kernels cost little there (49 s per FER2013 epoch of mini-Xception on Zen 4). The setting is
-decided once, when ``cnntree`` is imported; ``cnntree train`` and ``--debug`` say what was applied.
+AVX kernels cost a little there (a mini-Xception epoch over 4,096 faces: 6.5 s against 5 s with AVX2
+and 10 s with oneDNN off). The setting is decided once, when ``cnntree`` is imported; ``cnntree
+train`` and ``--debug`` say what was applied.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import os
 
 USER_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "TF_ENABLE_ONEDNN_OPTS")  # the user's word wins
-SAFE_ISA = "AVX2"
+SAFE_ISA = "AVX"
 
 
 def cpu_flags(cpuinfo: str) -> set[str]:
@@ -34,7 +36,7 @@ def safe_isa_setting(environ, cpuinfo: str) -> tuple[dict[str, str], str]:
         return {}, "oneDNN: unchanged (the CPU reports no AVX-512)"
     return ({"ONEDNN_MAX_CPU_ISA": SAFE_ISA},
             f"oneDNN: limited to {SAFE_ISA} (ONEDNN_MAX_CPU_ISA={SAFE_ISA}) on this AVX-512 CPU ({avx512[0]}, ...), "
-            "whose AVX-512 kernels crash training on some CPUs (docs/errors.md)")
+            "whose AVX-512 and AVX2 kernels crash training on some CPUs (docs/errors.md)")
 
 
 def _read_cpuinfo() -> str:

@@ -179,12 +179,12 @@ def test_a_flat_head_on_the_shared_trunk_starts_as_the_flat_network_and_its_loss
     networks, head = clf._shared_networks(FlatStart(tmp_path / "flat.keras", spec.classes))
     np.testing.assert_allclose(np.asarray(head(as_input(faces))), np.asarray(flat(as_input(faces))), rtol=1e-5,
                                atol=1e-6)  # the flat head begins as the flat network itself
-    assert weighted_layers(head)[:-1] == weighted_layers(networks["root"])[:-1]  # on the one trunk
+    assert weighted_layers(head)[:-1] == weighted_layers(networks["root"].model)[:-1]  # on the one trunk
 
     trained = fit(spec, sample, tmp_path / "work")
     assert len(trained.finetune_["history"]["val_flat_accuracy"]) == 1
     models = trained.keras_models()
-    start = {n: weighted_layers(m) for n, m in networks.items()}
+    start = {n: weighted_layers(m.model) for n, m in networks.items()}
     for node_id, model in models.items():
         layers = weighted_layers(model)
         assert not np.allclose(layers[0].get_weights()[0], start[node_id][0].get_weights()[0])  # the trunk trained
@@ -249,7 +249,8 @@ def test_class_read_heads_start_as_the_flat_network_exactly(tmp_path, sample):
     networks, _ = clf._shared_networks(FlatStart(tmp_path / "flat.keras", spec.classes))
     path = SoftRouting(spec).combine({n: np.asarray(m(as_input(faces)), np.float64) for n, m in networks.items()})
     np.testing.assert_allclose(path, np.asarray(flat(as_input(faces))), rtol=1e-4, atol=1e-6)  # before training
-    assert networks["rest"].output_shape[-1] == 3 and networks["rest"].layers[-2].groups == [[0, 1], [2], [3, 4, 5]]
+    assert networks["rest"].model.output_shape[-1] == 3
+    assert networks["rest"].model.layers[-2].groups == [[0, 1], [2], [3, 4, 5]]
 
     trained = fit(spec, sample, tmp_path / "work")
     proba = trained.predict_proba(faces)

@@ -22,7 +22,7 @@ from ..data.nodedata import node_dataset, node_targets
 from ..errors import CnnTreeError
 from ..files import write_text_atomically
 from ..nets.parallel import NetworkJob, make_runner
-from ..nets.runtime import CHUNK, RUNTIMES, KerasRuntime
+from ..nets.runtime import CHUNK, RUNTIMES, Columns, KerasRuntime, one_pass_columns
 from ..spec import Spec
 from ..spec.schema import load_json
 from .calibration import make_calibration, training_priors
@@ -46,6 +46,19 @@ def _resumable(stamp: dict) -> dict:
                     if not (k == "description" and key is None) and not (k == "epochs" and key == "train")}
         return [strip(v, key) for v in value] if isinstance(value, list) else value
     return {**stamp, "epochs": None, "spec": strip(stamp["spec"])}
+
+def _run(network, mode: str, images: np.ndarray) -> np.ndarray:
+    """A network's probabilities for ``images``, averaged over the test-time views of ``mode``."""
+    if len(images) == 0:
+        return np.zeros((0, network.outputs))
+    step = max(1, CHUNK // TTA_VIEWS[mode])  # faces whose views make one call (the mirror's frame: one call)
+    parts = []
+    for start in range(0, len(images), step):
+        views = np.concatenate(tta_views(images[start:start + step], mode)).astype(np.float32)[..., None]
+        out = np.asarray(network(views), np.float64)
+        parts.append(out.reshape(TTA_VIEWS[mode], -1, out.shape[-1]).mean(axis=0))
+    return np.concatenate(parts)
+
 
 class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
     """A classifier made of the spec's networks.
@@ -89,8 +102,7 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
         flat = flat_start(self, images, labels, validation, work, network_run, resolve_model)
         flat_head = None
         if self.spec.trunk["shared"]:
-            networks, flat_head = self._shared_networks(flat)
-            self.networks_ = {node_id: KerasRuntime(m) for node_id, m in networks.items()}
+            self.networks_, flat_head = self._shared_networks(flat)
         else:
             self._train_nodes(images, labels, validation, work, network_run, flat)
         if self.spec.finetune["epochs"]:
@@ -123,11 +135,12 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
         self.networks_ = {node.id: self.networks_[node.id] for node in self.spec.nodes}  # spec order
 
     def _shared_networks(self, flat) -> tuple[dict, object]:
-        """The nodes as heads on one trunk (warm-started from ``flat`` when given), trained jointly,
-        and the flat head on that trunk when the fine-tuning loss weighs one (else None)."""
+        """The nodes as heads or branches on one trunk (warm-started from ``flat`` when given), as
+        ``Columns`` of one network that runs the trunk once per face, and the flat head on that
+        trunk when the fine-tuning loss weighs one (else None)."""
         import keras
 
-        from ..nets.heads import class_groups, shared_networks
+        from ..nets.heads import class_groups, one_pass, shared_networks
         from ..nets.warmstart import warm_start
 
         root = self.spec.root
@@ -136,7 +149,7 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
         heads = {n.id: class_groups(n.groups) if by_class else len(n.groups) for n in self.spec.nodes}
         if self.spec.finetune["loss"]["flat"]:
             heads[FLAT_HEAD] = len(self.spec.classes)  # not a valid node id: never a node's
-        networks = shared_networks(root.model, root.train["normalize"], heads)
+        networks = shared_networks(root.model, root.train["normalize"], heads, self.spec.trunk["branch_at"])
         if flat is not None:
             model = keras.saving.load_model(flat.file, safe_mode=True, compile=False)
             for node in self.spec.nodes:  # a class-read head starts as the flat outputs of its classes
@@ -144,10 +157,14 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
                 warm_start(networks[node.id], model, flat.groups_of(groups))
             if FLAT_HEAD in networks:
                 warm_start(networks[FLAT_HEAD], model, flat.groups_of([[c] for c in self.spec.classes]))
-        self.printer(f"[trunk] {len(self.spec.nodes)} heads on one {root.model['name']} trunk"
+        branch = self.spec.trunk["branch_at"]
+        self.printer(f"[trunk] {len(self.spec.nodes)} {'heads' if branch is None else 'branches'} on one "
+                     f"{root.model['name']} trunk" + ("" if branch is None else f" (branching at {branch})")
                      + (" and a flat head" if FLAT_HEAD in networks else "")
                      + (", warm start from the flat network" if flat is not None else ""))
-        return {n.id: networks[n.id] for n in self.spec.nodes}, networks.get(FLAT_HEAD)
+        nodes = [networks[n.id] for n in self.spec.nodes]
+        columns = one_pass_columns(KerasRuntime(one_pass(nodes)), [len(n.groups) for n in self.spec.nodes], nodes)
+        return dict(zip((n.id for n in self.spec.nodes), columns)), networks.get(FLAT_HEAD)
 
     def _network_job(self, node, label, images, labels, validation, folder, network_run, init=None):
         """One network's training job on its own balanced data (``data.nodedata``) and its training
@@ -216,16 +233,21 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
 
     def _raw_output(self, node, images: np.ndarray) -> np.ndarray:
         """The network's own probabilities (averaged over the spec's test-time views)."""
-        if len(images) == 0:
-            return np.zeros((0, len(node.groups)))
-        network, mode = self.networks_[node.id], node.augment["test_time"]
-        step = max(1, CHUNK // TTA_VIEWS[mode])  # faces whose views make one call (the mirror's frame: one call)
-        parts = []
-        for start in range(0, len(images), step):
-            views = np.concatenate(tta_views(images[start:start + step], mode)).astype(np.float32)[..., None]
-            out = np.asarray(network(views), np.float64)
-            parts.append(out.reshape(TTA_VIEWS[mode], -1, out.shape[-1]).mean(axis=0))
-        return np.concatenate(parts)
+        return _run(self.networks_[node.id], node.augment["test_time"], images)
+
+    def _raw_outputs(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """Every network's own probabilities; the nodes of a one-pass tree from one run of it."""
+        runs, out = {}, {}
+        for node in self.spec.nodes:
+            network, mode = self.networks_[node.id], node.augment["test_time"]
+            if not isinstance(network, Columns):
+                out[node.id] = _run(network, mode, images)
+                continue
+            key = (id(network.network), mode)
+            if key not in runs:
+                runs[key] = _run(network.network, mode, images)
+            out[node.id] = runs[key][:, network.start:network.stop]
+        return out
 
     def calibration(self, node):
         """The network's fitted calibration; one never fitted (a model from before calibration was
@@ -239,8 +261,8 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
     def network_outputs(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """Each network's own probabilities over its groups (for diagnostics and combining)."""
         self._check_fitted()
-        images = as_faces(images)
-        return {node.id: self._network_output(node, images) for node in self.spec.nodes}
+        raw = self._raw_outputs(as_faces(images))
+        return {node.id: self.calibration(node).apply(raw[node.id]) for node in self.spec.nodes}
 
     def modes(self) -> tuple[str, ...]:
         """The combining modes this kind of spec has (routing or voting)."""
@@ -300,7 +322,7 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
     def keras_models(self) -> dict:
         """The Keras model of every network (saving, exporting and transfer need them)."""
         self._check_fitted()
-        if not all(isinstance(n, KerasRuntime) for n in self.networks_.values()):
+        if any(getattr(n, "model", None) is None for n in self.networks_.values()):
             raise CnnTreeError(f"this classifier runs exported {self.runtime} networks; "
                                "save, export and retrain from the Keras model directory")
         return {node_id: network.model for node_id, network in self.networks_.items()}
@@ -312,8 +334,8 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
         loading a model directory and transferring to new data both build. ``calibrations`` are
         fitted calibrations by node id (``compose.calibration``)."""
         clf = cls(spec)
-        clf.networks_ = {node.id: networks[node.id] if isinstance(networks[node.id], tuple(RUNTIMES.values())) else
-                         KerasRuntime(networks[node.id]) for node in spec.nodes}
+        clf.networks_ = {node.id: networks[node.id] if isinstance(networks[node.id], (Columns, *RUNTIMES.values()))
+                         else KerasRuntime(networks[node.id]) for node in spec.nodes}
         clf.val_accuracy_, clf.priors_, clf.histories_ = dict(val_accuracy or {}), dict(priors or {}), dict(histories or {})
         clf.calibrations_ = dict(calibrations or {})
         return clf

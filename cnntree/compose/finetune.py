@@ -21,7 +21,7 @@ import keras
 import numpy as np
 
 from ..data.nodedata import node_targets
-from ..nets.schedules import make_optimizer
+from ..nets.schedules import make_optimizer, slower_on
 from ..nets.train import as_input, set_trunk_trainable
 from ..spec.sections import OPTIMIZER
 from .metrics import calibration_metrics
@@ -63,6 +63,37 @@ def joint_model(spec, networks: list, flat_head=None) -> keras.Model:
     flat = [] if flat_head is None else [flat_head.output]
     return keras.Model(networks[0].inputs, [path_product(spec, outputs, keras.ops), *outputs.values(), *flat],
                        name="joint_tree")
+
+
+def compile_joint(model, spec, networks: list, flat: bool) -> list:
+    """Compile the joint ``model`` of ``networks`` under ``spec.finetune``: Adam at its rate (the
+    shared trunk at ``trunk_lr`` of it), its loss weights, the trunk or BatchNormalization frozen as
+    it says. Returns the layers it froze, to unfreeze after training."""
+    cfg = spec.finetune
+    frozen = [layer for network in networks if cfg["freeze_trunk"] for layer in set_trunk_trainable(network, False)]
+    if cfg["batchnorm"] == "frozen":  # inference mode: the moving statistics stay the flat network's
+        frozen += [layer for layer in all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)
+                   and layer.trainable]
+    for layer in frozen:
+        layer.trainable = False
+    weights = [cfg["loss"]["path"]] + [cfg["loss"]["nodes"]] * len(spec.nodes) + [cfg["loss"]["flat"]] * flat
+    optimizer = make_optimizer(OPTIMIZER.parse({"name": "adam", "lr": cfg["lr"]}, "finetune"))
+    model.compile(optimizer=slower_on(optimizer, trunk_weights(networks), cfg["trunk_lr"]),
+                  loss=["categorical_crossentropy"] * len(weights), loss_weights=weights)
+    return frozen
+
+
+def all_layers(model) -> list:
+    """Every layer of ``model``, nested models' layers included."""
+    return [inner for layer in model.layers
+            for inner in (all_layers(layer) if isinstance(layer, keras.Model) else [layer])]
+
+
+def trunk_weights(networks: list) -> list:
+    """The trainable weights of the layers every network shares (a shared trunk; none otherwise)."""
+    shared = set.intersection(*({id(layer) for layer in all_layers(n)} for n in networks))
+    layers = {id(layer): layer for layer in all_layers(networks[0]) if id(layer) in shared}
+    return [w for layer in layers.values() for w in layer.trainable_weights]
 
 
 def joint_targets(spec, labels: np.ndarray, flat: bool = False) -> list[np.ndarray]:
@@ -117,11 +148,7 @@ def finetune(clf, images, labels, validation, network_run=None, printer=print, f
         images, labels = images[keep], labels[keep]
     flat = flat_head is not None
     model = joint_model(spec, [clf.networks_[node.id].model for node in spec.nodes], flat_head)
-    frozen = [layer for node in spec.nodes if cfg["freeze_trunk"]
-              for layer in set_trunk_trainable(clf.networks_[node.id].model, False)]
-    weights = [cfg["loss"]["path"]] + [cfg["loss"]["nodes"]] * len(spec.nodes) + [cfg["loss"]["flat"]] * flat
-    model.compile(optimizer=make_optimizer(OPTIMIZER.parse({"name": "adam", "lr": cfg["lr"]}, "finetune")),
-                  loss=["categorical_crossentropy"] * len(weights), loss_weights=weights)
+    frozen = compile_joint(model, spec, [clf.networks_[node.id].model for node in spec.nodes], flat)
     printer(f"[{STAGE}] the {len(spec.nodes)} networks as one model (path product), {len(labels)} training faces "
             f"in their natural mix, loss {cfg['loss']['path']} x path NLL + {cfg['loss']['nodes']} x node CE"
             + (f" + {cfg['loss']['flat']} x flat-head CE" if flat else ""))
@@ -137,6 +164,7 @@ def finetune(clf, images, labels, validation, network_run=None, printer=print, f
         for layer in frozen:
             layer.trainable = True
     return {"epochs": cfg["epochs"], "loss": cfg["loss"], "freeze_trunk": cfg["freeze_trunk"],
+            "trunk_lr": cfg["trunk_lr"], "batchnorm": cfg["batchnorm"],
             "best_val_path_nll": best.best, "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
             "images_seen": len(labels) * cfg["epochs"], "seconds": time.perf_counter() - started,
             "priors": "natural (trained jointly on the natural class mix; no prior correction)"}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import CnnTreeError
 from ..files import recover_folder
-from ..nets.runtime import load_network
+from ..nets.runtime import Columns, load_network
 from ..spec import Spec, parse_spec
 from ..spec.schema import Ident, ListOf, Nullable, Num, Obj, Passthrough, Text, load_json
 from . import answers as climbing
@@ -20,6 +20,8 @@ _probability = Num(lo=0, hi=1, lo_open=True)
 META = Obj({  # what load trusts in meta.json; the rest (histories, timings) is only reported
     "networks": ListOf(Obj({"id": Ident(), "groups": ListOf(ListOf(Text(), min_len=1), min_len=1),
                             "file": Text(max_len=300), "val_accuracy": Nullable(Num(lo=0, hi=1)),
+                            # a node's outputs inside a one-pass network (a shared trunk's), else null
+                            "columns": Nullable(ListOf(Num(lo=0, hi=100000, integer=True), min_len=2, max_len=2)),
                             "priors": Nullable(Obj({"train": ListOf(_probability, min_len=1),
                                                     "true": ListOf(_probability, min_len=1)})),
                             # fitted after training; absent in models saved before calibration was fitted
@@ -74,13 +76,18 @@ def read_model(directory) -> SavedModel:
     if sorted(e["id"] for e in entries) != sorted(nodes):
         raise CnnTreeError(f"{directory / 'meta.json'}: lists networks {sorted(e['id'] for e in entries)}, the "
                            f"spec has {sorted(nodes)}")
-    networks, val_accuracy, priors, calibrations = {}, {}, {}, {}
+    networks, val_accuracy, priors, calibrations, files = {}, {}, {}, {}, {}
     for entry in entries:
         node = nodes[entry["id"]]
         where = f"{directory / 'meta.json'}: networks[{entry['id']}]"
         if [list(g) for g in node.groups] != entry["groups"]:
             raise CnnTreeError(f"{where}: groups {entry['groups']} differ from the spec's")
-        network = load_network(inside(directory, entry["file"], where))
+        path = inside(directory, entry["file"], where)
+        if path.resolve() not in files:  # a one-pass network is loaded once for all its nodes
+            files[path.resolve()] = load_network(path)
+        network = files[path.resolve()]
+        if entry.get("columns") is not None:
+            network = _columns(network, entry["columns"], f"{where}.columns")
         if network.outputs != len(node.groups):
             raise CnnTreeError(f"{directory / entry['file']}: a network with {network.outputs} outputs where "
                                f"{entry['id']} has {len(node.groups)} groups (network files swapped?)")
@@ -101,6 +108,28 @@ def read_model(directory) -> SavedModel:
     return SavedModel(spec, networks, val_accuracy, priors, histories, calibrations, climbing.read(directory))
 
 
+
+
+def _columns(network, columns: list[int], where: str) -> Columns:
+    """A node's ``columns`` of a one-pass network, checked against its output (and, on Keras, the
+    node's own model inside it)."""
+    start, stop = columns
+    if not 0 <= start < stop <= network.outputs:
+        raise CnnTreeError(f"{where}: {columns} is not a range of the network's {network.outputs} outputs")
+    model = None
+    if hasattr(network, "model"):
+        from ..nets.heads import NODES, node_models
+
+        if NODES not in {layer.name for layer in network.model.layers}:
+            raise CnnTreeError(f"{where}: the network has no \"{NODES}\" layer: not a one-pass tree")
+        bounds, models = 0, {}
+        for model_ in node_models(network.model):
+            models[bounds] = model_
+            bounds += int(model_.output_shape[-1])
+        model = models.get(start)
+        if model is None or int(model.output_shape[-1]) != stop - start:
+            raise CnnTreeError(f"{where}: {columns} are not one node's outputs of the network")
+    return Columns(network, start, stop, model)
 
 
 def inside(directory: Path, relative: str, where: str) -> Path:

@@ -2,8 +2,9 @@
 and loaded back, one directory each, written atomically and validated when read.
 
 A directory holds ``spec.json``, ``meta.json`` (the networks, their groups, calibration priors and
-fitted calibrations, the overrides it was trained with) and ``networks/<id><suffix>``; the file suffix names the
-runtime that runs a network. Loading never runs code from the directory: Keras files are read in
+fitted calibrations, the overrides it was trained with) and ``networks/<id><suffix>``, or for a
+shared trunk one ``networks/tree<suffix>`` that computes every node in one pass (each node's
+``columns`` of its output in ``meta.json``); the file suffix names the runtime that runs a network. Loading never runs code from the directory: Keras files are read in
 ``safe_mode``, and ``meta.json`` may only name files inside the directory.
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from ..errors import CnnTreeError
 from ..files import MARKER, check_output_folder, new_folder_beside, recover_folder, replace_folder
-from ..nets.runtime import EXPORTS, export_network, save_network
+from ..nets.runtime import EXPORTS, Columns, export_network, save_network
 from ..spec import parse_spec
 from ..spec.schema import Ident, load_json
 from . import answers as climbing
@@ -24,6 +25,7 @@ from .reading import read_model
 
 FORMAT_VERSION = 1
 MODEL_KINDS = ("model", "export")  # the marked folders ``save`` and ``export`` may replace
+ONE_PASS = "tree"  # the file stem of a shared trunk's one network (node ids name the others)
 MACHINE_OVERRIDES = ("data", "init_from")  # paths of the training machine: a shipped model reads the bundled sample
 
 
@@ -56,8 +58,7 @@ def check_model_folder(directory, option: str = "--out", reads=(), in_place: boo
 
 def save(clf: CnnTreeClassifier, directory, shipping: bool = False) -> Path:
     """Write spec, networks (native ``.keras``) and metadata to ``directory`` atomically."""
-    models = clf.keras_models()
-    return _write(clf, directory, ".keras", lambda node_id, path: save_network(models[node_id], path), shipping=shipping)
+    return _write(clf, directory, ".keras", save_network, shipping=shipping)
 
 
 def ship(clf: CnnTreeClassifier, name: str) -> Path:
@@ -81,9 +82,23 @@ def export(clf: CnnTreeClassifier, directory, fmt: str) -> Path:
     """
     if fmt not in EXPORTS:
         raise CnnTreeError(f"--format: unknown export format \"{fmt}\"; use one of {', '.join(EXPORTS)}")
-    models = clf.keras_models()
-    return _write(clf, directory, EXPORTS[fmt][1], lambda node_id, path: export_network(models[node_id], fmt, path),
-                  fmt)
+    return _write(clf, directory, EXPORTS[fmt][1], lambda model, path: export_network(model, fmt, path), fmt)
+
+
+def _network_files(clf: CnnTreeClassifier) -> tuple[dict, dict]:
+    """The Keras models to write by file stem (a node's id, or ``tree`` for the one network of a
+    one-pass shared trunk), and each node's file stem and columns (None: the whole output)."""
+    clf.keras_models()  # Keras networks only: one line for an exported classifier
+    models, entries = {}, {}
+    for node in clf.spec.nodes:
+        network = clf.networks_[node.id]
+        if isinstance(network, Columns):
+            models[ONE_PASS] = network.network.model
+            entries[node.id] = (ONE_PASS, [network.start, network.stop])
+        else:
+            models[node.id] = network.model
+            entries[node.id] = (node.id, None)
+    return models, entries
 
 
 def _write(clf, directory, suffix: str, write_network, exported: str | None = None, shipping: bool = False) -> Path:
@@ -99,14 +114,16 @@ def _write(clf, directory, suffix: str, write_network, exported: str | None = No
         check_model_folder(directory)
     recover_folder(directory)
     spec = clf.spec
+    models, entries = _network_files(clf)
     with new_folder_beside(directory, "export" if exported else "model") as tmp:
         (tmp / "networks").mkdir()
-        for node in spec.nodes:
-            write_network(node.id, tmp / "networks" / f"{node.id}{suffix}")
+        for stem, model in models.items():
+            write_network(model, tmp / "networks" / f"{stem}{suffix}")
         (tmp / "spec.json").write_text(json.dumps(spec.raw, indent=2))
         meta = {"format": FORMAT_VERSION, "name": spec.name, "kind": spec.kind, "classes": list(spec.classes),
                 "default_mode": clf.default_mode(), "exported": exported, "overrides": spec.overrides,
-                "networks": [{"id": n.id, "groups": [list(g) for g in n.groups], "file": f"networks/{n.id}{suffix}",
+                "networks": [{"id": n.id, "groups": [list(g) for g in n.groups],
+                              "file": f"networks/{entries[n.id][0]}{suffix}", "columns": entries[n.id][1],
                               "val_accuracy": clf.val_accuracy_.get(n.id), "priors": clf.priors_.get(n.id),
                               "calibration": clf.calibration(n).record()}
                              for n in spec.nodes],

@@ -17,25 +17,34 @@ def parameters(*models) -> int:
     return int(sum(math.prod(w.shape) for w in unique.values()))
 
 
-def multiply_adds(model) -> int:
-    """Multiply-adds for one face through ``model`` (nested models counted through; a trunk shared
-    by several networks counts in each, as each network runs it at inference)."""
-    total = 0
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            total += multiply_adds(layer)
-            continue
-        if not layer.weights:
-            continue
-        in_channels, out_shape = layer.input.shape[-1], layer.output.shape
-        positions = math.prod(out_shape[1:-1]) if len(out_shape) > 2 else 1
-        if isinstance(layer, keras.layers.SeparableConv2D):
-            k = math.prod(layer.kernel_size)
-            total += positions * in_channels * (k * layer.depth_multiplier + layer.depth_multiplier * out_shape[-1])
-        elif isinstance(layer, keras.layers.DepthwiseConv2D):
-            total += positions * in_channels * layer.depth_multiplier * math.prod(layer.kernel_size)
-        elif isinstance(layer, keras.layers.Conv2D):
-            total += positions * math.prod(layer.kernel_size) * in_channels // layer.groups * out_shape[-1]
-        elif isinstance(layer, keras.layers.Dense):
-            total += positions * in_channels * out_shape[-1]
-    return int(total)
+def multiply_adds(*models) -> int:
+    """Multiply-adds for one face through ``models`` together, each layer counted once (nested
+    models counted through): a trunk shared by several networks counts once, as cnntree runs it
+    once per face (``nets.heads.one_pass``), and separate networks add up."""
+    layers = {}
+
+    def collect(model):
+        for layer in model.layers:
+            if isinstance(layer, keras.Model):
+                collect(layer)
+            elif layer.weights:
+                layers[id(layer)] = layer
+
+    for model in models:
+        collect(model)
+    return int(sum(map(_layer_multiply_adds, layers.values())))
+
+
+def _layer_multiply_adds(layer) -> int:
+    in_channels, out_shape = layer.input.shape[-1], layer.output.shape
+    positions = math.prod(out_shape[1:-1]) if len(out_shape) > 2 else 1
+    if isinstance(layer, keras.layers.SeparableConv2D):
+        k = math.prod(layer.kernel_size)
+        return positions * in_channels * (k * layer.depth_multiplier + layer.depth_multiplier * out_shape[-1])
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        return positions * in_channels * layer.depth_multiplier * math.prod(layer.kernel_size)
+    if isinstance(layer, keras.layers.Conv2D):
+        return positions * math.prod(layer.kernel_size) * in_channels // layer.groups * out_shape[-1]
+    if isinstance(layer, keras.layers.Dense):
+        return positions * in_channels * out_shape[-1]
+    return 0

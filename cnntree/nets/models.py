@@ -1,7 +1,8 @@
 """The model registry: one name, one function; ``create_model(name, **params)`` builds it.
 
 Keras 3 public API only (``keras.layers``), so the same code runs on the TensorFlow, JAX and
-PyTorch backends. Every model takes raw grey pixels (0-255, shape (48, 48, 1)) and normalises
+PyTorch backends. Each builder names the end of its blocks ``block1``, ``block2``, ... (and of its
+stem, ``stem``, where it has one): a shared trunk branches there (``trunk.branch_at``). Every model takes raw grey pixels (0-255, shape (48, 48, 1)) and normalises
 them itself, so a saved model needs no preprocessing knowledge outside it.
 """
 
@@ -48,9 +49,9 @@ def _scaled(filters: int, width: float) -> int:
 @register
 def lenet(x, n_outputs, filters=(64, 128, 160), dense=160, dropout=0.0, l2=0.0):
     """The reference base model: [conv3x3, maxpool] x 3, dense, output. Overfits by design."""
-    for f in filters:
+    for block, f in enumerate(filters, start=1):
         x = layers.Conv2D(f, 3, padding="same", activation="relu", kernel_regularizer=_reg(l2))(x)
-        x = layers.MaxPooling2D(2)(x)
+        x = layers.MaxPooling2D(2, name=f"block{block}")(x)
     x = layers.Flatten()(x)
     x = layers.Dense(dense, activation="relu", kernel_regularizer=_reg(l2))(x)
     if dropout:
@@ -64,13 +65,13 @@ def vgg(x, n_outputs, blocks=4, filters=(64, 128, 256, 256, 512, 512), dense=256
     """The reference VGG-style network: blocks of [conv3x3, BN, conv3x3, BN, maxpool, dropout]."""
     if blocks > len(filters):
         raise ValueError(f"vgg: {blocks} blocks need {blocks} filter counts, got {len(filters)}")
-    for f in filters[:blocks]:
+    for block, f in enumerate(filters[:blocks], start=1):
         for _ in range(2):
             x = layers.Conv2D(_scaled(f, width), 3, padding="same", activation="relu",
                               kernel_regularizer=_reg(l2))(x)
             x = layers.BatchNormalization()(x)
         x = layers.MaxPooling2D(2)(x)
-        x = layers.Dropout(dropout)(x)
+        x = layers.Dropout(dropout, name=f"block{block}")(x)
     x = layers.Flatten()(x)
     x = layers.Dense(_scaled(dense, width), activation="relu", kernel_regularizer=_reg(l2))(x)
     x = layers.BatchNormalization()(x)
@@ -82,11 +83,11 @@ def vgg(x, n_outputs, blocks=4, filters=(64, 128, 256, 256, 512, 512), dense=256
 def mini_xception(x, n_outputs, width=1.0, l2=0.01):
     """Arriaga, Ploger & Valdenegro (2017): depthwise-separable residual modules, no dense layer."""
     reg = _reg(l2)
-    for _ in range(2):
+    for stem in ("stem_1", "stem"):
         x = layers.Conv2D(_scaled(8, width), 3, use_bias=False, kernel_regularizer=reg)(x)
         x = layers.BatchNormalization()(x)
-        x = layers.Activation("relu")(x)
-    for f in (16, 32, 64, 128):
+        x = layers.Activation("relu", name=stem)(x)
+    for block, f in enumerate((16, 32, 64, 128), start=1):
         f = _scaled(f, width)
         shortcut = layers.Conv2D(f, 1, strides=2, padding="same", use_bias=False)(x)
         shortcut = layers.BatchNormalization()(shortcut)
@@ -98,12 +99,12 @@ def mini_xception(x, n_outputs, width=1.0, l2=0.01):
                                    pointwise_regularizer=reg)(x)
         x = layers.BatchNormalization()(x)
         x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
-        x = layers.Add()([x, shortcut])
+        x = layers.Add(name=f"block{block}")([x, shortcut])
     x = layers.Conv2D(n_outputs, 3, padding="same")(x)
     return layers.GlobalAveragePooling2D()(x)
 
 
-def _inverted_residual(x, out_channels, expansion, l2):
+def _inverted_residual(x, out_channels, expansion, l2, name):
     """MobileNetV2's block: 1x1 expand, depthwise 3x3, 1x1 linear projection, skip when shapes match."""
     in_channels = x.shape[-1]
     y = layers.Conv2D(in_channels * expansion, 1, use_bias=False, kernel_regularizer=_reg(l2))(x)
@@ -113,8 +114,9 @@ def _inverted_residual(x, out_channels, expansion, l2):
     y = layers.BatchNormalization()(y)
     y = layers.ReLU(6.0)(y)
     y = layers.Conv2D(out_channels, 1, use_bias=False, kernel_regularizer=_reg(l2))(y)
-    y = layers.BatchNormalization()(y)
-    return layers.Add()([x, y]) if in_channels == out_channels else y
+    if in_channels == out_channels:
+        return layers.Add(name=name)([x, layers.BatchNormalization()(y)])
+    return layers.BatchNormalization(name=name)(y)
 
 
 @register
@@ -126,10 +128,10 @@ def mobilenet_v2(x, n_outputs, widths=(256, 256, 512, 512), expansion=1, dense=1
     x = layers.ReLU(6.0)(x)
     x = layers.Conv2D(64, 5, padding="same", use_bias=False, kernel_regularizer=_reg(l2))(x)
     x = layers.BatchNormalization()(x)
-    x = layers.ReLU(6.0)(x)
-    for w in widths:
+    x = layers.ReLU(6.0, name="stem")(x)
+    for block, w in enumerate(widths, start=1):
         x = layers.MaxPooling2D(2)(x)
-        x = _inverted_residual(x, w, expansion, l2)
+        x = _inverted_residual(x, w, expansion, l2, f"block{block}")
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dense(dense, activation="relu", kernel_regularizer=_reg(l2))(x)
     x = layers.Dropout(dropout)(x)
@@ -139,12 +141,12 @@ def mobilenet_v2(x, n_outputs, widths=(256, 256, 512, 512), expansion=1, dense=1
 @register
 def vggnet(x, n_outputs, width=1.0, dropout=0.2, l2=0.0):
     """Khaireddin & Chen (2021): 4 stages of 2 [conv3x3, BN, ReLU] blocks with max-pooling, 3 dense layers."""
-    for f in (64, 128, 256, 512):
+    for block, f in enumerate((64, 128, 256, 512), start=1):
         for _ in range(2):
             x = layers.Conv2D(_scaled(f, width), 3, padding="same", kernel_regularizer=_reg(l2))(x)
             x = layers.BatchNormalization()(x)
             x = layers.Activation("relu")(x)
-        x = layers.MaxPooling2D(2)(x)
+        x = layers.MaxPooling2D(2, name=f"block{block}")(x)
     x = layers.Flatten()(x)
     for _ in range(2):
         x = layers.Dense(_scaled(4096, width), activation="relu", kernel_regularizer=_reg(l2))(x)

@@ -94,6 +94,26 @@ class LiteRuntime:
         return self.interpreter.get_tensor(self.output).copy()
 
 
+class Columns:
+    """One node's outputs inside a network that computes every node of a shared-trunk tree in one
+    pass (``nets.heads.one_pass``): its columns ``start:stop`` of that network's output. ``model`` is
+    the node's own Keras model (sharing the trunk's layers) when the network runs on Keras."""
+
+    def __init__(self, network, start: int, stop: int, model=None):
+        self.network, self.start, self.stop, self.model = network, start, stop, model
+        self.name, self.outputs = network.name, stop - start
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self.network(batch)[:, self.start:self.stop]
+
+
+def one_pass_columns(network, sizes: list[int], models=None) -> list[Columns]:
+    """Each node's ``Columns`` of a one-pass ``network`` whose nodes have ``sizes`` outputs."""
+    bounds = np.cumsum([0, *sizes])
+    return [Columns(network, int(a), int(b), None if models is None else models[i])
+            for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
+
+
 RUNTIMES = {runtime.name: runtime for runtime in (KerasRuntime, OnnxRuntime, LiteRuntime)}
 # export format -> (Keras export format, file suffix, runtime that loads it or None)
 EXPORTS = {"onnx": ("onnx", ".onnx", "onnx"), "tflite": ("litert", ".tflite", "tflite"),

@@ -139,6 +139,24 @@ def make_optimizer(cfg: dict, ema: float = 0.0) -> keras.optimizers.Optimizer:
     return cls(cfg["lr"], beta_1=cfg["beta_1"], beta_2=cfg["beta_2"], weight_decay=decay, **averaging)
 
 
+def slower_on(optimizer: keras.optimizers.Optimizer, variables, scale: float) -> keras.optimizers.Optimizer:
+    """``optimizer`` whose steps on ``variables`` (a shared trunk) take ``scale`` times its learning
+    rate: Keras's optimizers have one rate for all weights, so a subclass scales it in ``update_step``,
+    the method Keras documents for custom optimizers."""
+    if scale == 1.0:
+        return optimizer
+    # the variables as update_step sees them: Keras variables (JAX, PyTorch) or their TensorFlow values
+    slow = {id(v) for v in variables} | {id(v.value) for v in variables}
+
+    class Slower(optimizer.__class__):
+        def update_step(self, gradient, variable, learning_rate):
+            if id(variable) in slow:
+                learning_rate = learning_rate * scale
+            return super().update_step(gradient, variable, learning_rate)
+
+    return Slower.from_config(optimizer.get_config())
+
+
 def make_loss(train: dict) -> keras.losses.Loss:
     """The spec's loss: cross-entropy (with label smoothing), MSE or squared hinge."""
     if train["loss"] == "mse":

@@ -130,9 +130,15 @@ def _parse(raw, source: str, base_dir: Path, overrides: dict) -> Spec:
         fail("trunk.shared", "a shared trunk trains all nodes together: give finetune.epochs (at least 1)")
     if top["trunk"]["heads"] != "groups" and not top["trunk"]["shared"]:
         fail("trunk.heads", "shapes the heads of a shared trunk: set trunk.shared to true")
+    if top["trunk"]["branch_at"] is not None and not top["trunk"]["shared"]:
+        fail("trunk.branch_at", "says where a shared trunk branches: set trunk.shared to true")
+    if top["trunk"]["branch_at"] == 0:
+        fail("trunk.branch_at", "blocks count from 1 (-1: the last block); give null for no branch")
     if top["finetune"]["epochs"] and not any(top["finetune"]["loss"].values()):
         fail("finetune.loss", "every weight is 0, so joint fine-tuning would train on a zero loss: give path, "
              "nodes or flat a positive weight, or finetune.epochs 0")
+    if top["finetune"]["trunk_lr"] != 1 and not top["trunk"]["shared"]:
+        fail("finetune.trunk_lr", "slows a shared trunk: set trunk.shared to true, or the rate to 1")
     if top["finetune"]["loss"]["flat"] and not top["trunk"]["shared"]:
         fail("finetune.loss.flat", "the flat head sits on a shared trunk: set trunk.shared to true, or the weight to 0")
     init = overrides.get("init_from") or top["init"]["from"]

@@ -6,7 +6,7 @@ describes them for people.
 
 from __future__ import annotations
 
-from .schema import Bool, Either, Ident, ListOf, MapOf, Num, Obj, Passthrough, Tagged, Text
+from .schema import Bool, Either, Ident, ListOf, MapOf, Nullable, Num, Obj, Passthrough, Tagged, Text
 
 FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 KINDS = ("tree", "single", "voting")
@@ -150,12 +150,20 @@ FINETUNE = Obj({
     "loss": Obj({"path": Num(1.0, lo=0, hi=100), "nodes": Num(0.5, lo=0, hi=100), "flat": Num(0.0, lo=0, hi=100)},
                 default={}),
     "freeze_trunk": Bool(False),  # train the heads only (every layer below each network's output layer frozen)
+    "trunk_lr": Num(1.0, lo=0, hi=1, lo_open=True),  # a shared trunk's rate as a fraction of lr (the heads take lr)
+    "batchnorm": Text("train", choices=["train", "frozen"]),  # frozen: BatchNormalization in inference mode, its
+    # moving statistics fixed (standard fine-tuning)
 }, default={})
 
 # A tree whose nodes are heads on one backbone (the shared model section), trained jointly (finetune).
 # heads "groups": one output per group; "classes": one per class under the node, read through the
 # log-sum-exp of each group's classes, so a tree warm-started from a flat network starts as it.
-TRUNK = Obj({"shared": Bool(False), "heads": Text("groups", choices=["groups", "classes"])}, default={})
+# branch_at: where the trunk stops being shared (a block index of the registry model, negative from the
+# end: -1 gives every node its own copy of the last block; or the name of the last shared layer); null:
+# only the output layer is each node's own.
+TRUNK = Obj({"shared": Bool(False), "heads": Text("groups", choices=["groups", "classes"]),
+             "branch_at": Nullable(Either(Num(lo=-64, hi=64, integer=True), Text(max_len=100),
+                                          expected="a block index or a layer name"))}, default={})
 
 _class = Text(max_len=64)
 _group = Either(_class, ListOf(_class, min_len=1, unique=True),

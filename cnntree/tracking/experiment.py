@@ -102,6 +102,8 @@ def run_experiment(spec: Spec, experiment=None, work_dir=None, resume=False, out
             clf.fit(data.images[splits.train], data.labels[splits.train],
                     (data.images[splits.validation], data.labels[splits.validation]), network_run=runs.NetworkRun,
                     resolve_model=runs.model_dir_of)
+            if spec.trunk["shared"]:
+                runs.log_shared_nodes(clf)
             outcome = Outcome(run.info.run_id, experiment, store.tracking_uri(), clf, experiment_id,
                               metrics={"train_seconds": clf.fit_seconds_, "train_images_seen": clf.images_seen_,
                                        **network_cost(clf)})
@@ -139,7 +141,7 @@ def network_cost(clf) -> dict:
     from ..nets.cost import multiply_adds, parameters
 
     models = list(clf.keras_models().values())
-    return {"size_parameters": parameters(*models), "size_multiply_adds": sum(map(multiply_adds, models))}
+    return {"size_parameters": parameters(*models), "size_multiply_adds": multiply_adds(*models)}
 
 
 def plan(spec: Spec, data, splits) -> str:

@@ -123,6 +123,18 @@ class NetworkRun:
         return False
 
 
+def log_shared_nodes(clf) -> None:
+    """A shared trunk's nodes train inside the joint fine-tuning, not one by one; each still gets its
+    child run (its settings, where its own layers start, its validation accuracy), so the MLflow UI
+    lists the flat network, the nodes and the fine-tuning of every tree alike."""
+    for node in clf.spec.nodes:
+        run = NetworkRun(node)
+        run.params["trunk.branch_at"] = str(clf.spec.trunk["branch_at"])
+        with run:
+            if node.id in clf.val_accuracy_:
+                run.client.log_metric(run.run_id, "val_accuracy", clf.val_accuracy_[node.id])
+
+
 def end_status(kind) -> str:
     """How a run ends: FINISHED, KILLED (Ctrl-C, SIGTERM) or FAILED (an error)."""
     if kind is None:

@@ -1,0 +1,153 @@
+"""Branched shared trunks (``trunk.branch_at``): the layers below the branch point are shared, each
+node owns a copy of those above, the tree starts as its flat network, and at inference one network
+runs the trunk once per face (Keras, exports, cost)."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from cnntree import CnnTreeClassifier, load_model, save_model
+from cnntree.compose.flatstart import FlatStart
+from cnntree.compose.routing import SoftRouting
+from cnntree.errors import CnnTreeError
+from cnntree.nets.cost import multiply_adds, parameters
+from cnntree.nets.models import create_model
+from cnntree.nets.train import as_input
+from cnntree.nets.warmstart import weighted_layers
+from cnntree.spec import parse_spec
+
+from .conftest import ROOT
+
+SMALL = {"name": "mini_xception", "width": 0.25, "l2": 0.0}  # 4 residual blocks, a few thousand weights
+MORAVCIK = json.loads((ROOT / "trees" / "moravcik_shared_default.json").read_text())["nodes"]
+
+
+def branched_spec(branch_at, flat=None, **finetune):
+    return parse_spec({"name": "branched", "kind": "tree", "nodes": MORAVCIK, "init": {"from": str(flat or "x")},
+                       "trunk": {"shared": True, "heads": "classes", "branch_at": branch_at},
+                       "finetune": {"epochs": 1, "lr": 0.001, "loss": {"path": 1, "nodes": 0, "flat": 0}, **finetune},
+                       "defaults": {"model": SMALL, "train": {"batch_size": 64, "seed": 3}}}, base_dir=".")
+
+
+@pytest.fixture(scope="module")
+def flat(tmp_path_factory):
+    """A flat mini-Xception with weights that differ layer by layer (a few training steps)."""
+    keras.utils.set_random_seed(0)
+    net = create_model(n_outputs=7, **SMALL)
+    net.compile(optimizer="adam", loss="categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    net.fit(rng.uniform(0, 255, (64, 48, 48, 1)).astype("float32"), keras.utils.to_categorical(rng.integers(0, 7, 64), 7),
+            epochs=2, verbose=0)
+    folder = tmp_path_factory.mktemp("flat")
+    net.save(folder / "flat.keras")
+    single = parse_spec({"name": "flat", "kind": "single", "defaults": {"model": SMALL}})
+    save_model(CnnTreeClassifier.from_networks(single, {"net": net}), folder / "model")
+    return folder / "flat.keras", net, folder / "model"
+
+
+def built(branch_at, flat):
+    spec = branched_spec(branch_at)
+    clf = CnnTreeClassifier(spec, printer=lambda *_: None)
+    clf.networks_, _ = clf._shared_networks(FlatStart(flat[0], spec.classes))
+    clf.val_accuracy_, clf.priors_, clf.histories_ = {}, {}, {}
+    return clf
+
+
+@pytest.mark.parametrize("branch_at, own_blocks", [(None, 0), (-1, 1), (-2, 2), ("block2", 2), (1, 4)])
+def test_a_branched_tree_starts_as_its_flat_network(flat, sample, branch_at, own_blocks):
+    clf = built(branch_at, flat)
+    faces = sample.images[sample.splits == "PrivateTest"][:64]
+    raw = clf._raw_outputs(faces)
+    path = SoftRouting(clf.spec).combine(raw)
+    np.testing.assert_allclose(path, np.asarray(flat[1](as_input(faces))), atol=1e-4)
+    models = list(clf.keras_models().values())
+    shared = set.intersection(*({id(layer) for layer in weighted_layers(m)} for m in models))
+    per_block = 6  # a residual block's weighted layers: shortcut conv and BN, two separable convs and BNs
+    own = len(weighted_layers(flat[1])) - len(shared)
+    assert own == 1 + per_block * own_blocks  # the output layer, and the blocks above the branch point
+    for model in models:  # every node owns copies of the same layers, under its own names
+        mine = [layer.name for layer in weighted_layers(model) if id(layer) not in shared]
+        assert len(mine) == own and len({name.split("_")[0] for name in mine}) == 1
+
+
+def test_the_cost_counts_a_shared_trunk_once(flat):
+    one, heads, branched = (built(b, flat) for b in (None, None, -1))
+    flat_macs = multiply_adds(flat[1])
+    heads_macs = multiply_adds(*heads.keras_models().values())
+    tree = [m for m in branched.keras_models().values()]
+    head = weighted_layers(flat[1])[-1]
+    per_output = head.output.shape[1] * head.output.shape[2] * head.input.shape[-1] * 9  # one 3x3 output channel
+    outputs = sum(len(c) for node in heads.spec.nodes for c in node.groups)  # class-read heads: a unit per class
+    assert heads_macs == flat_macs - 7 * per_output + outputs * per_output  # one trunk, four small heads
+    block = multiply_adds(flat[1]) - multiply_adds(keras.Model(flat[1].inputs, flat[1].get_layer("block3").output))
+    assert multiply_adds(*tree) == heads_macs + 3 * (block - 7 * per_output)  # three more copies of the last block
+    assert parameters(*tree) < sum(map(parameters, tree))  # the trunk's weights are counted once
+    assert one.spec.trunk["branch_at"] is None
+
+
+def test_the_one_pass_network_agrees_with_its_nodes_in_keras_and_onnx_and_runs_the_trunk_once(flat, sample, tmp_path):
+    pytest.importorskip("onnxruntime")
+    import onnx
+
+    from cnntree.compose.storage import export
+
+    clf = built(-1, flat)
+    rng = np.random.default_rng(1)
+    for model in clf.keras_models().values():  # branches as after training: each its own weights (an exporter
+        for layer in weighted_layers(model)[-7:]:  # merges identical copies of a layer on the same input)
+            layer.set_weights([w * rng.uniform(0.9, 1.1, w.shape).astype(w.dtype) for w in layer.get_weights()])
+    faces = sample.images[sample.splits == "PrivateTest"][:32]
+    each = {node.id: clf._raw_output(node, faces) for node in clf.spec.nodes}  # the nodes one by one
+    together = clf._raw_outputs(faces)
+    for node_id in each:
+        np.testing.assert_allclose(together[node_id], each[node_id], atol=1e-6)
+    folder = export(clf, tmp_path / "onnx", "onnx")
+    assert sorted(p.name for p in (folder / "networks").iterdir()) == ["tree.onnx"]
+    exported = load_model(folder)
+    np.testing.assert_allclose(exported.predict_proba(faces), clf.predict_proba(faces), atol=1e-4)
+    graph = onnx.load(folder / "networks" / "tree.onnx").graph
+    convolutions = sum(node.op_type == "Conv" for node in graph.node)
+    flat_file = tmp_path / "flat.onnx"
+    flat[1].export(str(flat_file), format="onnx", verbose=False)
+    flat_convolutions = sum(node.op_type == "Conv" for node in onnx.load(flat_file).graph.node)
+    branch = 1 + 2 * 2 + 1  # the shortcut, two separable convolutions (depthwise and pointwise), the output layer
+    assert convolutions == flat_convolutions + 3 * branch  # the trunk once, four branches
+    again = load_model(save_model(clf, tmp_path / "keras"))
+    assert sorted(p.name for p in (tmp_path / "keras" / "networks").iterdir()) == ["tree.keras"]
+    np.testing.assert_allclose(again.predict_proba(faces), clf.predict_proba(faces), atol=1e-6)
+    assert set(again.keras_models()) == {"NN1", "NN2", "NN3", "NN4"}
+
+
+@pytest.mark.slow  # trains
+def test_a_branched_tree_fine_tunes_its_branches_and_keeps_working_after_saving(flat, sample, tmp_path):
+    spec = branched_spec(-1, flat=flat[2], trunk_lr=0.5, batchnorm="frozen")
+    clf = CnnTreeClassifier(spec, printer=lambda *_: None)
+    start = built(-1, flat)
+    train, val = sample.splits == "Training", sample.splits == "PublicTest"
+    clf.fit(sample.images[train][:256], sample.labels[train][:256], (sample.images[val], sample.labels[val]))
+    assert clf.finetune_["trunk_lr"] == 0.5 and clf.finetune_["batchnorm"] == "frozen"
+    moved = [not np.allclose(a.get_weights()[0], b.get_weights()[0])
+             for a, b in zip(weighted_layers(clf.keras_models()["NN3"]), weighted_layers(start.keras_models()["NN3"]))]
+    assert any(moved)
+    assert all(layer.trainable for layer in clf.keras_models()["NN1"].layers)  # unfrozen after training
+    faces = sample.images[sample.splits == "PrivateTest"]
+    again = load_model(save_model(clf, tmp_path / "model"))
+    np.testing.assert_allclose(again.predict_proba(faces), clf.predict_proba(faces), atol=1e-6)
+
+
+def test_branch_points_are_checked_with_their_json_path(flat):
+    with pytest.raises(CnnTreeError, match=r"trunk.branch_at: says where a shared trunk branches"):
+        parse_spec({"name": "s", "kind": "tree", "nodes": MORAVCIK, "trunk": {"branch_at": -1}})
+    with pytest.raises(CnnTreeError, match=r"trunk.branch_at: blocks count from 1"):
+        branched_spec(0)
+    with pytest.raises(CnnTreeError, match=r"trunk.branch_at: expected a block index or a layer name, got"):
+        branched_spec([1])
+    with pytest.raises(CnnTreeError, match=r"trunk.branch_at: 5 is not a block of mini_xception, which has 4 "):
+        built(5, flat)
+    with pytest.raises(CnnTreeError, match=r'trunk.branch_at: mini_xception has no layer "blok3" \(did you '
+                                           r'mean "block3"\?\); its blocks end at block1, block2, block3, block4'):
+        built("blok3", flat)
+    with pytest.raises(CnnTreeError, match=r"finetune.trunk_lr: slows a shared trunk"):
+        parse_spec({"name": "s", "kind": "tree", "nodes": MORAVCIK, "finetune": {"epochs": 1, "trunk_lr": 0.1}})
