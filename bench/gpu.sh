@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The GPU rows, in one device call of at most 10 minutes (Keras 3 on JAX):
-#   1. the candidates for a stronger shipped default, trained at once on the one GPU from
-#      FER2013's Training split: trees/default_vgg.json, trees/default_vgg_ema.json and
-#      trees/single_vgg.json (its own plateau recipe, as a control), 32 epochs each;
+#   1. single_vgg's network flat (trees/single_vgg.json, $EPOCHS epochs, its plateau recipe) and
+#      then as the branched moravcik tree grown from it (bench/specs/moravcik_vgg_branched.json:
+#      the last block, dense and output layers each node's own, 4 joint epochs);
 #   2. training throughput (bench/throughput.py): the batch augmentation engine against a plain
-#      fit, and the moravcik tree's joint step, if time is left.
+#      fit, and the moravcik tree's joint step, with the time left.
 # Each model comes back as a tar under $OUT; evaluate them where the full data lives:
-#   python bench/saved_models.py --data fer2013.csv.gz --views none,flip default=default vgg=...
+#   python bench/saved_models.py --data fer2013.csv.gz --views none,flip flat=single_vgg tree=moravcik_vgg_branched
 #
 # Prepare here (once): the keras, namex and optree wheels in .whl/ (README of the device tool),
 #   python bench/gpu_data.py pack fer2013.csv.gz .gpu/fer2013_training.u8.xz
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/cnntree_gpu_out}
 EPOCHS=${GPU_BENCH_EPOCHS:-32}
 PACK=${GPU_BENCH_PACK:-.gpu/fer2013_training.u8.xz}
-TRAIN_LIMIT_S=${GPU_BENCH_TRAIN_LIMIT_S:-450}
+TRAIN_LIMIT_S=${GPU_BENCH_TRAIN_LIMIT_S:-300}
 SCRATCH=$(mktemp -d)
 mkdir -p "$OUT"
 started=$(date +%s)
@@ -30,12 +30,19 @@ nvidia-smi -L 2>/dev/null
 python3 -c "import jax, keras; print('jax', jax.__version__, jax.devices(), 'keras', keras.__version__)" || exit 1
 python3 bench/gpu_data.py unpack "$PACK" "$SCRATCH/fer2013_training.csv" || exit 1
 
-echo "== candidates, $EPOCHS epochs each, at once (limit ${TRAIN_LIMIT_S} s)"
-timeout "$TRAIN_LIMIT_S" python3 bench/train_models.py --parallel --epochs "$EPOCHS" --data "$SCRATCH/fer2013_training.csv" \
-  --out "$SCRATCH/models" --work "$SCRATCH/checkpoints" trees/default_vgg.json trees/default_vgg_ema.json trees/single_vgg.json
+echo "== single_vgg flat, $EPOCHS epochs (limit ${TRAIN_LIMIT_S} s)"
+timeout "$TRAIN_LIMIT_S" python3 bench/train_models.py --epochs "$EPOCHS" --data "$SCRATCH/fer2013_training.csv" \
+  --out "$SCRATCH/models" --work "$SCRATCH/checkpoints" trees/single_vgg.json > "$SCRATCH/models.log" 2>&1
 status=$?
-echo "trainings ended with status $status after $(( $(date +%s) - started )) s"
-cp "$SCRATCH"/models/*.log "$OUT"/
+echo "flat training ended with status $status after $(( $(date +%s) - started )) s"
+if [ -d "$SCRATCH/models/single_vgg" ]; then
+  echo "== the branched moravcik tree from it, 4 joint epochs"
+  timeout "${GPU_BENCH_TREE_LIMIT_S:-150}" python3 bench/train_models.py --init-from "$SCRATCH/models/single_vgg" \
+    --data "$SCRATCH/fer2013_training.csv" --out "$SCRATCH/models" --work "$SCRATCH/checkpoints" \
+    bench/specs/moravcik_vgg_branched.json >> "$SCRATCH/models.log" 2>&1
+  echo "tree training ended with status $? after $(( $(date +%s) - started )) s"
+fi
+cp "$SCRATCH/models.log" "$OUT"/
 for model in "$SCRATCH"/models/*/; do
   [ -d "$model" ] || continue
   tar -C "$SCRATCH/models" -cf "$OUT/$(basename "$model").tar" "$(basename "$model")"

@@ -1,7 +1,8 @@
 """The oneDNN crash on AVX-512 CPUs, reduced to one layer: a 1x1 convolution with stride 2 from 8 to
 16 channels (mini-Xception's first shortcut), trained on CPU with TensorFlow's oneDNN kernels; then
 the whole smoke training (``cnntree train trees/single_mini_xception.json --quick``), ``--trainings``
-times per setting, which crashes under settings the one layer survives.
+times per setting, which crashes under settings the one layer survives; and the seconds of one
+mini-Xception epoch over 4,096 faces under each setting (what a safe setting costs).
 
     python bench/onednn_crash.py [--steps 400] [--batch 13] [--trainings 3]
 
@@ -55,6 +56,26 @@ def outcome_of(done) -> str:
     return "finished" if done.returncode == 0 else (tail[-1] if tail else "no output")
 
 
+SPEED = """
+import time, numpy as np, keras
+from cnntree.nets.models import create_model
+model = create_model("mini_xception", n_outputs=7)
+model.compile(optimizer="adam", loss="categorical_crossentropy")
+rng = np.random.default_rng(0)
+x, y = rng.uniform(0, 255, (4096, 48, 48, 1)).astype("float32"), keras.utils.to_categorical(np.arange(4096) % 7, 7)
+model.fit(x[:512], y[:512], batch_size=32, epochs=1, verbose=0)
+started = time.time()
+model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+print(time.time() - started)
+"""
+
+
+def epoch_seconds(env: dict) -> float | None:
+    """Seconds of one mini-Xception epoch over 4,096 faces (batch 32) under ``env``; None if it crashed."""
+    done = subprocess.run([sys.executable, "-c", SPEED], env=env, capture_output=True, text=True, cwd=ROOT)
+    return float(done.stdout.split()[-1]) if done.returncode == 0 and done.stdout.split() else None
+
+
 def trainings(env: dict, count: int) -> list[str]:
     """The outcome of ``count`` smoke trainings, each in a fresh folder."""
     import tempfile
@@ -83,7 +104,8 @@ def main() -> None:
                                                               "TF_ENABLE_ONEDNN_OPTS")}
     base.update(KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
     rows = []
-    print(f"{'setting':45s} {'exit':>5s} {'seconds':>8s}  {'one layer':40s}  smoke trainings")
+    print(f"{'setting':45s} {'exit':>5s} {'seconds':>8s}  {'one layer':40s}  {'trainings crashed':15s} "
+          "epoch of 4,096 faces")
     for name, extra in SETTINGS.items():
         started = time.time()
         done = subprocess.run([sys.executable, "-c", CHILD.format(batch=args.batch, steps=args.steps)],
@@ -91,10 +113,11 @@ def main() -> None:
         outcome = outcome_of(done)
         runs = trainings({**base, **extra}, args.trainings)
         crashed = sum(o != "finished" for o in runs)
+        speed = epoch_seconds({**base, **extra})
         rows.append({"setting": name, "env": extra, "exit": done.returncode, "seconds": time.time() - started,
-                     "outcome": outcome, "trainings": runs})
+                     "outcome": outcome, "trainings": runs, "epoch_seconds_4096_faces": speed})
         print(f"{name:45s} {done.returncode:5d} {rows[-1]['seconds']:8.1f}  {outcome[:40]:40s}  "
-              f"trainings crashed: {crashed}/{len(runs)}", flush=True)
+              f"{crashed}/{len(runs):<15d} {'crashed' if speed is None else f'{speed:.1f} s'}", flush=True)
     Path(args.json).write_text(json.dumps({"cpu": cpu_model(), "steps": args.steps, "batch": args.batch,
                                            "command": "python bench/onednn_crash.py " + " ".join(sys.argv[1:]),
                                            "rows": rows}, indent=2) + "\n")

@@ -16,12 +16,13 @@ import time
 from pathlib import Path
 
 
-def train_one(spec_path: str, data: str, out: Path, work: Path, seed: int, epochs: int | None) -> None:
+def train_one(spec_path: str, data: str, out: Path, work: Path, seed: int, epochs: int | None,
+              init_from: str | None = None) -> None:
     from cnntree import CnnTreeClassifier, load_spec, save_model, with_overrides
     from cnntree.data import load_faces
     from cnntree.data.splits import make_splits
 
-    spec = with_overrides(load_spec(spec_path), data=data, seed=seed, epochs=epochs)
+    spec = with_overrides(load_spec(spec_path), data=data, seed=seed, epochs=epochs, init_from=init_from)
     faces = load_faces(spec.data_path())
     usage = {"scheme": "usage", "train": spec.data["split"]["train"], "test": []}  # no test split travels
     splits = make_splits(faces, usage, spec.data["validation"])
@@ -42,17 +43,19 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, help="every network's epochs (default: the specs')")
     parser.add_argument("--parallel", action="store_true", help="one process per spec, all at once")
+    parser.add_argument("--init-from", help="a saved flat classifier every spec starts from (a tree's init.from)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.parallel:
         for spec in args.specs:
-            train_one(spec, args.data, args.out, args.work, args.seed, args.epochs)
+            train_one(spec, args.data, args.out, args.work, args.seed, args.epochs, args.init_from)
         return 0
     jobs = []
     for spec in args.specs:
         log = open(args.out / f"{Path(spec).stem}.log", "w")
         command = [sys.executable, __file__, "--data", args.data, "--out", str(args.out), "--work", str(args.work),
-                   "--seed", str(args.seed), *(["--epochs", str(args.epochs)] if args.epochs else []), spec]
+                   "--seed", str(args.seed), *(["--epochs", str(args.epochs)] if args.epochs else []),
+                   *(["--init-from", args.init_from] if args.init_from else []), spec]
         jobs.append((spec, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ)))
     failed = [spec for spec, job in jobs if job.wait() != 0]
     for spec in failed:

@@ -3,6 +3,8 @@ node owns a copy of those above, the tree starts as its flat network, and at inf
 runs the trunk once per face (Keras, exports, cost)."""
 
 import json
+import re
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -151,3 +153,57 @@ def test_branch_points_are_checked_with_their_json_path(flat):
         built("blok3", flat)
     with pytest.raises(CnnTreeError, match=r"finetune.trunk_lr: slows a shared trunk"):
         parse_spec({"name": "s", "kind": "tree", "nodes": MORAVCIK, "finetune": {"epochs": 1, "trunk_lr": 0.1}})
+
+
+@pytest.mark.slow  # trains
+def test_the_branched_spec_trains_its_flat_network_then_the_tree_with_every_stage_a_child_run(tmp_path, capsys):
+    from mlflow.tracking import MlflowClient
+
+    from cnntree import cli
+
+    raw = json.loads((ROOT / "trees" / "moravcik_branched.json").read_text())
+    raw["defaults"]["model"] = SMALL
+    raw["init"]["from"] = "flat.json"
+    (tmp_path / "branched.json").write_text(json.dumps(raw))
+    (tmp_path / "flat.json").write_text(json.dumps({"name": "flat", "kind": "single", "defaults": {
+        "model": SMALL, "train": {"epochs": 1}}}))
+    assert cli.main(["train", str(tmp_path / "branched.json"), "--quick"]) == 0
+    assert re.search(r"plan: 4 nodes on one shared trunk, branching at -1, started from \S*flat.json, then 1 joint",
+                     capsys.readouterr().err)
+    client = MlflowClient(f"sqlite:///{Path.cwd()}/runs/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("fer2013-sample").experiment_id])
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = {r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+    assert set(children) == {"flat", "NN1", "NN2", "NN3", "NN4", "finetune"}
+    assert {c.info.status for c in children.values()} == {"FINISHED"}
+    assert children["NN3"].data.params["trunk.branch_at"] == "-1" and "val_accuracy" in children["NN3"].data.metrics
+    tree = load_model(Path("runs") / "models" / "moravcik_branched")
+    flat_macs = multiply_adds(create_model(n_outputs=7, **tree.spec.root.model))  # the smoke run's width
+    assert flat_macs < parent.data.metrics["size_multiply_adds"] < 2 * flat_macs  # one trunk, four last blocks
+    assert parent.data.metrics["size_multiply_adds"] == multiply_adds(*tree.keras_models().values())
+
+
+def test_a_branched_trees_equal_cost_control_is_its_flat_network_widened_to_its_cost():
+    from cnntree.hierarchy.compare import ranking_table
+    from cnntree.hierarchy.controls import control_spec, tree_multiply_adds
+    from cnntree.spec import load_spec
+
+    tree = load_spec(ROOT / "trees" / "moravcik_branched_default.json")
+    control, facts = control_spec(tree)
+    small = load_model("small").spec
+    assert control.kind == "single" and control.init_source() is None
+    assert control.root.train == small.root.train and control.root.augment == small.root.augment  # its recipe
+    assert facts["tree_multiply_adds"] == tree_multiply_adds(tree) > multiply_adds(create_model(n_outputs=7,
+                                                                                              **small.root.model))
+    widths = {w: multiply_adds(create_model(n_outputs=7, **{**small.root.model, "width": w}))
+              for w in (facts["width"] - 0.05, facts["width"], facts["width"] + 0.05)}
+    gap = {w: abs(c - facts["tree_multiply_adds"]) for w, c in widths.items()}
+    assert min(gap, key=gap.get) == facts["width"] and control.root.model["width"] == facts["width"] > 1
+    assert control.name == f"{small.name}_w{facts['width']:g}" and tree.name in control.description
+    assert control_spec(load_spec(ROOT / "trees" / "moravcik_shared_default.json")) is None  # no layers of its own
+    row = {"spec": control.name, "kind": "single", "accuracy_mean": 0.5, "accuracy_std": 0.0, "macro_f1_mean": 0.4,
+           "macro_f1_std": 0.0, "hierarchical_f1_mean": None, "train_seconds_mean": 1, "images_seen_mean": 1,
+           "parameters_mean": 1, "multiply_adds_mean": facts["multiply_adds"], "vs_reference": None, "control": facts}
+    table = ranking_table({"reference": control.name, "rows": [row]})
+    assert table.splitlines()[-1].startswith(f"{control.name}: the equal-cost control of moravcik_branched_default "
+                                             f"(width {facts['width']:g}: ")

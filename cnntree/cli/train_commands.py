@@ -84,6 +84,8 @@ class CompareTrees:
         p.add_argument("--experiment", default="compare-trees", help="the one MLflow experiment holding every run")
         p.add_argument("--against", metavar="NAME", help="the spec (by name) every other is tested against, for "
                        "example the flat network a tree should beat (default: the best)")
+        p.add_argument("--controls", action="store_true", help="also train each branched tree's flat network widened "
+                       "to the tree's multiply-adds, from scratch under the same budget")
         add_json(p)
         add_parallel(p)
 
@@ -94,13 +96,13 @@ class CompareTrees:
         specs = [load_spec(path) for path in args.specs]
         result = compare_specs(specs, args.data, args.seeds, args.epochs, args.quick, args.experiment,
                                jobs=args.jobs, ray=args.ray, printer=info, against=args.against,
-                               budget_epochs=args.budget_epochs)
+                               budget_epochs=args.budget_epochs, controls=args.controls)
         if args.json:
             print(json.dumps(result, indent=2))
             return 0
         budget = ("quick" if args.quick else f"{args.epochs} epochs per network" if args.epochs else
                   f"{args.budget_epochs} epochs per spec" if args.budget_epochs else "each spec's own epochs")
-        print(f"{len(specs)} specs x {args.seeds} seed(s), {budget}, ranked on {result['test_faces']} PrivateTest faces "
+        print(f"{len(result['rows'])} specs x {args.seeds} seed(s), {budget}, ranked on {result['test_faces']} PrivateTest faces "
               f"(MLflow experiment {args.experiment}):")
         print(ranking_table(result))
         return 0

@@ -57,17 +57,28 @@ def budget_overrides(spec, budget: int) -> dict:
 
 
 def compare_specs(specs, data_path=None, seeds: int = 1, epochs=None, quick=False, experiment="compare-trees",
-                  jobs=1, ray=None, printer=print, against: str | None = None, budget_epochs: int | None = None) -> dict:
+                  jobs=1, ray=None, printer=print, against: str | None = None, budget_epochs: int | None = None,
+                  controls: bool = False) -> dict:
     """Train every spec under one budget and seeds, in one MLflow experiment, and rank them on
     PrivateTest; each row's paired test is against the spec named ``against`` (default: the best).
     ``epochs`` gives every network the same epochs; ``budget_epochs`` every spec the same total
-    (``budget_overrides``)."""
+    (``budget_overrides``); ``controls`` adds each branched tree's equal-cost flat network
+    (``hierarchy.controls``)."""
     import hashlib
 
     from ..data import load_for_spec
     from ..spec import with_overrides
     from ..tracking.experiment import run_experiment
+    from ..tracking.runs import model_dir_of
     from ..tracking.store import RUNS
+    from .controls import control_spec
+
+    matched = {}
+    for spec in list(specs) if controls else []:
+        found = control_spec(spec, model_dir_of)
+        if found is not None and found[0].name not in {s.name for s in specs}:
+            specs = [*specs, found[0]]
+            matched[found[0].name] = found[1]
 
     classes = {tuple(s.classes) for s in specs}
     if len(classes) > 1:
@@ -98,7 +109,7 @@ def compare_specs(specs, data_path=None, seeds: int = 1, epochs=None, quick=Fals
                                      ray=ray, printer=printer)
             runs.append({"seed": seed, "run_id": outcome.run_id, "metrics": outcome.metrics,
                          "right": outcome.classifier.predict_proba(data.images[test]).argmax(axis=1) == truth})
-        rows.append({**summary(spec, runs), "budget": budget})
+        rows.append({**summary(spec, runs), "budget": budget, "control": matched.get(spec.name)})
     best, reference = rank(rows, against)
     return {"experiment": experiment, "seeds": seeds, "epochs": epochs, "budget_epochs": budget_epochs, "quick": quick,
             "test_faces": int(len(test)),
@@ -217,4 +228,9 @@ def ranking_table(result: dict) -> str:
                      f"{r['train_seconds_mean'] or 0:8.0f} "
                      f"{r['images_seen_mean']:12.0f} {r['parameters_mean'] or 0:9.0f} "
                      f"{(r['multiply_adds_mean'] or 0) / 1e6:7.1f}  {versus}")
+    for r in result["rows"]:
+        if r.get("control"):
+            c = r["control"]
+            lines.append(f"{r['spec']}: the equal-cost control of {c['control_of']} (width {c['width']:g}: "
+                         f"{c['multiply_adds'] / 1e6:.2f}M multiply-adds per face, the tree {c['tree_multiply_adds'] / 1e6:.2f}M)")
     return "\n".join(lines)

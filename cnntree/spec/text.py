@@ -31,7 +31,16 @@ def training_notes(spec) -> str:
         notes.append(f"every network starts from {os.path.basename(spec.init_source())}")
     if spec.trunk["shared"]:
         reads = ", each reading its classes' outputs" if spec.trunk["heads"] == "classes" else ""
-        notes.append(f"the nodes are heads on one shared trunk{reads}")
+        branch = spec.trunk["branch_at"]
+        if branch is None:
+            notes.append(f"the nodes are heads on one shared trunk{reads}")
+        else:
+            own = (f"its last {-branch} block(s)" if isinstance(branch, int) and branch < 0 else
+                   f"block {branch} and above" if isinstance(branch, int) else f"every layer after {branch}")
+            notes.append(f"the nodes share one trunk, each with its own copy of {own}{reads}; the trunk runs "
+                         "once per face")
+    if spec.finetune["trunk_lr"] != 1:
+        notes.append(f"the trunk fine-tunes at {spec.finetune['trunk_lr']:g} x the heads' rate")
     if spec.finetune["epochs"]:
         flat = " and a flat head on the trunk" if spec.finetune["loss"]["flat"] else ""
         notes.append(f"then {spec.finetune['epochs']} epochs of joint fine-tuning on the path product{flat}")

@@ -150,8 +150,12 @@ def plan(spec: Spec, data, splits) -> str:
     epochs = sorted({node.train["epochs"] for node in spec.nodes})
     patience = sorted({node.train["early_stopping"] for node in spec.nodes})
     budget = str(epochs[0]) if len(epochs) == 1 else f"{epochs[0]}-{epochs[-1]}"
-    line = (f"plan: {len(spec.nodes)} network(s), {budget} epochs each"
-            + (f" (fewer if validation loss stalls {patience[0]} epochs)" if patience[0] else ""))
+    if spec.trunk["shared"]:  # the nodes train only in the joint epochs
+        where = "" if spec.trunk["branch_at"] is None else f", branching at {spec.trunk['branch_at']}"
+        line = f"plan: {len(spec.nodes)} nodes on one shared trunk{where}"
+    else:
+        line = (f"plan: {len(spec.nodes)} network(s), {budget} epochs each"
+                + (f" (fewer if validation loss stalls {patience[0]} epochs)" if patience[0] else ""))
     if spec.init_source() is not None:
         line += f", started from {spec.init_source()}"
     if spec.finetune["epochs"]:
@@ -163,14 +167,15 @@ def plan(spec: Spec, data, splits) -> str:
 
 def training_work(spec: Spec, data, splits) -> float:
     """Faces x multiply-adds x epochs of every network and of the joint epochs: the work ``plan``
-    times (a flat network trained first is not counted)."""
+    times (a flat network trained first is not counted; a shared trunk's nodes train only in the
+    joint epochs, each counted there as a whole network: an upper bound)."""
     costs, work = [], 0.0
     for node in spec.nodes:
-        faces = len(node_dataset(node, data.labels, data.classes, splits.train).index)
-        faces = min(faces, node.train["max_samples"] or faces)
         costs.append(multiply_adds(create_model(n_outputs=len(node.groups), normalize=node.train["normalize"],
                                                 **node.model)))
-        work += faces * costs[-1] * node.train["epochs"]
+        if not spec.trunk["shared"]:
+            faces = len(node_dataset(node, data.labels, data.classes, splits.train).index)
+            work += min(faces, node.train["max_samples"] or faces) * costs[-1] * node.train["epochs"]
     return work + len(splits.train) * sum(costs) * spec.finetune["epochs"]
 
 
