@@ -98,3 +98,26 @@ def tiny_model(tmp_path_factory, sample):
     clf = CnnTreeClassifier(spec, work_dir=root / "work", printer=lambda *_: None).fit(
         sample.images[train], sample.labels[train], (sample.images[val], sample.labels[val]))
     return save_model(clf, root / "model")
+
+
+def train_grown_tree(folder: Path, tree: str, model: dict) -> dict:
+    """``cnntree train trees/<tree> --quick`` with ``model`` and a one-epoch flat spec of it trained
+    first (``init.from``) in ``folder``; the finished parent run and its child runs by name."""
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    from cnntree import cli
+
+    raw = json.loads((ROOT / "trees" / tree).read_text())
+    raw["defaults"]["model"] = model
+    raw["init"]["from"] = "flat.json"
+    (folder / tree).write_text(json.dumps(raw))
+    (folder / "flat.json").write_text(json.dumps({"name": "flat", "kind": "single", "defaults": {
+        "model": model, "train": {"epochs": 1}}}))
+    assert cli.main(["train", str(folder / tree), "--quick"]) == 0
+    client = MlflowClient(f"sqlite:///{Path.cwd()}/runs/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("fer2013-sample").experiment_id])
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    return {"parent": parent,
+            **{r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}}

@@ -20,7 +20,7 @@ from cnntree.nets.train import as_input
 from cnntree.nets.warmstart import weighted_layers
 from cnntree.spec import parse_spec
 
-from .conftest import ROOT
+from .conftest import ROOT, train_grown_tree
 
 SMALL = {"name": "mini_xception", "width": 0.25, "l2": 0.0}  # 4 residual blocks, a few thousand weights
 MORAVCIK = json.loads((ROOT / "trees" / "moravcik_shared_default.json").read_text())["nodes"]
@@ -157,23 +157,10 @@ def test_branch_points_are_checked_with_their_json_path(flat):
 
 @pytest.mark.slow  # trains
 def test_the_branched_spec_trains_its_flat_network_then_the_tree_with_every_stage_a_child_run(tmp_path, capsys):
-    from mlflow.tracking import MlflowClient
-
-    from cnntree import cli
-
-    raw = json.loads((ROOT / "trees" / "moravcik_branched.json").read_text())
-    raw["defaults"]["model"] = SMALL
-    raw["init"]["from"] = "flat.json"
-    (tmp_path / "branched.json").write_text(json.dumps(raw))
-    (tmp_path / "flat.json").write_text(json.dumps({"name": "flat", "kind": "single", "defaults": {
-        "model": SMALL, "train": {"epochs": 1}}}))
-    assert cli.main(["train", str(tmp_path / "branched.json"), "--quick"]) == 0
+    runs = train_grown_tree(tmp_path, "moravcik_branched.json", SMALL)
+    parent, children = runs.pop("parent"), runs
     assert re.search(r"plan: 4 nodes on one shared trunk, branching at -1, started from \S*flat.json, then 1 joint",
                      capsys.readouterr().err)
-    client = MlflowClient(f"sqlite:///{Path.cwd()}/runs/mlflow.db")
-    runs = client.search_runs([client.get_experiment_by_name("fer2013-sample").experiment_id])
-    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = {r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
     assert set(children) == {"flat", "NN1", "NN2", "NN3", "NN4", "finetune"}
     assert {c.info.status for c in children.values()} == {"FINISHED"}
     assert children["NN3"].data.params["trunk.branch_at"] == "-1" and "val_accuracy" in children["NN3"].data.metrics

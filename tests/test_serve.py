@@ -164,11 +164,13 @@ def test_the_page_labels_webcam_faces_in_a_real_browser(small, sample, tmp_path)
         options.add_argument(flag)
     chrome = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver))
     try:
+        from selenium.common.exceptions import StaleElementReferenceException
         from selenium.webdriver.common.by import By
         from selenium.webdriver.support.ui import WebDriverWait
 
         chrome.get(f"http://127.0.0.1:{port}/?start")
-        labels = WebDriverWait(chrome, 30).until(lambda d: [e.text for e in d.find_elements(By.CSS_SELECTOR, "li.face")])
+        labels = WebDriverWait(chrome, 30, ignored_exceptions=[StaleElementReferenceException]).until(  # the list is
+            lambda d: [e.text for e in d.find_elements(By.CSS_SELECTOR, "li.face")])  # redrawn with every frame
         assert labels and labels[0].split()[0] in small.spec.classes
         assert chrome.execute_script("return window.cnntreeStats.answers") > 0
         chrome.find_element(By.ID, "script").send_keys(str(script))

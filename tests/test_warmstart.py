@@ -2,7 +2,6 @@
 joint fine-tuning of the composed tree (path product), and the errors when they cannot apply."""
 
 import json
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -13,7 +12,7 @@ from cnntree.compose.routing import SoftRouting
 from cnntree.errors import CnnTreeError
 from cnntree.spec import parse_spec
 
-from .conftest import ROOT, TINY_MODEL
+from .conftest import TINY_MODEL, train_grown_tree
 
 TREE = [{"id": "root", "children": ["happy", "rest"]},
         {"id": "rest", "children": ["angry", "disgust", "fear", "sad", "surprise", "neutral"], "balance": "none"}]
@@ -113,21 +112,8 @@ def test_a_jointly_finetuned_tree_is_the_path_product_of_its_retrained_nodes(tmp
 def test_a_warm_spec_trains_its_flat_network_first_and_logs_every_stage(tmp_path):
     """moravcik_warm's recipe (a flat spec trained first, warm nodes, joint fine-tuning) with tiny
     networks: one FINISHED parent whose children are the flat network, the nodes and the fine-tuning."""
-    from mlflow.tracking import MlflowClient
-
-    from cnntree import cli
-
-    raw = json.loads((ROOT / "trees" / "moravcik_warm.json").read_text())
-    raw["defaults"]["model"] = TINY_MODEL
-    raw["init"]["from"] = "flat.json"
-    (tmp_path / "warm.json").write_text(json.dumps(raw))
-    (tmp_path / "flat.json").write_text(json.dumps({"name": "flat", "kind": "single", "defaults": {
-        "model": TINY_MODEL, "train": {"epochs": 1}}}))
-    assert cli.main(["train", str(tmp_path / "warm.json"), "--quick"]) == 0
-    client = MlflowClient(f"sqlite:///{Path.cwd()}/runs/mlflow.db")
-    runs = client.search_runs([client.get_experiment_by_name("fer2013-sample").experiment_id])
-    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = {r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+    runs = train_grown_tree(tmp_path, "moravcik_warm.json", TINY_MODEL)
+    parent, children = runs.pop("parent"), runs
     assert parent.info.status == "FINISHED"
     assert set(children) == {"flat", "NN1", "NN2", "NN3", "NN4", "finetune"}
     assert {c.info.status for c in children.values()} == {"FINISHED"}
