@@ -1,10 +1,12 @@
-"""Networks that share one trunk: a tree's nodes as small heads on one backbone.
+"""Networks that share one trunk: a tree's nodes as small heads, or branches, on one backbone.
 
 The registry's models end in an output layer (a dense or a convolution with one unit per output)
 followed by weightless layers (pooling, the softmax). Every head is a fresh copy of that output
 layer on the same trunk, followed by copies of the same weightless layers: so a shared-trunk tree
 has the parameters of one network plus a few heads, and training the heads together trains one
-backbone for all of them.
+backbone for all of them. With ``trunk.branch_at`` each node also owns a copy of the layers above
+a branch point (HD-CNN's per-group upper layers). All nodes live in one graph, so ``one_pass``
+makes them one model that runs the shared layers once per face.
 
 A head has one output per group of its node, or (``trunk.heads: "classes"``) one per class under
 the node, whose logits ``GroupLogSumExp`` turns into group logits: a group's probability is then
@@ -88,17 +90,10 @@ def last_shared(model, branch_at) -> str | None:
     if branch_at not in layers:
         raise CnnTreeError(f"trunk.branch_at: {model.name} has no layer \"{branch_at}\"{did_you_mean(branch_at, layers)}"
                            f"; its blocks end at {', '.join(ends) or 'no named block'}")
-    if branch_at == layers[-1] or layer_is_output(model, branch_at):
+    if branch_at in layers[layers.index(weighted_layers(model)[-1].name):]:  # the output layer or after it
         raise CnnTreeError(f"trunk.branch_at: \"{branch_at}\" is at or above {model.name}'s output layer; "
                            "branch below it")
     return branch_at
-
-
-def layer_is_output(model, name: str) -> bool:
-    """Whether layer ``name`` is the output layer or one of the weightless layers after it."""
-    head = weighted_layers(model)[-1]
-    after = [layer.name for layer in model.layers[model.layers.index(head):]]
-    return name in after
 
 
 def shared_networks(model: dict, normalize: str, outputs: dict[str, int | list[list[int]]],
