@@ -55,6 +55,8 @@ def draw_hierarchy(spec: Spec, path) -> Path:
         if name in nodes:
             node = nodes[name]
             text = f"{name}\n{summarize('model', node.model)}\nbalance: {summarize('balance', node.balance)}"
+            if spec.trunk["branch_at"] is not None:  # a branched trunk: the node's own layers, drawn in its box
+                text += f"\nown layers from branch_at {spec.trunk['branch_at']}"
             style = dict(boxstyle="round,pad=0.4", fc="#dbe9f6", ec="#2c6fad")
         else:
             text, style = name, dict(boxstyle="round,pad=0.3", fc="#fdf1d6", ec="#c48a12")

@@ -194,3 +194,16 @@ def test_a_branched_trees_equal_cost_control_is_its_flat_network_widened_to_its_
     table = ranking_table({"reference": control.name, "rows": [row]})
     assert table.splitlines()[-1].startswith(f"{control.name}: the equal-cost control of moravcik_branched_default "
                                              f"(width {facts['width']:g}: ")
+
+
+def test_show_and_the_hierarchy_picture_say_where_the_tree_branches(tmp_path):
+    from cnntree.plots import draw_hierarchy
+    from cnntree.spec import load_spec
+    from cnntree.spec.text import training_notes
+
+    tree = load_spec(ROOT / "trees" / "moravcik_branched_default.json")
+    assert "each with its own copy of its last block" in training_notes(tree)
+    assert "its own copy of block 2 and above" in training_notes(branched_spec(2))
+    assert "its own copy of every layer after block3" in training_notes(branched_spec("block3"))
+    assert "own copy" not in training_notes(load_spec(ROOT / "trees" / "moravcik_shared_default.json"))
+    assert draw_hierarchy(tree, tmp_path / "tree.png").stat().st_size > 10_000

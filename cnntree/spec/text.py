@@ -35,7 +35,8 @@ def training_notes(spec) -> str:
         if branch is None:
             notes.append(f"the nodes are heads on one shared trunk{reads}")
         else:
-            own = (f"its last {-branch} block(s)" if isinstance(branch, int) and branch < 0 else
+            own = (("its last block" if branch == -1 else f"its last {-branch} blocks")
+                   if isinstance(branch, int) and branch < 0 else
                    f"block {branch} and above" if isinstance(branch, int) else f"every layer after {branch}")
             notes.append(f"the nodes share one trunk, each with its own copy of {own}{reads}; the trunk runs "
                          "once per face")
