@@ -47,6 +47,7 @@ def _resumable(stamp: dict) -> dict:
         return [strip(v, key) for v in value] if isinstance(value, list) else value
     return {**stamp, "epochs": None, "spec": strip(stamp["spec"])}
 
+
 def _run(network, mode: str, images: np.ndarray) -> np.ndarray:
     """A network's probabilities for ``images``, averaged over the test-time views of ``mode``."""
     if len(images) == 0:
@@ -140,13 +141,13 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
         trunk when the fine-tuning loss weighs one (else None)."""
         import keras
 
-        from ..nets.heads import class_groups, one_pass, shared_networks
+        from ..nets.heads import head_outputs, one_pass, shared_networks
         from ..nets.warmstart import warm_start
 
         root = self.spec.root
         keras.utils.set_random_seed(root.train["seed"])
         by_class = self.spec.trunk["heads"] == "classes"
-        heads = {n.id: class_groups(n.groups) if by_class else len(n.groups) for n in self.spec.nodes}
+        heads = head_outputs(self.spec)
         if self.spec.finetune["loss"]["flat"]:
             heads[FLAT_HEAD] = len(self.spec.classes)  # not a valid node id: never a node's
         networks = shared_networks(root.model, root.train["normalize"], heads, self.spec.trunk["branch_at"])

@@ -147,8 +147,9 @@ def finetune(clf, images, labels, validation, network_run=None, printer=print, f
         keep = np.random.default_rng(seed).permutation(len(labels))[:cap]
         images, labels = images[keep], labels[keep]
     flat = flat_head is not None
-    model = joint_model(spec, [clf.networks_[node.id].model for node in spec.nodes], flat_head)
-    frozen = compile_joint(model, spec, [clf.networks_[node.id].model for node in spec.nodes], flat)
+    networks = [clf.networks_[node.id].model for node in spec.nodes]
+    model = joint_model(spec, networks, flat_head)
+    frozen = compile_joint(model, spec, networks, flat)
     printer(f"[{STAGE}] the {len(spec.nodes)} networks as one model (path product), {len(labels)} training faces "
             f"in their natural mix, loss {cfg['loss']['path']} x path NLL + {cfg['loss']['nodes']} x node CE"
             + (f" + {cfg['loss']['flat']} x flat-head CE" if flat else ""))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import CnnTreeError
 from ..files import recover_folder
-from ..nets.runtime import Columns, load_network
+from ..nets.runtime import Columns, load_network, one_pass_columns
 from ..spec import Spec, parse_spec
 from ..spec.schema import Ident, ListOf, Nullable, Num, Obj, Passthrough, Text, load_json
 from . import answers as climbing
@@ -116,20 +116,17 @@ def _columns(network, columns: list[int], where: str) -> Columns:
     start, stop = columns
     if not 0 <= start < stop <= network.outputs:
         raise CnnTreeError(f"{where}: {columns} is not a range of the network's {network.outputs} outputs")
-    model = None
-    if hasattr(network, "model"):
-        from ..nets.heads import NODES, node_models
+    if not hasattr(network, "model"):  # an exported network: its columns are all there is to check
+        return Columns(network, start, stop)
+    from ..nets.heads import NODES, node_models
 
-        if NODES not in {layer.name for layer in network.model.layers}:
-            raise CnnTreeError(f"{where}: the network has no \"{NODES}\" layer: not a one-pass tree")
-        bounds, models = 0, {}
-        for model_ in node_models(network.model):
-            models[bounds] = model_
-            bounds += int(model_.output_shape[-1])
-        model = models.get(start)
-        if model is None or int(model.output_shape[-1]) != stop - start:
-            raise CnnTreeError(f"{where}: {columns} are not one node's outputs of the network")
-    return Columns(network, start, stop, model)
+    if NODES not in {layer.name for layer in network.model.layers}:
+        raise CnnTreeError(f"{where}: the network has no \"{NODES}\" layer: not a one-pass tree")
+    models = node_models(network.model)
+    nodes = {(c.start, c.stop): c for c in one_pass_columns(network, [int(m.output_shape[-1]) for m in models], models)}
+    if (start, stop) not in nodes:
+        raise CnnTreeError(f"{where}: {columns} are not one node's outputs of the network")
+    return nodes[start, stop]
 
 
 def inside(directory: Path, relative: str, where: str) -> Path:

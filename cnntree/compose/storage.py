@@ -4,8 +4,9 @@ and loaded back, one directory each, written atomically and validated when read.
 A directory holds ``spec.json``, ``meta.json`` (the networks, their groups, calibration priors and
 fitted calibrations, the overrides it was trained with) and ``networks/<id><suffix>``, or for a
 shared trunk one ``networks/tree<suffix>`` that computes every node in one pass (each node's
-``columns`` of its output in ``meta.json``); the file suffix names the runtime that runs a network. Loading never runs code from the directory: Keras files are read in
-``safe_mode``, and ``meta.json`` may only name files inside the directory.
+``columns`` of its output in ``meta.json``); the file suffix names the runtime that runs a network.
+Loading never runs code from the directory: Keras files are read in ``safe_mode``, and
+``meta.json`` may only name files inside the directory.
 """
 
 from __future__ import annotations

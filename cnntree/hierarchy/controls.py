@@ -17,14 +17,12 @@ WIDTHS = [round(1 + 0.05 * k, 2) for k in range(61)]  # 1.0 to 4.0: the widths a
 def tree_multiply_adds(spec) -> int:
     """Multiply-adds per face of ``spec``'s networks as built (a shared trunk once)."""
     from ..nets.cost import multiply_adds
-    from ..nets.heads import class_groups, shared_networks
+    from ..nets.heads import head_outputs, shared_networks
     from ..nets.models import create_model
 
     root = spec.root
     if spec.trunk["shared"]:
-        by_class = spec.trunk["heads"] == "classes"
-        outputs = {n.id: class_groups(n.groups) if by_class else len(n.groups) for n in spec.nodes}
-        return multiply_adds(*shared_networks(root.model, root.train["normalize"], outputs,
+        return multiply_adds(*shared_networks(root.model, root.train["normalize"], head_outputs(spec),
                                               spec.trunk["branch_at"]).values())
     return multiply_adds(*(create_model(n_outputs=len(n.groups), normalize=n.train["normalize"], **n.model)
                            for n in spec.nodes))

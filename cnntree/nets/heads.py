@@ -58,6 +58,13 @@ def class_groups(groups) -> list[list[int]]:
     return out
 
 
+def head_outputs(spec) -> dict[str, int | list[list[int]]]:
+    """What ``shared_networks`` gives each node of ``spec``'s shared trunk: its number of groups, or
+    (``trunk.heads: "classes"``) its groups as output indices."""
+    by_class = spec.trunk["heads"] == "classes"
+    return {n.id: class_groups(n.groups) if by_class else len(n.groups) for n in spec.nodes}
+
+
 def _copy(layer, name: str, outputs: int | None = None):
     config = {**layer.get_config(), "name": name}
     if outputs is not None:
