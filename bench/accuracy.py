@@ -40,7 +40,7 @@ def overridden(spec, args):
 
 
 def train_tracked(spec, args):
-    from cnntree.tracking.experiment import run_experiment
+    from cnntree.workflows.train import run_experiment
 
     outcome = run_experiment(overridden(spec, args), experiment="bench-accuracy", work_dir=ROOT / "runs" / "bench" / spec.name,
                              printer=lambda line: print(line, flush=True))
@@ -49,13 +49,13 @@ def train_tracked(spec, args):
 
 def train_untracked(spec, args):
     from cnntree import CnnTreeClassifier
-    from cnntree.compose.metrics import evaluate
     from cnntree.data import load_for_spec
+    from cnntree.evaluation.metrics import evaluate
     spec = overridden(spec, args)
     data, splits = load_for_spec(spec)
     work = ROOT / "runs" / "bench" / spec.name
     shutil.rmtree(work, ignore_errors=True)  # a fresh training, never a resumed one
-    clf = CnnTreeClassifier(spec, work_dir=work, printer=lambda line: print(line, flush=True))
+    clf = CnnTreeClassifier(spec, work_dir=work, verbose=1)
     clf.fit(data.images[splits.train], data.labels[splits.train],
             (data.images[splits.validation], data.labels[splits.validation]))
     return {split: evaluate(clf, data.images[i], data.labels[i]) for split, i in splits.tests.items()}, None

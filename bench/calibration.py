@@ -26,18 +26,18 @@ def main() -> None:
     args = parser.parse_args()
 
     from cnntree import load_for_spec, load_model, with_overrides
-    from cnntree.compose.metrics import evaluate
+    from cnntree.evaluation.metrics import evaluate
 
     rows = []
     for reference in args.models:
         clf = load_model(reference)
-        data, splits = load_for_spec(with_overrides(clf.spec, data=args.data))
+        data, splits = load_for_spec(with_overrides(clf.spec_, data=args.data))
         val = splits.validation
         for method in args.methods:
             started = time.perf_counter()
             fitted = clf.calibrate(data.images[val], data.labels[val], method)
-            row = {"model": str(reference), "spec": clf.spec.name, "kind": clf.spec.kind, "method": method,
-                   "networks": len(clf.spec.nodes), "fitted": fitted}
+            row = {"model": str(reference), "spec": clf.spec_.name, "kind": clf.spec_.kind, "method": method,
+                   "networks": len(clf.spec_.nodes), "fitted": fitted}
             for split, index in {"Validation": val, **splits.tests}.items():
                 result = evaluate(clf, data.images[index], data.labels[index])
                 m = result["modes"][result["default_mode"]]
@@ -46,7 +46,7 @@ def main() -> None:
             row["seconds"] = round(time.perf_counter() - started, 1)
             rows.append(row)
             p = row["PrivateTest"]
-            print(f"{clf.spec.name:24s} {method:12s} acc {p['accuracy']:.4f}  ECE {p['ece']:.4f}  NLL {p['nll']:.4f}  "
+            print(f"{clf.spec_.name:24s} {method:12s} acc {p['accuracy']:.4f}  ECE {p['ece']:.4f}  NLL {p['nll']:.4f}  "
                   f"Brier {p['brier']:.4f}", flush=True)
     print()
     print(table(rows))

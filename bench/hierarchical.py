@@ -46,15 +46,15 @@ def main() -> None:
     alphas = [float(a) for a in args.alphas.split(",")]
     started = time.perf_counter()
     clf = load_model(args.model)
-    data, splits = load_for_spec(with_overrides(clf.spec, data=args.data))
+    data, splits = load_for_spec(with_overrides(clf.spec_, data=args.data))
     calibration, test = splits.tests[args.calibrate_on], splits.tests[args.test_on]
     proba_cal, proba_test = clf.predict_proba(data.images[calibration]), clf.predict_proba(data.images[test])
     labels_cal, labels_test = data.labels[calibration], data.labels[test]
-    hierarchies = [Hierarchy.from_spec(load_spec(path), clf.spec.classes) for path in args.hierarchy]
-    hierarchies.append(Hierarchy.flat(clf.spec.classes))
+    hierarchies = [Hierarchy.from_spec(load_spec(path), clf.spec_.classes) for path in args.hierarchy]
+    hierarchies.append(Hierarchy.flat(clf.spec_.classes))
     target = None
     if args.ckplus:
-        target, alignment = align(load_faces(args.ckplus), clf.spec.classes, parse_label_map(args.label_map))
+        target, alignment = align(load_faces(args.ckplus), clf.spec_.classes, parse_label_map(args.label_map))
         proba_target = clf.predict_proba(target.images)
     rows, curves, marks, record = [], {}, {}, None
     for hierarchy in hierarchies:

@@ -47,12 +47,12 @@ def run(settings, data, args, flat_file):
     import keras
     import numpy as np
 
-    from cnntree import CnnTreeClassifier
-    from cnntree.compose.finetune import compile_joint, joint_model, joint_targets
-    from cnntree.compose.flatstart import FlatStart
     from cnntree.nets.train import as_input
     from cnntree.nets.warmstart import weighted_layers
     from cnntree.spec import parse_spec
+    from cnntree.training.finetune import compile_joint, joint_model, joint_targets
+    from cnntree.training.flatstart import FlatStart
+    from cnntree.training.trunk import trunk_networks
 
     rng = np.random.default_rng(0)
     train = rng.permutation(np.flatnonzero(data.splits == "Training"))[:args.faces]
@@ -65,8 +65,7 @@ def run(settings, data, args, flat_file):
     raw["finetune"] = {**raw["finetune"], **{k: v for k, v in settings.items() if k != "mix"}}
     spec = parse_spec(raw)
     keras.utils.set_random_seed(0)
-    clf = CnnTreeClassifier(spec, printer=lambda *_: None)
-    columns, head = clf._shared_networks(FlatStart(flat_file, spec.classes))
+    columns, head = trunk_networks(spec, FlatStart(flat_file, spec.classes), print)
     networks = [columns[n.id].model for n in spec.nodes]
     model = joint_model(spec, networks, head)
     compile_joint(model, spec, networks, flat=head is not None)

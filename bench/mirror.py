@@ -112,7 +112,7 @@ def main() -> int:
                 clf = keras_clf
             else:
                 clf = load_model(export_model(keras_clf, Path(tempfile.mkdtemp(dir=work)) / runtime, runtime))
-            row = {"model": model.name, "networks": len(clf.spec.nodes), "runtime": runtime,
+            row = {"model": model.name, "networks": len(clf.spec_.nodes), "runtime": runtime,
                    "ms_per_face_1": ms_per_face(clf, sample.images, 1, 200),
                    "ms_per_face_20": ms_per_face(clf, sample.images, 20, 50)}
             for n, video in videos.items():

@@ -62,8 +62,8 @@ def main():
 
     from cnntree import CnnTreeClassifier, with_overrides
     from cnntree.data import load_for_spec
-    from cnntree.hierarchy.compare import mcnemar
     from cnntree.spec import load_spec, parse_spec
+    from cnntree.workflows.compare import mcnemar
 
     base = with_overrides(load_spec(args.spec), data=args.data, epochs=args.epochs)
     data, splits = load_for_spec(base)
@@ -95,13 +95,13 @@ def main():
         spec = parse_spec(raw, source=base.source, base_dir=base.base_dir, overrides=base.overrides)
         with tempfile.TemporaryDirectory(prefix="cnntree-recipe-") as work:
             started = time.perf_counter()
-            clf = CnnTreeClassifier(spec, work_dir=work, printer=lambda line: print("   ", line, flush=True))
+            clf = CnnTreeClassifier(spec, work_dir=work, verbose=1)
             clf.fit(data.images[train], data.labels[train], validation)
             measure(name, clf, time.perf_counter() - started)
         if name == "baseline":
             baseline = clf
     for mode in TEST_TIME if baseline is not None and not args.only else []:
-        measure(f"test-time {mode}", baseline.set_params(spec=with_overrides(base, test_time=mode)), 0.0)
+        measure(f"test-time {mode}", baseline.set_params(test_time=mode), 0.0)
     result = {"spec": args.spec, "data": args.data, "faces": len(train), "epochs": args.epochs,
               "machine": f"{platform.machine()} {os.cpu_count()} cores, Keras {keras.__version__} on "
                          f"{keras.backend.backend()}",

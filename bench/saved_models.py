@@ -26,16 +26,16 @@ def main() -> None:
     from cnntree import load_model, with_overrides
     from cnntree.data import load_for_spec
     from cnntree.data.splits import training_splits
-    from cnntree.hierarchy.compare import mcnemar
+    from cnntree.workflows.compare import mcnemar
 
     named = [item.split("=", 1) for item in args.models]
     rows, reference = [], {}
     for number, (name, folder) in enumerate(named):
         clf = load_model(folder)
-        fitted_on = training_splits(clf.spec.data["split"])
-        data, splits = load_for_spec(with_overrides(clf.spec, data=args.data))
+        fitted_on = training_splits(clf.spec_.data["split"])
+        data, splits = load_for_spec(with_overrides(clf.spec_, data=args.data))
         for view in args.views.split(","):
-            viewed = clf.set_params(spec=with_overrides(clf.spec, test_time=view))
+            viewed = clf.set_params(test_time=view)
             row = {"model": name, "folder": folder, "views": view}
             for split in ("PublicTest", "PrivateTest"):
                 if split in fitted_on or split not in splits.tests:

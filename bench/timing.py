@@ -97,11 +97,10 @@ def cnntree_speed(train, validation, train_cfg, augment: dict) -> float:
 def joint_tree_speed(train, validation, batch: int, shared: bool) -> float:
     """The moravcik tree's joint training step (``compose.finetune``) over mini-Xception nodes: as
     heads on one shared trunk, or as four separate networks."""
-    from cnntree import CnnTreeClassifier
-    from cnntree.compose.finetune import finetune
     from cnntree.nets.models import create_model
-    from cnntree.nets.runtime import KerasRuntime
     from cnntree.spec import parse_spec
+    from cnntree.training.finetune import finetune
+    from cnntree.training.trunk import trunk_networks
 
     raw = json.loads((ROOT / "trees" / "moravcik_shared.json").read_text())
     raw.pop("init")
@@ -109,12 +108,12 @@ def joint_tree_speed(train, validation, batch: int, shared: bool) -> float:
     raw["finetune"].update(epochs=2, batch_size=batch)
     raw["defaults"]["model"] = MODEL
     spec = parse_spec(raw)
-    clf = CnnTreeClassifier(spec, printer=lambda *_: None)
     if shared:
-        clf.networks_, _ = clf._shared_networks(None)
+        columns, _ = trunk_networks(spec, None, print)
+        networks = [columns[node.id].model for node in spec.nodes]
     else:
-        clf.networks_ = {node.id: KerasRuntime(create_model(n_outputs=len(node.groups), **MODEL)) for node in spec.nodes}
+        networks = [create_model(n_outputs=len(node.groups), **MODEL) for node in spec.nodes]
     times = []
-    finetune(clf, *train, validation, network_run=lambda stage: contextlib.nullcontext([epoch_timer(times)]),
+    finetune(spec, networks, *train, validation, network_run=lambda stage: contextlib.nullcontext([epoch_timer(times)]),
              printer=lambda *_: None)
     return second_epoch_speed(len(train[1]), times)

@@ -27,7 +27,7 @@ def train_one(spec_path: str, data: str, out: Path, work: Path, seed: int, epoch
     usage = {"scheme": "usage", "train": spec.data["split"]["train"], "test": []}  # no test split travels
     splits = make_splits(faces, usage, spec.data["validation"])
     started = time.time()
-    clf = CnnTreeClassifier(spec, work_dir=work / spec.name, printer=lambda line: print(line, flush=True))
+    clf = CnnTreeClassifier(spec, work_dir=work / spec.name, verbose=1)
     clf.fit(faces.images[splits.train], faces.labels[splits.train],
             (faces.images[splits.validation], faces.labels[splits.validation]))
     save_model(clf, out / spec.name)

@@ -1,9 +1,12 @@
 """cnntree: hierarchical ensembles of convolutional networks for facial expression recognition.
 
-The families: ``spec`` (the JSON spec and its graph), ``data`` (faces, splits, node data,
-augmentation), ``nets`` (models, training, runtimes), ``compose`` (routing, voting, calibration,
-the classifier, storage), ``tracking`` (MLflow), ``hierarchy`` (suggest, compare), ``live``
-(detection, the mirror, rehearsal) and ``cli``.
+The families, from the bottom up (``docs/architecture.md``): ``spec`` (the JSON spec and its
+graph), ``data`` (faces, splits, node data, augmentation), ``nets`` (models, one network's
+training, runtimes), ``compose`` (routing, voting, calibration, hierarchical answers),
+``training`` (the stages of a fit), ``estimator`` (the classifier, storage, ensembles, transfer),
+``evaluation`` (metrics, reports, explanations), ``hierarchy`` (hierarchies suggested, equal-cost
+controls), ``tracking`` (MLflow), ``workflows`` (train, transfer, compare, refit), ``live`` (the
+mirror, rehearsal, the web page) and ``cli``.
 """
 
 import os
@@ -21,9 +24,9 @@ try:  # one source of truth: the installed package's metadata (pyproject.toml)
     __version__ = version("cnntree")
 except PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0+unknown"
-_PUBLIC = {"CnnTreeClassifier": ("compose", "CnnTreeClassifier"), "CnnTreeError": ("errors", "CnnTreeError"),
-           "export_model": ("compose.storage", "export"), "load_model": ("compose.storage", "load"),
-           "save_model": ("compose.storage", "save"), "load_faces": ("data", "load_faces"),
+_PUBLIC = {"CnnTreeClassifier": ("estimator", "CnnTreeClassifier"), "CnnTreeError": ("errors", "CnnTreeError"),
+           "export_model": ("estimator.storage", "export"), "load_model": ("estimator.storage", "load"),
+           "save_model": ("estimator.storage", "save"), "load_faces": ("data", "load_faces"),
            "load_for_spec": ("data", "load_for_spec"), "load_spec": ("spec", "load_spec"),
            "with_overrides": ("spec", "with_overrides")}
 __all__ = sorted(_PUBLIC)
@@ -41,7 +44,7 @@ def __getattr__(name):
 
     quiet_libraries()
     module, attribute = _PUBLIC[name]
-    if module.startswith("compose"):  # the names that run networks start the backend now, silenced
+    if module.startswith("estimator"):  # the names that run networks start the backend now, silenced
         start()
     with native_stderr_silenced():
         return getattr(importlib.import_module(f".{module}", __name__), attribute)

@@ -25,7 +25,7 @@ def facts_of_model(clf) -> dict:
     losses = history.get("val_loss") or history.get("loss", [])
     trained = len(history.get("loss", []))
     return {"epochs_trained": trained, "finished": True,
-            "epochs_planned": clf.spec.overrides.get("epochs") or clf.spec.root.train["epochs"],
+            "epochs_planned": clf.spec_.overrides.get("epochs") or clf.spec_.root.train["epochs"],
             "best_epoch": (min(range(len(losses)), key=losses.__getitem__) + 1) if losses else trained}
 
 
@@ -130,10 +130,10 @@ def main():
     args = parser.parse_args()
 
     from cnntree import load_model, with_overrides
-    from cnntree.compose.metrics import evaluate
-    from cnntree.compose.storage import load_checkpoint, ship
     from cnntree.data import load_for_spec
     from cnntree.data.splits import training_splits
+    from cnntree.estimator.storage import load_checkpoint, ship
+    from cnntree.evaluation.metrics import evaluate
 
     source = Path(args.source)
     if (source / "meta.json").exists():
@@ -142,8 +142,8 @@ def main():
     else:
         clf, facts = load_checkpoint(source)
     if args.test_time:
-        clf.set_params(spec=with_overrides(clf.spec, test_time=args.test_time))
-    spec = with_overrides(clf.spec, data=args.data)
+        clf.set_params(test_time=args.test_time)
+    spec = with_overrides(clf.spec_, data=args.data)
     data, splits = load_for_spec(spec)
     card = {"name": args.name, "kind": spec.kind, "spec": spec.name, "classes": list(spec.classes),
             "seed": spec.root.train["seed"], "data": Path(args.data).name, "data_sha256": sha256(Path(args.data)),
@@ -165,15 +165,15 @@ def main():
         if prefix == "private":
             card["private_recall"] = {c: result["report"][c]["recall"] for c in spec.classes}
             card["private_confusion"] = result["confusion"]
-    own, shipped = clf.spec.root.augment["test_time"], clf.spec
+    own = clf.test_time or clf.spec_.root.augment["test_time"]
     card["shipped_test_time"] = own
     card["test_time"] = {}
     for mode in [m for m in ("none", "flip", "ten_crop") if m != own]:  # what averaging views would add, measured
-        viewed = clf.set_params(spec=with_overrides(shipped, test_time=mode))
+        viewed = clf.set_params(test_time=mode)
         results = {split: measured(viewed, split) for split in ("PublicTest", "PrivateTest")}
         card["test_time"][mode] = {split: {"accuracy": r["accuracy"], "macro_f1": r["macro_f1"]}
                                    for split, r in results.items()}
-    clf.set_params(spec=shipped)
+    clf.set_params(test_time=own)
     target = ship(clf, args.name)
     card["parameters"] = int(sum(m.count_params() for m in clf.keras_models().values()))
     card["bytes"] = sum(f.stat().st_size for f in target.rglob("*") if f.is_file())

@@ -4,17 +4,21 @@ matches the folders."""
 import ast
 import re
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 PACKAGE = ROOT / "cnntree"
 LAYERS = [  # bottom up; a family imports from its own layer or below
-    {"errors", "files", "cpu", "backend"},
+    {"errors", "files", "cpu", "backend", "log"},
     {"spec", "pretrained", "plots", "models"},
     {"data"},
     {"nets"},
     {"compose"},
+    {"training"},
+    {"estimator"},
+    {"evaluation", "hierarchy"},
     {"tracking"},
-    {"live", "hierarchy"},
+    {"workflows"},
+    {"live"},
     {"cli", "cnntree"},
 ]
 KNOWN_UPWARD: set = set()

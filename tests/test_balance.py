@@ -7,7 +7,7 @@ from cnntree.data.nodedata import node_dataset
 from cnntree.errors import CnnTreeError
 from cnntree.spec import SECTIONS, load_spec, parse_spec
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 GROUPS = np.repeat([0, 1, 2], [10, 50, 100])
 

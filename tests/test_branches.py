@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from cnntree import CnnTreeClassifier, load_model, save_model
-from cnntree.compose.flatstart import FlatStart
 from cnntree.compose.routing import SoftRouting
 from cnntree.errors import CnnTreeError
 from cnntree.nets.cost import multiply_adds, parameters
@@ -19,8 +18,10 @@ from cnntree.nets.models import create_model
 from cnntree.nets.train import as_input
 from cnntree.nets.warmstart import weighted_layers
 from cnntree.spec import parse_spec
+from cnntree.training.flatstart import FlatStart
+from cnntree.training.trunk import trunk_networks
 
-from .conftest import ROOT, train_grown_tree
+from .helpers import ROOT, train_grown_tree
 
 SMALL = {"name": "mini_xception", "width": 0.25, "l2": 0.0}  # 4 residual blocks, a few thousand weights
 MORAVCIK = json.loads((ROOT / "trees" / "moravcik_shared_default.json").read_text())["nodes"]
@@ -51,10 +52,8 @@ def flat(tmp_path_factory):
 
 def built(branch_at, flat):
     spec = branched_spec(branch_at)
-    clf = CnnTreeClassifier(spec, printer=lambda *_: None)
-    clf.networks_, _ = clf._shared_networks(FlatStart(flat[0], spec.classes))
-    clf.val_accuracy_, clf.priors_, clf.histories_ = {}, {}, {}
-    return clf
+    networks, _ = trunk_networks(spec, FlatStart(flat[0], spec.classes), print)
+    return CnnTreeClassifier.from_networks(spec, networks)
 
 
 @pytest.mark.parametrize("branch_at, own_blocks", [(None, 0), (-1, 1), (-2, 2), ("block2", 2), (1, 4)])
@@ -62,7 +61,7 @@ def test_a_branched_tree_starts_as_its_flat_network(flat, sample, branch_at, own
     clf = built(branch_at, flat)
     faces = sample.images[sample.splits == "PrivateTest"][:64]
     raw = clf._raw_outputs(faces)
-    path = SoftRouting(clf.spec).combine(raw)
+    path = SoftRouting(clf.spec_).combine(raw)
     np.testing.assert_allclose(path, np.asarray(flat[1](as_input(faces))), atol=1e-4)
     models = list(clf.keras_models().values())
     shared = set.intersection(*({id(layer) for layer in weighted_layers(m)} for m in models))
@@ -81,19 +80,19 @@ def test_the_cost_counts_a_shared_trunk_once(flat):
     tree = [m for m in branched.keras_models().values()]
     head = weighted_layers(flat[1])[-1]
     per_output = head.output.shape[1] * head.output.shape[2] * head.input.shape[-1] * 9  # one 3x3 output channel
-    outputs = sum(len(c) for node in heads.spec.nodes for c in node.groups)  # class-read heads: a unit per class
+    outputs = sum(len(c) for node in heads.spec_.nodes for c in node.groups)  # class-read heads: a unit per class
     assert heads_macs == flat_macs - 7 * per_output + outputs * per_output  # one trunk, four small heads
     block = multiply_adds(flat[1]) - multiply_adds(keras.Model(flat[1].inputs, flat[1].get_layer("block3").output))
     assert multiply_adds(*tree) == heads_macs + 3 * (block - 7 * per_output)  # three more copies of the last block
     assert parameters(*tree) < sum(map(parameters, tree))  # the trunk's weights are counted once
-    assert one.spec.trunk["branch_at"] is None
+    assert one.spec_.trunk["branch_at"] is None
 
 
 def test_the_one_pass_network_agrees_with_its_nodes_in_keras_and_onnx_and_runs_the_trunk_once(flat, sample, tmp_path):
     pytest.importorskip("onnxruntime")
     import onnx
 
-    from cnntree.compose.storage import export
+    from cnntree.estimator.storage import export
 
     clf = built(-1, flat)
     rng = np.random.default_rng(1)
@@ -101,7 +100,7 @@ def test_the_one_pass_network_agrees_with_its_nodes_in_keras_and_onnx_and_runs_t
         for layer in weighted_layers(model)[-7:]:  # merges identical copies of a layer on the same input)
             layer.set_weights([w * rng.uniform(0.9, 1.1, w.shape).astype(w.dtype) for w in layer.get_weights()])
     faces = sample.images[sample.splits == "PrivateTest"][:32]
-    each = {node.id: clf._raw_output(node, faces) for node in clf.spec.nodes}  # the nodes one by one
+    each = {node.id: clf._raw_output(node, faces) for node in clf.spec_.nodes}  # the nodes one by one
     together = clf._raw_outputs(faces)
     for node_id in each:
         np.testing.assert_allclose(together[node_id], each[node_id], atol=1e-6)
@@ -125,7 +124,7 @@ def test_the_one_pass_network_agrees_with_its_nodes_in_keras_and_onnx_and_runs_t
 @pytest.mark.slow  # trains
 def test_a_branched_tree_fine_tunes_its_branches_and_keeps_working_after_saving(flat, sample, tmp_path):
     spec = branched_spec(-1, flat=flat[2], trunk_lr=0.5, batchnorm="frozen")
-    clf = CnnTreeClassifier(spec, printer=lambda *_: None)
+    clf = CnnTreeClassifier(spec)
     start = built(-1, flat)
     train, val = sample.splits == "Training", sample.splits == "PublicTest"
     clf.fit(sample.images[train][:256], sample.labels[train][:256], (sample.images[val], sample.labels[val]))
@@ -165,15 +164,15 @@ def test_the_branched_spec_trains_its_flat_network_then_the_tree_with_every_stag
     assert {c.info.status for c in children.values()} == {"FINISHED"}
     assert children["NN3"].data.params["trunk.branch_at"] == "-1" and "val_accuracy" in children["NN3"].data.metrics
     tree = load_model(Path("runs") / "models" / "moravcik_branched")
-    flat_macs = multiply_adds(create_model(n_outputs=7, **tree.spec.root.model))  # the smoke run's width
+    flat_macs = multiply_adds(create_model(n_outputs=7, **tree.spec_.root.model))  # the smoke run's width
     assert flat_macs < parent.data.metrics["size_multiply_adds"] < 2 * flat_macs  # one trunk, four last blocks
     assert parent.data.metrics["size_multiply_adds"] == multiply_adds(*tree.keras_models().values())
 
 
 def test_a_branched_trees_equal_cost_control_is_its_flat_network_widened_to_its_cost():
-    from cnntree.hierarchy.compare import ranking_table
     from cnntree.hierarchy.controls import control_spec, tree_multiply_adds
     from cnntree.spec import load_spec
+    from cnntree.workflows.compare import ranking_table
 
     tree = load_spec(ROOT / "trees" / "moravcik_branched_default.json")
     control, facts = control_spec(tree)

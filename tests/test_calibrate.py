@@ -47,9 +47,9 @@ from cnntree.compose.calibration import (  # noqa: E402
     IsotonicCalibration,
     TemperatureScaling,
     VectorScaling,
+    calibration_metrics,  # noqa: E402
     softmax,
 )
-from cnntree.compose.metrics import calibration_metrics  # noqa: E402
 
 
 def _calibrated_problem(n=6000, k=4, seed=0):
@@ -132,7 +132,7 @@ def test_fitted_calibration_survives_save_load_and_export(tmp_path, tiny_model, 
     assert not np.allclose(expected, load_model(tiny_model).predict_proba(x), atol=1e-4)  # it changed something
     for folder in (save_model(clf, tmp_path / "saved"), export_model(clf, tmp_path / "onnx", "onnx")):
         again = load_model(folder)
-        assert again.calibration(again.spec.nodes[0]).state == fitted["root"]["state"]
+        assert again.calibration(again.spec_.nodes[0]).state == fitted["root"]["state"]
         np.testing.assert_allclose(again.predict_proba(x), expected, atol=1e-4)
 
 
@@ -158,7 +158,7 @@ def test_damaged_calibration_state_is_a_one_line_error(tmp_path, tiny_model):
 def test_calibrate_cli_refits_in_place_and_reports_before_and_after(tmp_path, tiny_model):
     import shutil
 
-    from .conftest import run_cli
+    from .helpers import run_cli
 
     copy = tmp_path / "model"
     shutil.copytree(tiny_model, copy)

@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from .conftest import FULL_FER2013, MORAVCIK, ROOT, run_cli
+from .helpers import FULL_FER2013, MORAVCIK, ROOT, run_cli
 
 
 def test_validate_ok_and_misspelt_class(tmp_path):
@@ -57,7 +57,7 @@ def test_data_json_contract_on_the_sample():
 
 
 def test_data_reports_bad_rows_with_skip(tmp_path, sample):
-    from .conftest import rows_from, write_csv
+    from .helpers import rows_from, write_csv
 
     rows = rows_from(sample, 20)
     rows[3] = (rows[3][0], "1 2 3", rows[3][2])

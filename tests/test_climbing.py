@@ -8,7 +8,7 @@ from cnntree.compose import answers
 from cnntree.compose.climbing import ROOT, Hierarchy, conformal_threshold, hierarchical_metrics
 from cnntree.spec import load_spec
 
-from .conftest import MORAVCIK
+from .helpers import MORAVCIK
 
 CLASSES = ["a", "b", "c"]
 SMALL = Hierarchy.from_nodes("small", CLASSES, [{"id": "top", "children": ["ab", "c"]},
@@ -82,7 +82,7 @@ def test_a_flat_network_and_a_tree_with_the_same_probabilities_answer_alike(tiny
     own = answers.hierarchy_for(tree)
     tree.climbing_ = answers.calibrate(None, own, proba, labels, [0.8], {"split": "test"})
     flat = load_model("small")
-    told = answers.hierarchy_for(flat, parse_spec(tree.spec.raw))
+    told = answers.hierarchy_for(flat, parse_spec(tree.spec_.raw))
     flat.climbing_ = answers.calibrate(None, told, proba, labels, [0.8], {"split": "test"})
     assert [a.label for a in answers.answer(tree, proba, own, 0.8)] == \
         [a.label for a in answers.answer(flat, proba, told, 0.8)]

@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 
-from cnntree.compose.metrics import hierarchical_metrics, split_prefix
 from cnntree.compose.routing import HardRouting, SoftRouting
 from cnntree.compose.voting import HardVote, SoftVote, WeightedVote
+from cnntree.evaluation.metrics import hierarchical_metrics, split_prefix
 from cnntree.spec import load_spec
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 # classes: angry, disgust, fear, happy, sad, surprise, neutral
 OUTPUTS = {

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from cnntree.cli import main
-from cnntree.hierarchy.compare import mcnemar
+from cnntree.workflows.compare import mcnemar
 
-from .conftest import TINY_MODEL
+from .helpers import TINY_MODEL
 
 
 def test_mcnemar_exact_values():
@@ -101,11 +101,11 @@ TWO_LEVEL = [{"id": "root", "children": ["happy", "rest"]},
 
 def test_a_budget_in_epochs_counts_the_flat_network_the_nodes_and_the_joint_epochs(tmp_path):
     from cnntree import CnnTreeClassifier, save_model
-    from cnntree.compose.flatstart import _flat_spec
     from cnntree.errors import CnnTreeError
-    from cnntree.hierarchy.compare import budget_overrides
     from cnntree.nets.models import create_model
     from cnntree.spec import load_spec, parse_spec, with_overrides
+    from cnntree.training.flatstart import _flat_spec
+    from cnntree.workflows.compare import budget_overrides
 
     def spec(**top):
         return parse_spec({"name": "t", "kind": "tree", "nodes": TWO_LEVEL, **top, "defaults": {
@@ -161,7 +161,7 @@ def test_compare_trees_under_a_budget_trains_each_spec_to_it(tmp_path, capsys, m
 
 
 def test_paired_tests_pair_runs_of_the_same_seed_only():
-    from cnntree.hierarchy.compare import rank
+    from cnntree.workflows.compare import rank
 
     right = np.array([True, True, False, False])
     rows = [{"spec": "flat", "accuracy_mean": 0.5, "_rights": {"0": right, "1": ~right}},

@@ -10,7 +10,7 @@ from cnntree.data.labels import relabel
 from cnntree.errors import CnnTreeError
 from cnntree.spec import FER2013_CLASSES, load_spec, parse_spec
 
-from .conftest import FULL_FER2013, ROOT, rows_from, write_csv, write_folder
+from .helpers import FULL_FER2013, ROOT, rows_from, write_csv, write_folder
 
 
 def test_sample_has_every_class_in_every_split(sample):

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from .conftest import ROOT, run_cli
+from .helpers import ROOT, run_cli
 
 README = ROOT / "README.md"
 DOCS = [README, *sorted((ROOT / "docs").glob("*.md")), ROOT / "CHANGELOG.md", ROOT / "examples" / "README.md"]

@@ -8,13 +8,13 @@ import pytest
 
 from cnntree import CnnTreeClassifier, load_model, save_model
 from cnntree.cli import main
-from cnntree.compose.ensemble import ensemble, member_ids
 from cnntree.errors import CnnTreeError
+from cnntree.estimator.ensemble import ensemble, member_ids
 from cnntree.nets.models import create_model
 from cnntree.pretrained import HERE
 from cnntree.spec import parse_spec
 
-from .conftest import TINY_MODEL
+from .helpers import TINY_MODEL
 
 
 def _single(seed: int, val_accuracy: float, test_time: str = "none") -> CnnTreeClassifier:
@@ -35,7 +35,7 @@ def test_a_soft_ensemble_is_the_mean_of_its_members_and_weighted_follows_validat
     np.testing.assert_allclose(soft.predict_proba(faces), (pa + pb) / 2, atol=1e-5)  # b keeps its flip views
     weighted = ensemble({"a": a, "b": b}, "weighted")
     np.testing.assert_allclose(weighted.predict_proba(faces), 0.75 * pa + 0.25 * pb, atol=1e-5)
-    assert weighted.spec.kind == "voting" and [n.id for n in weighted.spec.nodes] == ["a", "b"]
+    assert weighted.spec_.kind == "voting" and [n.id for n in weighted.spec_.nodes] == ["a", "b"]
 
 
 def test_an_ensemble_saves_loads_and_runs_from_the_command_line(tmp_path, capsys, sample):

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from cnntree import load_model
-from cnntree.compose.explain import explain, path_of
+from cnntree.evaluation.explain import explain, path_of
 from cnntree.nets.gradcam import GradCam, Saliency
 from cnntree.spec import load_spec
 
-from .conftest import MORAVCIK, run_cli
+from .helpers import MORAVCIK, run_cli
 
 
 def _corner_network():
@@ -56,10 +56,10 @@ def test_a_tree_explanation_follows_the_soft_path(tiny_model, sample):
     found = explain(clf, faces)
     probabilities = clf.predict_proba(faces)
     for e, p in zip(found, probabilities):
-        assert e.label == clf.spec.classes[int(p.argmax())] and e.probability == pytest.approx(p.max())
+        assert e.label == clf.spec_.classes[int(p.argmax())] and e.probability == pytest.approx(p.max())
         assert e.probability == pytest.approx(np.prod([s.probability for s in e.steps]), rel=1e-6)  # path product
         assert e.steps[0].network == "root" and e.heat.shape == (48, 48) and e.heat.max() <= 1
-    happy = explain(clf, faces, [clf.spec.classes.index("happy")] * 6)
+    happy = explain(clf, faces, [clf.spec_.classes.index("happy")] * 6)
     assert all([s.network for s in e.steps] == ["root"] and e.label == "happy" for e in happy)
 
 

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from cnntree.compose.calibration import TemperatureScaling
-from cnntree.compose.reports import evaluation_table
 from cnntree.data.balance import make_balancer
+from cnntree.evaluation.reports import evaluation_table
 from cnntree.tracking.runs import over_seeds
 
-from .conftest import ROOT, run_cli
+from .helpers import ROOT, run_cli
 
 MACHINE_PATH = re.compile(rb"(?<![\w.~-])/(home|work|tmp|root|Users|mnt|srv|opt|var|data)/|[A-Z]:\\\\")
 
@@ -91,21 +91,20 @@ def test_balancing_rules_say_what_they_do():
 
 def test_the_printed_training_counts_are_the_counts_used(sample, tmp_path):
     """A capped network (``--quick``: 512 faces) says so, and its per-group counts sum to what it trains on."""
-    from cnntree import CnnTreeClassifier
     from cnntree.spec import parse_spec, with_overrides
+    from cnntree.training.nodes import network_job
 
-    from .conftest import TINY_MODEL
+    from .helpers import TINY_MODEL
 
     spec = with_overrides(parse_spec({"name": "t", "kind": "tree", "defaults": {"model": TINY_MODEL},
                                       "nodes": [{"id": "root", "children": ["happy", "rest"], "balance": "oversample"},
                                                 {"id": "rest", "children": ["angry", "disgust", "fear", "sad",
                                                                             "surprise", "neutral"]}]}), quick=True)
-    lines = []
-    clf = CnnTreeClassifier(spec, work_dir=tmp_path, printer=lines.append)
     train = sample.splits == "Training"
     validation = (sample.images[~train], sample.labels[~train])
-    job, _ = clf._network_job(spec.nodes[1], "rest", sample.images[train], sample.labels[train], validation,
-                              tmp_path, None)
+    lines = []
+    job, _ = network_job(spec, spec.nodes[1], "rest", sample.images[train], sample.labels[train], validation,
+                         tmp_path, lines.append)
     line = lines[-1]
     counts = [int(n) for n in re.search(r"the first 512 kept: \[([\d, ]+)\]", line)[1].split(",")]
     assert line.startswith("[rest] angry | disgust | fear | sad | surprise | neutral: 512 training faces (each group "
@@ -189,7 +188,7 @@ def test_the_python_api_is_quiet_and_predicts_labels(tmp_path):
             "spec = parse_spec({'name': 't', 'kind': 'single', 'defaults': {'model': {'name': 'lenet', 'filters': [4],"
             " 'dense': 4}, 'train': {'epochs': 2, 'batch_size': 16}}})\n"
             "rng = np.random.default_rng(0)\nfaces, labels = rng.integers(0, 255, (64, 48, 48)), np.arange(64) % 7\n"
-            "CnnTreeClassifier(spec, printer=lambda *_: None).fit(faces, labels, (faces[:14], labels[:14]))")
+            "CnnTreeClassifier(spec).fit(faces, labels, (faces[:14], labels[:14]))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.stderr == ""
     labels, error = proc.stdout.splitlines()

@@ -13,7 +13,7 @@ from cnntree.live.detect import FaceDetector, FaceTracker, crop_faces, overlap
 from cnntree.live.mirror import Mirror, open_source, run_mirror
 from cnntree.live.rehearse import load_script, parse_script, report, score_segments
 
-from .conftest import ROOT, run_cli
+from .helpers import ROOT, run_cli
 
 CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 
@@ -114,7 +114,7 @@ def test_mirror_on_a_photo_writes_the_annotated_photo(tmp_path, tiny_model, samp
     frame = scenes.render(sample.images[found[:3]], scenes.grid_boxes(3), scenes.background())
     cv2.imwrite(str(photo), frame)
     clf = load_model(tiny_model)
-    run = run_mirror(Mirror(clf), open_source(str(photo)), out=tmp_path / "labelled.png", printer=lambda *_: None)
+    run = run_mirror(Mirror(clf), open_source(str(photo)), out=tmp_path / "labelled.png")
     assert run.frames == 1 and run.faces == 3
     labelled = cv2.imread(str(tmp_path / "labelled.png"))
     assert labelled.shape == frame.shape and (labelled != frame).any()  # boxes and labels drawn
@@ -169,7 +169,7 @@ def test_an_interrupted_video_leaves_nothing_under_its_name(tmp_path, tiny_model
 
     with pytest.raises(KeyboardInterrupt):
         run_mirror(Failing(load_model(tiny_model)), open_source(str(video)), out=tmp_path / "out.mp4",
-                   jsonl=tmp_path / "f.jsonl", printer=lambda *_: None)
+                   jsonl=tmp_path / "f.jsonl")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
 
 
@@ -182,7 +182,8 @@ def test_exported_classifiers_agree_with_keras(tmp_path, tiny_model, sample, fmt
     assert exported.runtime == fmt and sorted(p.suffix for p in (tmp_path / fmt / "networks").iterdir()) == [f".{fmt}"] * 2
     x = sample.images[sample.splits == "PrivateTest"]
     for mode in ("soft", "hard"):
-        np.testing.assert_allclose(exported.predict_proba(x, mode), keras_clf.predict_proba(x, mode), atol=1e-4)
+        np.testing.assert_allclose(exported.set_params(mode=mode).predict_proba(x), keras_clf.set_params(mode=mode).predict_proba(x),
+                                   atol=1e-4)
     with pytest.raises(CnnTreeError, match=f"runs exported {fmt} networks"):
         save_model(exported, tmp_path / "again")
 

@@ -4,10 +4,11 @@ import re
 import numpy as np
 import pytest
 
+from cnntree.errors import CnnTreeError
 from cnntree.nets.models import MODELS, create_model
 from cnntree.spec.sections import MODEL
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 
 @pytest.mark.parametrize("name,params,outputs,count", [
@@ -24,14 +25,19 @@ def test_parameter_counts(name, params, outputs, count):
     assert create_model(name, n_outputs=outputs, **params).count_params() == count
 
 
-def test_every_spec_model_has_a_builder_with_the_same_parameters():
+def test_every_spec_model_has_a_builder_with_the_same_parameters_and_no_defaults_of_its_own():
     assert set(MODEL.variants) == set(MODELS)
     for name, fields in MODEL.variants.items():
         signature = inspect.signature(MODELS[name])
         assert set(fields) == set(signature.parameters) - {"x", "n_outputs"}, name
-        for key, field in fields.items():  # the schema's defaults are the builder's defaults
-            default = signature.parameters[key].default
-            assert list(default) == field.default if isinstance(default, tuple) else default == field.default
+        assert all(p.default is inspect.Parameter.empty for p in signature.parameters.values()), name
+
+
+def test_create_model_takes_the_spec_tables_defaults_and_bounds():
+    assert create_model("vgg", blocks=3, n_outputs=2).count_params() == \
+        create_model("vgg", blocks=3, filters=[64, 128, 256, 256, 512, 512], dense=256, n_outputs=2).count_params()
+    with pytest.raises(CnnTreeError, match=r"model.width: 9 is out of range \(<= 4\)"):
+        create_model("mini_xception", width=9)
 
 
 @pytest.mark.parametrize("normalize,expected", [("unit", (0.0, 1.0)), ("symmetric", (-1.0, 1.0))])

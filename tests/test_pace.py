@@ -29,7 +29,7 @@ def test_the_planned_work_counts_every_network_at_its_budget(monkeypatch, tmp_pa
     from cnntree.nets.cost import multiply_adds
     from cnntree.nets.models import create_model
     from cnntree.spec import parse_spec, with_overrides
-    from cnntree.tracking.experiment import plan, training_work
+    from cnntree.workflows.train import plan, training_work
 
     monkeypatch.setenv("CNNTREE_CACHE", str(tmp_path))
     spec = with_overrides(parse_spec({"name": "t", "kind": "tree",

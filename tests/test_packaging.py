@@ -1,6 +1,6 @@
 import subprocess
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 
 def readme_commands():

@@ -19,7 +19,7 @@ import pytest
 from cnntree import load_model
 from cnntree.nets.parallel import NetworkJob, ProcessPool, RayTasks, Sequential, make_runner, share
 
-from .conftest import TINY_MODEL
+from .helpers import TINY_MODEL
 
 pytestmark = pytest.mark.slow  # real trainings in subprocesses
 

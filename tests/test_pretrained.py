@@ -11,7 +11,7 @@ from cnntree import CnnTreeClassifier, load_model
 from cnntree.cli import main
 from cnntree.pretrained import HERE, cards, names
 
-from .conftest import FULL_FER2013
+from .helpers import FULL_FER2013
 
 
 def test_the_default_model_ships_and_labels_faces_far_above_chance(sample):
@@ -92,17 +92,15 @@ def test_test_time_views_apply_to_a_shipped_model(tmp_path, capsys, sample):
     flip (as both shipped models ship), each face's probabilities are the mean of its own and its
     mirror image's (the small network's calibration is the identity: it trained on the natural class
     mix; the default's undoes its oversampling after the views are averaged)."""
-    from cnntree import with_overrides
-
     faces = sample.images[:6]
-    assert load_model("default").spec.root.augment["test_time"] == "flip"  # as shipped (the card's first rows)
+    assert load_model("default").spec_.root.augment["test_time"] == "flip"  # as shipped (the card's first rows)
     clf = load_model("small")
-    assert clf.spec.root.augment["test_time"] == "flip"
-    clf.set_params(spec=with_overrides(clf.spec, test_time="none"))
+    assert clf.spec_.root.augment["test_time"] == "flip"
+    clf.set_params(test_time="none")
     plain, mirrored = clf.predict_proba(faces), clf.predict_proba(faces[:, :, ::-1])
     np.testing.assert_allclose(load_model("small").predict_proba(faces), (plain + mirrored) / 2, atol=1e-5)
     flip = load_model("small")
-    flip.set_params(spec=with_overrides(flip.spec, test_time="flip"))
+    flip.set_params(test_time="flip")
     np.testing.assert_allclose(flip.predict_proba(faces), (plain + mirrored) / 2, atol=1e-5)
     assert np.abs(plain - mirrored).max() > 1e-3  # the views do differ
     cv2.imwrite(str(tmp_path / "face.png"), faces[0])
@@ -110,7 +108,7 @@ def test_test_time_views_apply_to_a_shipped_model(tmp_path, capsys, sample):
     row = json.loads(capsys.readouterr().out)[0]
     np.testing.assert_allclose(list(row["probabilities"].values()), plain[0], atol=1e-5)
     ten = load_model("small")
-    ten.set_params(spec=with_overrides(ten.spec, test_time="ten_crop"))
+    ten.set_params(test_time="ten_crop")
     assert not np.allclose(ten.predict_proba(faces), plain, atol=1e-4)
     with pytest.raises(SystemExit) as usage:
         main(["predict", str(tmp_path / "face.png"), "--test-time", "twelve"])
@@ -120,7 +118,7 @@ def test_test_time_views_apply_to_a_shipped_model(tmp_path, capsys, sample):
 def test_no_command_writes_over_a_shipped_model(tmp_path, capsys):
     """export, train and calibrate refuse a shipped model's folder as --out (it is a cnntree model
     folder, which --out may otherwise replace), and the shipped files stay as they were."""
-    from .conftest import MORAVCIK
+    from .helpers import MORAVCIK
 
     before = {p: p.read_bytes() for p in (HERE / "default").rglob("*") if p.is_file()}
     for args in (["export", "default", "--format", "onnx", "--out", str(HERE / "default")],
@@ -134,8 +132,8 @@ def test_no_command_writes_over_a_shipped_model(tmp_path, capsys):
 
 def test_ship_is_the_one_writer_of_shipped_folders(tmp_path, monkeypatch, tiny_model):
     import cnntree.pretrained
-    from cnntree.compose.storage import ship
     from cnntree.errors import CnnTreeError
+    from cnntree.estimator.storage import ship
 
     monkeypatch.setattr(cnntree.pretrained, "HERE", tmp_path)  # a stand-in package folder
     clf = load_model(tiny_model)
@@ -151,15 +149,15 @@ def test_a_single_networks_work_folder_loads_as_a_classifier(sample, tmp_path):
     """What ``scripts/ship_model.py`` ships from an unfinished training: the checkpoint with the best
     epoch's weights, and how far it trained; a tree's work folder is one line."""
     from cnntree import CnnTreeError
-    from cnntree.compose.storage import load_checkpoint
+    from cnntree.estimator.storage import load_checkpoint
     from cnntree.spec import parse_spec
 
-    from .conftest import TINY_MODEL
+    from .helpers import TINY_MODEL
 
     spec = parse_spec({"name": "flat", "kind": "single",
                        "defaults": {"model": TINY_MODEL, "train": {"epochs": 2, "batch_size": 64, "seed": 3}}})
     train, val = sample.splits == "Training", sample.splits == "PublicTest"
-    clf = CnnTreeClassifier(spec, work_dir=tmp_path / "work", printer=lambda *_: None).fit(
+    clf = CnnTreeClassifier(spec, work_dir=tmp_path / "work").fit(
         sample.images[train], sample.labels[train], (sample.images[val], sample.labels[val]))
     loaded, facts = load_checkpoint(tmp_path / "work")
     faces = sample.images[val][:20]
@@ -169,7 +167,7 @@ def test_a_single_networks_work_folder_loads_as_a_classifier(sample, tmp_path):
     tree = parse_spec({"name": "t", "kind": "tree", "defaults": {"model": TINY_MODEL, "train": {"epochs": 1}},
                        "nodes": [{"id": "r", "children": ["happy", "x"]},
                                  {"id": "x", "children": ["angry", "disgust", "fear", "sad", "surprise", "neutral"]}]})
-    CnnTreeClassifier(tree, work_dir=tmp_path / "tree", printer=lambda *_: None).fit(
+    CnnTreeClassifier(tree, work_dir=tmp_path / "tree").fit(
         sample.images[train][:300], sample.labels[train][:300], (sample.images[val], sample.labels[val]))
     with pytest.raises(CnnTreeError, match="a tree's work folder; only a single network's checkpoint"):
         load_checkpoint(tmp_path / "tree")

@@ -16,7 +16,8 @@ from cnntree.nets.train import AugmentedBatches, train_network
 from cnntree.spec import parse_spec
 from cnntree.spec.sections import AUGMENT, DATA, TRAIN
 
-from .test_train import TINY_MODEL, _fit, tiny_spec
+from .helpers import TINY_MODEL, tiny_spec
+from .test_train import _fit
 
 
 def _constant_faces(n=7):
@@ -98,7 +99,7 @@ def _data(sample, n=128):
 def test_warmup_rises_step_by_step_to_the_scheduled_rate(tmp_path, sample):
     rates = _LearningRates()
     _, state = train_network(_settings(optimizer={"name": "sgd", "lr": 0.02}, warmup_epochs=1.5), 2,
-                             *_data(sample), tmp_path, callbacks=[rates], printer=lambda *_: None)
+                             *_data(sample), tmp_path, callbacks=[rates])
     # 4 steps per epoch, warm-up over 6 of them, then the constant rate
     np.testing.assert_allclose(rates.rates, [0.02 * s / 6 for s in range(1, 7)] + [0.02, 0.02], rtol=1e-5)
     np.testing.assert_allclose(state["history"]["lr"], [0.02, 0.02], rtol=1e-6)  # the schedule's own rate
@@ -109,7 +110,7 @@ def test_warmup_scales_what_the_schedule_sets(tmp_path, sample):
     rates = _LearningRates()
     train_network(_settings(optimizer={"name": "adam", "lr": 0.01}, schedule={"name": "step", "every": 1,
                                                                               "gamma": 0.5}, warmup_epochs=2),
-                  2, *_data(sample), tmp_path, callbacks=[rates], printer=lambda *_: None)
+                  2, *_data(sample), tmp_path, callbacks=[rates])
     expected = [0.01 * s / 8 for s in range(1, 5)] + [0.005 * s / 8 for s in range(5, 9)]
     np.testing.assert_allclose(rates.rates, expected, rtol=1e-5)
 
@@ -126,7 +127,7 @@ def test_the_weight_average_is_what_training_returns(tmp_path, sample):
     go on: the returned model (its best weights) is the average."""
     settings = _settings(optimizer={"name": "adam", "lr": 0.01}, ema=0.9999)
     start = _initial_weights(settings)
-    model, _ = train_network(settings, 2, *_data(sample), tmp_path, printer=lambda *_: None)
+    model, _ = train_network(settings, 2, *_data(sample), tmp_path)
     raw = keras.saving.load_model(tmp_path / "last.keras").get_weights()
     moved = max(np.abs(r - s).max() for r, s in zip(raw, start) if r.ndim > 1)
     averaged = max(np.abs(m - s).max() for m, s in zip(model.get_weights(), start) if m.ndim > 1)
@@ -140,14 +141,14 @@ def test_the_weight_average_is_what_training_returns(tmp_path, sample):
 @pytest.mark.slow
 def test_a_training_with_a_weight_average_resumes_exactly(tmp_path, sample):
     settings = _settings(ema=0.9, epochs=1)
-    train_network(settings, 2, *_data(sample), tmp_path / "resumed", printer=lambda *_: None)
+    train_network(settings, 2, *_data(sample), tmp_path / "resumed")
     settings["train"]["epochs"] = 3
-    resumed, _ = train_network(settings, 2, *_data(sample), tmp_path / "resumed", printer=lambda *_: None)
-    straight, _ = train_network(settings, 2, *_data(sample), tmp_path / "straight", printer=lambda *_: None)
+    resumed, _ = train_network(settings, 2, *_data(sample), tmp_path / "resumed")
+    straight, _ = train_network(settings, 2, *_data(sample), tmp_path / "straight")
     for a, b in zip(resumed.get_weights(), straight.get_weights()):
         np.testing.assert_allclose(a, b, atol=1e-6)
     again, _ = train_network({**settings, "train": {**settings["train"], "restore_best": False}}, 2, *_data(sample),
-                             tmp_path / "straight", printer=lambda *_: None)  # finished: the average, not last.keras
+                             tmp_path / "straight")  # finished: the average, not last.keras
     raw = keras.saving.load_model(tmp_path / "straight" / "last.keras").get_weights()
     assert max(np.abs(a - r).max() for a, r in zip(again.get_weights(), raw)) > 1e-4
 

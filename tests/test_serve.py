@@ -44,7 +44,7 @@ def client(classifier, **options):
 def test_a_frame_with_a_face_comes_back_labelled(small, scene):
     with client(small) as http:
         assert "cnntree mirror" in http.get("/").text
-        assert http.get("/info").json()["classes"] == list(small.spec.classes)
+        assert http.get("/info").json()["classes"] == list(small.spec_.classes)
         with http.websocket_connect("/ws") as ws:
             ws.send_bytes(jpeg(scene))
             answer = ws.receive_json()
@@ -52,7 +52,7 @@ def test_a_frame_with_a_face_comes_back_labelled(small, scene):
     face = answer["faces"][0]
     x, y, w, h = face["box"]
     assert abs(x - 220) < 40 and abs(y - 140) < 40 and 140 < w < 260 and face["main"]
-    assert face["label"] in small.spec.classes and len(face["probabilities"]) == 7
+    assert face["label"] in small.spec_.classes and len(face["probabilities"]) == 7
     assert sum(face["probabilities"].values()) == pytest.approx(1, abs=1e-3)
     assert face["probability"] == max(face["probabilities"].values())
 
@@ -110,7 +110,7 @@ def test_uploads_come_back_labelled(small, scene, tmp_path):
         photo = http.post("/upload?name=me.jpg", content=jpeg(scene)).json()
         assert photo["kind"] == "image" and len(photo["summary"]["tracks"]) == 1
         assert photo["picture"].startswith("data:image/jpeg;base64,")
-        assert json.loads(photo["jsonl"].splitlines()[0])["faces"][0]["label"] in small.spec.classes
+        assert json.loads(photo["jsonl"].splitlines()[0])["faces"][0]["label"] in small.spec_.classes
         write_video(tmp_path / "talk.avi", [scene] * 5, fps=5)
         video = http.post("/upload?name=talk.avi", content=(tmp_path / "talk.avi").read_bytes()).json()
         assert video["kind"] == "video" and video["summary"]["frames"] == 5 and len(video["jsonl"].splitlines()) == 5
@@ -171,7 +171,7 @@ def test_the_page_labels_webcam_faces_in_a_real_browser(small, sample, tmp_path)
         chrome.get(f"http://127.0.0.1:{port}/?start")
         labels = WebDriverWait(chrome, 30, ignored_exceptions=[StaleElementReferenceException]).until(  # the list is
             lambda d: [e.text for e in d.find_elements(By.CSS_SELECTOR, "li.face")])  # redrawn with every frame
-        assert labels and labels[0].split()[0] in small.spec.classes
+        assert labels and labels[0].split()[0] in small.spec_.classes
         assert chrome.execute_script("return window.cnntreeStats.answers") > 0
         chrome.find_element(By.ID, "script").send_keys(str(script))
         WebDriverWait(chrome, 30).until(lambda d: d.find_elements(By.ID, "report-frame"))

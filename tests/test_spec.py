@@ -6,7 +6,7 @@ import pytest
 from cnntree.errors import CnnTreeError
 from cnntree.spec import FER2013_CLASSES, load_spec, parse_spec, summarize
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 BASE = {
     "name": "t",

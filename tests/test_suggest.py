@@ -89,12 +89,12 @@ def test_the_written_spec_inherits_the_source_settings_and_validates():
 def test_suggest_cli_writes_a_spec_that_validates_and_draws(tmp_path, capsys, sample):
     from cnntree import CnnTreeClassifier, save_model
 
-    from .conftest import TINY_MODEL
+    from .helpers import TINY_MODEL
 
     flat = parse_spec({"name": "flat", "kind": "single",
                        "defaults": {"model": TINY_MODEL, "train": {"epochs": 1, "batch_size": 32, "seed": 1}}})
     train, val = sample.splits == "Training", sample.splits == "PublicTest"
-    model = save_model(CnnTreeClassifier(flat, work_dir=tmp_path / "work", printer=lambda *_: None).fit(
+    model = save_model(CnnTreeClassifier(flat, work_dir=tmp_path / "work").fit(
         sample.images[train], sample.labels[train], (sample.images[val], sample.labels[val])), tmp_path / "m")
     out = tmp_path / "trees" / "mine.json"
     assert main(["suggest", str(model), "--out", str(out), "--method", "spectral", "--max-children", "3"]) == 0
@@ -130,7 +130,7 @@ def test_weights_induce_the_hierarchy_of_alike_output_vectors(tmp_path, capsys):
     from cnntree.nets.models import create_model
     from cnntree.nets.warmstart import weighted_layers
 
-    from .conftest import TINY_MODEL
+    from .helpers import TINY_MODEL
 
     net = create_model(n_outputs=7, **TINY_MODEL)
     head = weighted_layers(net)[-1]

@@ -14,7 +14,7 @@ import pytest
 
 from cnntree import load_model
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 pytestmark = pytest.mark.slow  # real trainings in subprocesses
 

@@ -11,19 +11,7 @@ from cnntree.nets.train import AugmentedBatches, train_network
 from cnntree.spec import parse_spec
 from cnntree.spec.sections import AUGMENT, TRAIN
 
-from .conftest import ROOT
-
-TINY_MODEL = {"name": "lenet", "filters": [4, 8], "dense": 8}
-
-
-def tiny_spec(kind="tree", **extra):
-    raw = {"name": "tiny", "kind": kind,
-           "defaults": {"model": TINY_MODEL, "train": {"epochs": 2, "batch_size": 32, "seed": 1}}, **extra}
-    if kind == "tree" and "nodes" not in extra:
-        raw["nodes"] = [{"id": "root", "children": ["happy", "rest"]},
-                        {"id": "rest", "children": ["angry", "disgust", "fear", "sad", "surprise", "neutral"],
-                         "balance": "none"}]
-    return parse_spec(raw)
+from .helpers import ROOT, TINY_MODEL, tiny_spec
 
 
 @pytest.mark.parametrize("name,params,epoch,expected", [
@@ -113,10 +101,10 @@ def test_loader_processes_train_on_the_same_batches(tmp_path, sample):
         np.testing.assert_allclose(histories[1][key], histories[0][key], rtol=1e-4)
 
 
-def _fit(spec, sample, tmp_path, printer=lambda *_: None, **overrides):
+def _fit(spec, sample, tmp_path, **overrides):
     train = sample.splits == "Training"
     val = sample.splits == "PublicTest"
-    return CnnTreeClassifier(with_overrides(spec, **overrides), work_dir=tmp_path / "work", printer=printer).fit(
+    return CnnTreeClassifier(with_overrides(spec, **overrides), work_dir=tmp_path / "work").fit(
         sample.images[train], sample.labels[train], (sample.images[val], sample.labels[val]))
 
 
@@ -129,11 +117,11 @@ def test_tree_fit_predict_save_load(tmp_path, sample):
     assert proba.shape == (245, 7) and np.allclose(proba.sum(1), 1, atol=1e-5)
     outputs = clf.network_outputs(x)
     assert outputs["root"].shape == (245, 2) and outputs["rest"].shape == (245, 6)
-    happy = clf.spec.classes.index("happy")
+    happy = clf.spec_.classes.index("happy")
     np.testing.assert_allclose(proba[:, happy], outputs["root"][:, 0], rtol=1e-6)
-    hard = clf.predict_proba(x, mode="hard")
+    hard = clf.set_params(mode="hard").predict_proba(x)
     assert set(np.unique(hard)) <= {0.0, 1.0} and (hard.sum(1) == 1).all()
-    assert 0.0 <= clf.score(x, y) <= 1.0
+    assert 0.0 <= clf.set_params(mode=None).score(x, y) <= 1.0
     saved = save_model(clf, tmp_path / "model")
     assert sorted(p.name for p in saved.iterdir()) == [".cnntree", "meta.json", "networks", "spec.json"]
     again = load_model(saved)
@@ -142,7 +130,7 @@ def test_tree_fit_predict_save_load(tmp_path, sample):
     save_model(clf, saved)  # overwriting replaces the directory whole
     assert not [p for p in saved.parent.iterdir() if p.name.startswith(".")]
     with pytest.raises(CnnTreeError, match='mode "weighted" does not apply to a tree'):
-        clf.predict(x, mode="weighted")
+        clf.set_params(mode="weighted").predict(x)
 
 
 @pytest.mark.slow
@@ -225,7 +213,7 @@ def test_small_data_trains_nodes_that_do_not_answer_one_class(tmp_path, sample):
     raw["defaults"]["model"]["width"] = 0.25  # the same networks, 16x cheaper
     spec = with_overrides(parse_spec(raw), epochs=3)
     data, splits = load_for_spec(spec)
-    clf = CnnTreeClassifier(spec, work_dir=tmp_path, printer=lambda *_: None).fit(
+    clf = CnnTreeClassifier(spec, work_dir=tmp_path).fit(
         data.images[splits.train], data.labels[splits.train],
         (data.images[splits.validation], data.labels[splits.validation]))
     faces, labels = data.images[splits.validation], data.labels[splits.validation]
@@ -252,7 +240,8 @@ def test_the_classifier_is_a_scikit_learn_estimator(sample):
     clf = CnnTreeClassifier(tiny_spec(), jobs=2)
     copy = clone(clf)
     assert copy is not clf and copy.get_params()["jobs"] == 2 and copy.spec.name == clf.spec.name
-    assert set(clf.get_params()) == {"spec", "work_dir", "jobs", "ray", "printer"}
+    assert set(clf.get_params()) == {"spec", "epochs", "random_state", "mode", "test_time", "validation_fraction",
+                                     "work_dir", "jobs", "ray", "verbose"}
     with pytest.raises(NotFittedError):
         clf.predict_proba(sample.images[:2])
     with pytest.raises(NotFittedError):
@@ -263,8 +252,8 @@ def test_the_classifier_is_a_scikit_learn_estimator(sample):
 
 def test_fitted_classes_and_from_networks(tiny_model, sample):
     clf = load_model(tiny_model)
-    assert list(clf.classes_) == list(clf.spec.classes)
-    rebuilt = CnnTreeClassifier.from_networks(clf.spec, clf.keras_models(), clf.val_accuracy_, clf.priors_)
+    assert list(clf.classes_) == list(clf.spec_.classes)
+    rebuilt = CnnTreeClassifier.from_networks(clf.spec_, clf.keras_models(), clf.val_accuracy_, clf.priors_)
     faces = sample.images[:8]
     np.testing.assert_allclose(rebuilt.predict_proba(faces), clf.predict_proba(faces), atol=1e-6)
 

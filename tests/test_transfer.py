@@ -9,13 +9,13 @@ import pytest
 
 from cnntree import CnnTreeClassifier, load_model, save_model
 from cnntree.cli import main
-from cnntree.compose.transfer import freeze_for, retrain, with_new_output
 from cnntree.data import load_faces
 from cnntree.data.labels import align, parse_label_map
 from cnntree.data.splits import stratified_folds as folds_of
 from cnntree.errors import CnnTreeError
+from cnntree.training.retrain import freeze_for, retrain, with_new_output
 
-from .conftest import TINY_MODEL
+from .helpers import TINY_MODEL
 
 RENAMED = {"angry": "anger", "happy": "happiness", "sad": "sadness", "neutral": "contempt"}  # FER -> target name
 LABEL_MAP = "anger=angry,happiness=happy,sadness=sad"
@@ -49,7 +49,7 @@ def single_model(tmp_path_factory, sample):
                        "defaults": {"model": TINY_MODEL, "train": {"epochs": 2, "batch_size": 32, "seed": 1}}})
     root = tmp_path_factory.mktemp("single")
     train, val = sample.splits == "Training", sample.splits == "PublicTest"
-    clf = CnnTreeClassifier(spec, work_dir=root / "work", printer=lambda *_: None).fit(
+    clf = CnnTreeClassifier(spec, work_dir=root / "work").fit(
         sample.images[train], sample.labels[train], (sample.images[val], sample.labels[val]))
     return save_model(clf, root / "model")
 
@@ -87,7 +87,7 @@ def test_direct_evaluation_on_a_folder(target, tiny_model, capsys):
     assert out["split"] == "all" and out["result"]["n"] == 96
     assert out["result"]["alignment"]["excluded"] == ["contempt"]
     clf = load_model(tiny_model)
-    aligned, _ = align(load_faces(target, cache=False), clf.spec.classes, parse_label_map(LABEL_MAP))
+    aligned, _ = align(load_faces(target, cache=False), clf.spec_.classes, parse_label_map(LABEL_MAP))
     assert out["metrics"]["all_accuracy"] == pytest.approx(clf.score(aligned.images, aligned.labels))
     assert main(["evaluate", str(tiny_model), "--data", str(target), "--label-map", LABEL_MAP]) == 0
     text = capsys.readouterr().out
@@ -152,7 +152,7 @@ def test_transfer_a_single_network_with_subject_independent_folds(tmp_path, targ
     artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id, "evaluation")}
     assert "evaluation/confusion.png" in artifacts
     final = load_model(out)  # trained on all folds, over the target's classes after the label map
-    assert final.spec.classes == ("angry", "contempt", "disgust", "fear", "happy", "sad", "surprise")
+    assert final.spec_.classes == ("angry", "contempt", "disgust", "fear", "happy", "sad", "surprise")
     assert final.predict_proba(np.zeros((3, 48, 48), np.uint8)).shape == (3, 7)
 
 
@@ -178,7 +178,7 @@ def test_transfer_a_tree_keeps_its_routing(tmp_path, sample, tiny_model, store, 
                  "--epochs", "1", "--out", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["classes"] == list(load_model(tiny_model).spec.classes)
     original, moved = load_model(tiny_model), load_model(out)
-    assert moved.spec.raw == original.spec.raw and moved.spec.classes == original.spec.classes
+    assert moved.spec_.raw == original.spec_.raw and moved.spec_.classes == original.spec_.classes
     x = sample.images[:20]
     def first_conv(clf):
         return next(layer for layer in clf.keras_models()["root"].layers if layer.weights).get_weights()[0]
@@ -199,7 +199,7 @@ def test_transfer_errors(tmp_path, sample, single_model, store, capsys):
 
 
 def test_suggest_labels_finds_a_class_from_its_own_faces(tmp_path, sample, tiny_model, capsys):
-    from .conftest import write_folder
+    from .helpers import write_folder
 
     folder = write_folder(tmp_path / "same", sample, per_class=1000)  # every sample face, by its own class name
     assert main(["suggest-labels", str(tiny_model), "--data", str(folder), "--json"]) == 0

@@ -11,8 +11,9 @@ from cnntree import CnnTreeClassifier, load_model, save_model
 from cnntree.compose.routing import SoftRouting
 from cnntree.errors import CnnTreeError
 from cnntree.spec import parse_spec
+from cnntree.training.trunk import trunk_networks
 
-from .conftest import TINY_MODEL, train_grown_tree
+from .helpers import TINY_MODEL, train_grown_tree
 
 TREE = [{"id": "root", "children": ["happy", "rest"]},
         {"id": "rest", "children": ["angry", "disgust", "fear", "sad", "surprise", "neutral"], "balance": "none"}]
@@ -35,7 +36,7 @@ def saved_flat(folder, model=None):
 
 def fit(spec, sample, work):
     train, val = sample.splits == "Training", sample.splits == "PublicTest"
-    return CnnTreeClassifier(spec, work_dir=work, printer=lambda *_: None).fit(
+    return CnnTreeClassifier(spec, work_dir=work).fit(
         sample.images[train], sample.labels[train], (sample.images[val], sample.labels[val]))
 
 
@@ -65,7 +66,7 @@ def test_warm_started_nodes_begin_at_the_flat_trunk_and_move_away_from_it(tmp_pa
     folder, flat = saved_flat(tmp_path / "flat")
     clf = fit(tree_spec(init={"from": str(folder)}), sample, tmp_path / "work")
     first_conv = weighted_layers(flat)[0].get_weights()[0]
-    for node in clf.spec.nodes:
+    for node in clf.spec_.nodes:
         trained = weighted_layers(clf.networks_[node.id].model)[0].get_weights()[0]
         assert not np.allclose(trained, first_conv)  # trained after the start
         assert np.abs(trained - first_conv).max() < 0.1  # one epoch at lr 1e-3 moves it a little, not from scratch
@@ -88,8 +89,8 @@ def test_a_mismatched_or_wrong_init_from_is_a_one_line_error(tmp_path, sample, t
 
 @pytest.mark.slow  # trains
 def test_a_jointly_finetuned_tree_is_the_path_product_of_its_retrained_nodes(tmp_path, sample):
-    from cnntree.compose.finetune import JointTree
     from cnntree.nets.train import as_input
+    from cnntree.training.finetune import JointTree
 
     plain = fit(tree_spec(), sample, tmp_path / "plain")
     joint = fit(tree_spec(finetune={"epochs": 2, "lr": 0.001}), sample, tmp_path / "joint")
@@ -98,8 +99,8 @@ def test_a_jointly_finetuned_tree_is_the_path_product_of_its_retrained_nodes(tmp
     assert all(np.abs(before[n] - after[n]).max() > 1e-3 for n in before)  # fine-tuning changed every node
     proba = joint.predict_proba(faces)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
-    np.testing.assert_allclose(proba, SoftRouting(joint.spec).combine(after), rtol=1e-6)
-    model = JointTree(joint.spec, [joint.networks_[n.id].model for n in joint.spec.nodes])
+    np.testing.assert_allclose(proba, SoftRouting(joint.spec_).combine(after), rtol=1e-6)
+    model = JointTree(joint.spec_, [joint.networks_[n.id].model for n in joint.spec_.nodes])
     np.testing.assert_allclose(np.asarray(model(as_input(faces))[0]), proba, rtol=1e-4, atol=1e-6)  # what it trained
     assert joint.priors_ == {} and joint.finetune_["epochs"] == 2  # the natural mix: nothing to undo
     assert len(joint.finetune_["history"]["val_path_nll"]) == 2
@@ -152,17 +153,16 @@ def test_a_shared_trunk_tree_is_one_backbone_with_heads_trained_jointly(tmp_path
 
 @pytest.mark.slow  # trains
 def test_a_flat_head_on_the_shared_trunk_starts_as_the_flat_network_and_its_loss_trains_the_trunk(tmp_path, sample):
-    from cnntree.compose.flatstart import FlatStart
     from cnntree.nets.train import as_input
     from cnntree.nets.warmstart import weighted_layers
+    from cnntree.training.flatstart import FlatStart
 
     folder, flat = saved_flat(tmp_path / "flat")
     flat.save(tmp_path / "flat.keras")
     faces = sample.images[sample.splits == "PrivateTest"]
     spec = tree_spec(trunk={"shared": True}, init={"from": str(folder)},
                      finetune={"epochs": 1, "lr": 0.01, "loss": {"path": 0, "nodes": 0, "flat": 1}})
-    clf = CnnTreeClassifier(spec, printer=lambda *_: None)
-    networks, head = clf._shared_networks(FlatStart(tmp_path / "flat.keras", spec.classes))
+    networks, head = trunk_networks(spec, FlatStart(tmp_path / "flat.keras", spec.classes), print)
     np.testing.assert_allclose(np.asarray(head(as_input(faces))), np.asarray(flat(as_input(faces))), rtol=1e-5,
                                atol=1e-6)  # the flat head begins as the flat network itself
     assert weighted_layers(head)[:-1] == weighted_layers(networks["root"].model)[:-1]  # on the one trunk
@@ -221,8 +221,8 @@ def test_a_frozen_trunk_trains_only_the_head_for_its_epochs_and_then_the_whole_n
 
 @pytest.mark.slow  # trains
 def test_class_read_heads_start_as_the_flat_network_exactly(tmp_path, sample):
-    from cnntree.compose.flatstart import FlatStart
     from cnntree.nets.train import as_input
+    from cnntree.training.flatstart import FlatStart
 
     folder, flat = saved_flat(tmp_path / "flat")
     flat.save(tmp_path / "flat.keras")
@@ -231,8 +231,7 @@ def test_class_read_heads_start_as_the_flat_network_exactly(tmp_path, sample):
             {"id": "rest", "children": [["angry", "disgust"], "fear", ["sad", "surprise", "neutral"]]}]
     spec = tree_spec(nodes=tree, trunk={"shared": True, "heads": "classes"}, init={"from": str(folder)},
                      finetune={"epochs": 1, "lr": 0.001})
-    clf = CnnTreeClassifier(spec, printer=lambda *_: None)
-    networks, _ = clf._shared_networks(FlatStart(tmp_path / "flat.keras", spec.classes))
+    networks, _ = trunk_networks(spec, FlatStart(tmp_path / "flat.keras", spec.classes), print)
     path = SoftRouting(spec).combine({n: np.asarray(m(as_input(faces)), np.float64) for n, m in networks.items()})
     np.testing.assert_allclose(path, np.asarray(flat(as_input(faces))), rtol=1e-4, atol=1e-6)  # before training
     assert networks["rest"].model.output_shape[-1] == 3

@@ -10,7 +10,7 @@ import pytest
 
 from cnntree.cli import main
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 pytestmark = pytest.mark.slow  # three real (quick) trainings
 

@@ -15,6 +15,7 @@ import sys
 import traceback
 
 from ..errors import CnnTreeError, Terminated
+from ..log import to_standard_error
 from . import evaluate_commands, live_commands, model_commands, predict_commands, spec_commands, train_commands
 
 COMMANDS = [*spec_commands.COMMANDS, *train_commands.COMMANDS, *evaluate_commands.COMMANDS,
@@ -67,6 +68,7 @@ def main(argv=None) -> int:
     from ..backend import quiet_libraries
 
     quiet_libraries()
+    to_standard_error()  # progress lines of the library (the cnntree logger) on standard error
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get("CNNTREE_DEBUG") == "1"
     previous = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM ends runs as Ctrl-C does

@@ -47,9 +47,9 @@ class Evaluate:
 
     @staticmethod
     def run(args) -> int:
-        from ..compose.metrics import evaluate_split, headline
-        from ..compose.reports import evaluation_table
         from ..data.labels import parse_label_map
+        from ..evaluation.metrics import evaluate_split, headline
+        from ..evaluation.reports import evaluation_table
         from ..files import check_output_file
         from ..spec import with_overrides
 
@@ -57,10 +57,10 @@ class Evaluate:
         if args.explain:
             clf.keras_models()  # explanations need the Keras networks: fail before evaluating
         report = Path(args.report) if args.report else (
-            Path("runs", "evaluate", f"{clf.spec.name}-{args.split}") if args.explain else None)
+            Path("runs", "evaluate", f"{clf.spec_.name}-{args.split}") if args.explain else None)
         if report:
             check_output_file(report / "report.json", "--report")
-        spec = with_overrides(clf.spec, skip_bad=args.skip_bad or None)
+        spec = with_overrides(clf.spec_, skip_bad=args.skip_bad or None)
         out = evaluate_split(clf, spec, args.data, args.split, parse_label_map(args.label_map),
                              explain=args.explain or 0, coverage=args.coverage, hierarchy=chosen_hierarchy(args))
         split, result = out["split"], out["result"]
@@ -116,17 +116,17 @@ class Calibrate:
 
     @staticmethod
     def run(args) -> int:
-        from ..compose.refit import refit_calibration
-        from ..compose.storage import check_model_folder
         from ..data import load_for_spec
+        from ..estimator.storage import check_model_folder
         from ..pretrained import resolve
         from ..spec import with_overrides
+        from ..workflows.refit import refit_calibration
 
         source = resolve(args.model_dir)
         out = Path(args.out or source)
         check_model_folder(out, reads=[source], in_place=True)
         clf = load_model(source)
-        data, splits = load_for_spec(with_overrides(clf.spec, data=args.data))
+        data, splits = load_for_spec(with_overrides(clf.spec_, data=args.data))
         if args.coverage:
             return calibrate_answers(args, clf, data, splits, source, out)
         data_line(data.source, "fitted on Validation, measured on " + ", ".join(["Validation", *splits.tests]),
@@ -158,8 +158,8 @@ def calibrate_answers(args, clf, data, splits, source, out) -> int:
     """``calibrate --coverage``: the thresholds of the model's hierarchy and of the abstention
     baseline on ``--split`` (``compose.refit.calibrate_thresholds``), printed."""
     from ..compose import answers
-    from ..compose.refit import calibrate_thresholds
     from ..errors import CnnTreeError
+    from ..workflows.refit import calibrate_thresholds
 
     index = splits.validation if args.split == "Validation" else splits.tests.get(args.split)
     if index is None:

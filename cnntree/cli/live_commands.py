@@ -132,7 +132,7 @@ class Rehearse:
         if args.timeline:
             check_output_file(args.timeline, "--timeline")
         clf = load_model(args.model_dir)
-        classes = list(clf.spec.classes)
+        classes = list(clf.spec_.classes)
         segments = load_script(args.script, classes)
         source = open_source(args.source)
         if source.kind == "image":

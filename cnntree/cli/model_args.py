@@ -32,9 +32,8 @@ def test_time_argument(p) -> None:
 def load_model(reference, test_time: str | None = None):
     """The classifier a reference names (a model folder, a shipped name, a run id, ``runs:/<id>``,
     ``models:/<name>/<version>``); ``test_time`` replaces its test-time views."""
-    from ..compose.storage import load
+    from ..estimator.storage import load
     from ..pretrained import resolve
-    from ..spec import with_overrides
 
     if not resolve(reference).exists():  # MLflow is loaded only when no folder or shipped model answers
         from ..models import is_logged
@@ -43,7 +42,7 @@ def load_model(reference, test_time: str | None = None):
         if is_logged(reference):
             reference = model_dir_of(reference)
     clf = load(reference)
-    return clf.set_params(spec=with_overrides(clf.spec, test_time=test_time)) if test_time else clf
+    return clf.set_params(test_time=test_time) if test_time else clf
 
 
 def chosen_hierarchy(args):

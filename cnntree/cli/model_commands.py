@@ -44,7 +44,7 @@ class Suggest:
         clf = load_model(model_dir)
         # init.from names what outlives this command: a shipped name, the run or registry entry, a folder
         lasting = args.model if args.model in names() or is_logged(args.model) else Path(model_dir).resolve()
-        found = suggest_spec(clf, with_overrides(clf.spec, data=args.data), args.split, args.method,
+        found = suggest_spec(clf, with_overrides(clf.spec_, data=args.data), args.split, args.method,
                              args.max_children, args.out, init_from=lasting if args.init else None)
         data_line(found["data"], found["split"], found["faces"])
         print("most confused pairs: " + ", ".join(f"{a}-{b} {v:.3f}" for v, a, b in found["pairs"]))
@@ -79,9 +79,9 @@ class Transfer:
     def run(args) -> int:
         from ..data import load_faces
         from ..data.labels import parse_label_map
-        from ..tracking.experiment import run_transfer
         from ..tracking.runs import ui_hint
         from ..tracking.store import tracking_uri
+        from ..workflows.transfer import run_transfer
 
         label_map = parse_label_map(args.label_map)
         data = load_faces(args.data, skip_bad=args.skip_bad)
@@ -119,13 +119,13 @@ class SuggestLabels:
 
     @staticmethod
     def run(args) -> int:
-        from ..compose.transfer import suggest_labels
         from ..data import load_faces, load_for_spec
+        from ..estimator.transfer import suggest_labels
         from ..spec import with_overrides
 
         target = load_faces(args.data, skip_bad=args.skip_bad)
         clf = load_model(args.model_dir)
-        source, _ = load_for_spec(with_overrides(clf.spec, data=args.source_data))
+        source, _ = load_for_spec(with_overrides(clf.spec_, data=args.source_data))
         rows = suggest_labels(clf, target, source)
         if args.json:
             print(json.dumps(rows, indent=2))

@@ -42,7 +42,7 @@ class Predict(OnFaces):
     def run(args) -> int:
         model, rows, faces = args.found
         clf = load_model(model, args.test_time)
-        classes = clf.spec.classes
+        classes = clf.spec_.classes
         proba = clf.predict_proba(faces)
         for row, q in zip(rows, proba):
             row.update(label=classes[int(q.argmax())], probabilities=dict(zip(classes, map(float, q))))
@@ -99,8 +99,8 @@ class Explain(OnFaces):
 
     @staticmethod
     def run(args) -> int:
-        from ..compose.explain import explain
         from ..errors import CnnTreeError
+        from ..evaluation.explain import explain
         from ..files import check_output_file
         from ..plots import draw_explanations
 
@@ -111,7 +111,7 @@ class Explain(OnFaces):
         clf = load_model(model)
         clf.keras_models()  # exported networks give no gradients: one line, before any work
         clf.combiner(args.mode)
-        classes = list(clf.spec.classes)
+        classes = list(clf.spec_.classes)
         if args.target is not None and args.target not in classes:
             raise CnnTreeError(f"--class {args.target}: not a class of this model ({', '.join(classes)})")
         targets = None if args.target is None else [classes.index(args.target)] * len(faces)
@@ -147,12 +147,12 @@ class Export:
 
     @staticmethod
     def run(args) -> int:
-        from ..compose.storage import check_model_folder, export
+        from ..estimator.storage import check_model_folder, export
 
         check_model_folder(args.out, reads=[args.model_dir])
         clf = load_model(args.model_dir)
         out = export(clf, args.out, args.format)
-        print(f"wrote {out} ({args.format}: {len(clf.spec.nodes)} network(s) with the routing metadata; "
+        print(f"wrote {out} ({args.format}: {len(clf.spec_.nodes)} network(s) with the routing metadata; "
               f"run it with cnntree mirror {out})")
         return 0
 
@@ -173,8 +173,8 @@ class Ensemble:
 
     @staticmethod
     def run(args) -> int:
-        from ..compose.ensemble import ensemble, member_ids
-        from ..compose.storage import check_model_folder, save
+        from ..estimator.ensemble import ensemble, member_ids
+        from ..estimator.storage import check_model_folder, save
         from ..spec.schema import Ident
 
         check_model_folder(args.out, reads=args.models)

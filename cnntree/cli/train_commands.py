@@ -49,9 +49,9 @@ class Train:
 
     @staticmethod
     def run(args) -> int:
-        from ..compose.reports import evaluation_table
-        from ..tracking.experiment import new_model_folder, run_experiment
+        from ..evaluation.reports import evaluation_table
         from ..tracking.runs import ui_hint
+        from ..workflows.train import new_model_folder, run_experiment
 
         spec = args.loaded
         out = args.out or new_model_folder(spec.name)
@@ -91,7 +91,7 @@ class CompareTrees:
 
     @staticmethod
     def run(args) -> int:
-        from ..hierarchy.compare import compare_specs, ranking_table
+        from ..workflows.compare import compare_specs, ranking_table
 
         specs = [load_spec(path) for path in args.specs]
         result = compare_specs(specs, args.data, args.seeds, args.epochs, args.quick, args.experiment,
@@ -132,7 +132,7 @@ class Compare:
         runs = finished_runs(args.experiment)
         if args.against:
             from ..backend import start
-            from ..hierarchy.compare import rank_logged_runs, ranking_table
+            from ..workflows.compare import rank_logged_runs, ranking_table
 
             start(args.debug)
             result = rank_logged_runs(runs, args.against, args.data)

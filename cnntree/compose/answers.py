@@ -45,18 +45,18 @@ class NodeAnswers:
 def hierarchy_for(clf, spec=None) -> Hierarchy:
     """The hierarchy a model answers with: ``"abstain"`` (a class or any), ``spec``'s (a tree spec,
     ``--hierarchy``), else a tree model's own, else its stored default."""
-    classes = list(clf.spec.classes)
+    classes = list(clf.spec_.classes)
     if isinstance(spec, str) and spec == "abstain":
         return Hierarchy.flat(classes)
     if spec is not None:
         return Hierarchy.from_spec(spec, classes)
-    if clf.spec.kind == "tree":
-        return Hierarchy.from_spec(clf.spec, classes)
+    if clf.spec_.kind == "tree":
+        return Hierarchy.from_spec(clf.spec_, classes)
     stored = getattr(clf, "climbing_", None) or {}
     name = stored.get("default")
     if name and name in stored.get("hierarchies", {}):
         return Hierarchy.from_nodes(name, classes, stored["hierarchies"][name]["nodes"])
-    raise CnnTreeError(f"{clf.spec.name}: a {KINDS[clf.spec.kind]} has no hierarchy of its own; name one with "
+    raise CnnTreeError(f"{clf.spec_.name}: a {KINDS[clf.spec_.kind]} has no hierarchy of its own; name one with "
                        "--hierarchy trees/X.json (a tree spec over the same classes)")
 
 
@@ -99,9 +99,9 @@ def threshold(clf, hierarchy: Hierarchy, coverage: float) -> dict:
     found = stored.get("thresholds", {}).get(f"{coverage:g}")
     if found is None:
         have = ", ".join(sorted(stored.get("thresholds", {}))) or "none"
-        raise CnnTreeError(f"{clf.spec.name}: no threshold for hierarchy {hierarchy.name} at coverage {coverage:g} "
+        raise CnnTreeError(f"{clf.spec_.name}: no threshold for hierarchy {hierarchy.name} at coverage {coverage:g} "
                            f"(calibrated: {have}); run cnntree calibrate MODEL --coverage {coverage:g}"
-                           + (" --hierarchy SPEC" if clf.spec.kind != "tree" else "") + " (--out DIR for a shipped model)")
+                           + (" --hierarchy SPEC" if clf.spec_.kind != "tree" else "") + " (--out DIR for a shipped model)")
     return found
 
 
@@ -141,8 +141,8 @@ def answer_metrics(clf, calibration: tuple, test: tuple, coverage: float = 0.9) 
     ``coverage``, calibrated on ``calibration`` (faces, labels: PublicTest) and measured on ``test``
     (PrivateTest): their coverage, mean specificity, and the curve's hAURC. A tree answers with its
     own hierarchy; a flat model abstains (its class, or any emotion)."""
-    classes = list(clf.spec.classes)
-    hierarchy = Hierarchy.from_spec(clf.spec, classes) if clf.spec.kind == "tree" else Hierarchy.flat(classes)
+    classes = list(clf.spec_.classes)
+    hierarchy = Hierarchy.from_spec(clf.spec_, classes) if clf.spec_.kind == "tree" else Hierarchy.flat(classes)
     scores = hierarchy.scores(clf.predict_proba(calibration[0]), calibration[1])
     proba = clf.predict_proba(test[0])
     found = hierarchical_metrics(hierarchy, proba, test[1], conformal_threshold(scores, 1 - coverage))

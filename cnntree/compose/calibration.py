@@ -223,3 +223,23 @@ def _fit_scaling(logits: np.ndarray, targets: np.ndarray, tied: bool) -> tuple[t
     found = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds)
     at_bound = bool(np.isclose(found.x[:, None], bounds, rtol=1e-6).any())
     return ((found.x[:1], np.zeros(0)) if tied else (found.x[:k], found.x[k:])), at_bound
+
+
+def calibration_metrics(probabilities, labels, bins: int = 15) -> dict:
+    """How far the probabilities are from frequencies: expected calibration error (top-label
+    confidence in ``bins`` equal-width bins, Guo et al. 2017), negative log-likelihood and the
+    multi-class Brier score (sum over classes, 0-2), with the bins a reliability diagram draws."""
+    p = np.asarray(probabilities, np.float64)
+    labels = np.asarray(labels)
+    n = max(len(labels), 1)
+    confidence, correct = p.max(axis=1), (p.argmax(axis=1) == labels).astype(np.float64)
+    which = np.clip(np.digitize(confidence, np.linspace(0, 1, bins + 1)[1:-1], right=True), 0, bins - 1)
+    counts = np.bincount(which, minlength=bins)
+    confidence_sum, correct_sum = np.bincount(which, confidence, bins), np.bincount(which, correct, bins)
+    onehot = np.eye(p.shape[1])[labels]
+    return {"ece": float(np.abs(correct_sum - confidence_sum).sum() / n),
+            "nll": float(-np.log(np.clip(p[np.arange(len(labels)), labels], 1e-12, 1)).mean()) if len(labels) else 0.0,
+            "brier": float(((p - onehot) ** 2).sum(axis=1).mean()) if len(labels) else 0.0,
+            "reliability": {"counts": counts.tolist(),
+                            "confidence": (confidence_sum / np.maximum(counts, 1)).tolist(),
+                            "accuracy": (correct_sum / np.maximum(counts, 1)).tolist()}}

@@ -37,7 +37,7 @@ def make_splits(data: FaceData, split: dict, validation: dict) -> Splits:
     else:
         rng_seed = split["seed"]
         if scheme == "random":
-            train, test = _stratified_fraction(data.labels, np.arange(len(data)), split["test_fraction"], rng_seed,
+            train, test = stratified_fraction(data.labels, np.arange(len(data)), split["test_fraction"], rng_seed,
                                                f"{data.source}: data.split.test_fraction")
         else:
             train, test = _kfold(data, split)
@@ -46,7 +46,7 @@ def make_splits(data: FaceData, split: dict, validation: dict) -> Splits:
     if source not in named:
         raise CnnTreeError(f"data.validation.from: \"{source}\" is not a split of this data"
                            f"{did_you_mean(source, named)}; splits: {', '.join(named)}")
-    rest, val = _stratified_fraction(data.labels, named[source], validation["fraction"], 12345,
+    rest, val = stratified_fraction(data.labels, named[source], validation["fraction"], 12345,
                                      "data.validation.fraction")
     named[source] = rest
     tests = {k: v for k, v in named.items() if k not in train_names and len(v)}
@@ -83,7 +83,7 @@ def _usage_splits(data: FaceData, split: dict) -> dict[str, np.ndarray]:
     return named
 
 
-def _stratified_fraction(labels, index, fraction, seed, where):
+def stratified_fraction(labels, index, fraction, seed, where):
     """Split ``index`` into (rest, slice) with ``fraction`` of every class in the slice."""
     if fraction >= 1.0:
         return index[:0], index

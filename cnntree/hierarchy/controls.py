@@ -43,8 +43,8 @@ def matching_width(model: dict, normalize: str, classes: int, target: int) -> tu
 def control_spec(spec, resolve_model=None):
     """The equal-cost control of a branched tree (None for any other spec): the flat network it
     starts from (a saved model's spec, or the spec trained first), widened to the tree's cost."""
-    from ..compose.flatstart import saved_flat
     from ..spec import load_spec, parse_spec, trains_first, with_overrides
+    from ..training.flatstart import saved_flat
 
     source = spec.init_source()
     if spec.trunk["branch_at"] is None or source is None:

@@ -19,10 +19,10 @@ def weight_affinity(clf) -> np.ndarray:
     induction): the cosine similarity of two classes' weight vectors, mapped from [-1, 1]."""
     from ..nets.warmstart import weighted_layers
 
-    network = clf.networks_[clf.spec.root.id]
-    if clf.spec.kind != "single" or not hasattr(network, "model"):
-        raise CnnTreeError(f"{clf.spec.name}: --method weights reads a single network's output layer (a saved "
-                           f"Keras model); this is a {clf.spec.kind} ({network.name})")
+    network = clf.networks_[clf.spec_.root.id]
+    if clf.spec_.kind != "single" or not hasattr(network, "model"):
+        raise CnnTreeError(f"{clf.spec_.name}: --method weights reads a single network's output layer (a saved "
+                           f"Keras model); this is a {clf.spec_.kind} ({network.name})")
     kernel = weighted_layers(network.model)[-1].get_weights()[0]
     vectors = kernel.reshape(-1, kernel.shape[-1]).T  # one row per class
     vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
@@ -146,8 +146,8 @@ def suggest_spec(clf, spec, split: str, method: str, max_children: int, out, ini
     a hierarchy from them (or, with ``weights``, from its output layer) and write it as a validated
     spec at ``out`` (a picture beside it); ``init_from`` becomes the spec's ``init.from``. Returns the
     spec, the written files and the most confused pairs."""
-    if init_from and clf.spec.kind != "single":
-        raise CnnTreeError(f"--init: {init_from} is a {clf.spec.kind}; init.from starts a tree's networks from a "
+    if init_from and clf.spec_.kind != "single":
+        raise CnnTreeError(f"--init: {init_from} is a {clf.spec_.kind}; init.from starts a tree's networks from a "
                            "single network's trunk (suggest from it without --init, or from one of its networks)")
     import json
     import re
@@ -160,22 +160,22 @@ def suggest_spec(clf, spec, split: str, method: str, max_children: int, out, ini
     from ..plots import draw_hierarchy
     from ..spec import parse_spec
 
-    if clf.spec.kind == "tree":
-        raise CnnTreeError(f"{clf.spec.name}: a tree; suggest reads the confusions of a flat classifier "
+    if clf.spec_.kind == "tree":
+        raise CnnTreeError(f"{clf.spec_.name}: a tree; suggest reads the confusions of a flat classifier "
                            "(a single network or a voting ensemble)")
     data, splits = load_for_spec(spec)
     index = splits.validation if split == "Validation" else splits.tests.get(split)
     if index is None:
         raise CnnTreeError(f"--split: no split \"{split}\"; use Validation or one of {', '.join(splits.tests)}")
-    classes = list(clf.spec.classes)
+    classes = list(clf.spec_.classes)
     confusion = confusion_matrix(data.labels[index], clf.predict_proba(data.images[index]).argmax(axis=1),
                                  labels=range(len(classes)))
     out = Path(out)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", out.stem).strip("._-")[:64] or "suggested"
     affinity = weight_affinity(clf) if method == "weights" else confusion_affinity(confusion)
-    what = (f"the output-layer class weights of {clf.spec.name}" if method == "weights" else
-            f"the confusions of {clf.spec.name} on {split} ({len(index)} faces of {Path(data.source).name})")
-    raw = tree_spec(suggest_hierarchy(affinity, classes, method, max_children), name, clf.spec.raw,
+    what = (f"the output-layer class weights of {clf.spec_.name}" if method == "weights" else
+            f"the confusions of {clf.spec_.name} on {split} ({len(index)} faces of {Path(data.source).name})")
+    raw = tree_spec(suggest_hierarchy(affinity, classes, method, max_children), name, clf.spec_.raw,
                     f"Suggested by cnntree suggest ({method}, at most {max_children} children) from {what}.")
     if init_from:
         raw["init"] = {"from": str(init_from)}

@@ -53,7 +53,7 @@ class Mirror:
                  mode: str | None = None, explain: str | None = None, answers=None):
         self.classifier = classifier
         self.answers = answers  # compose.answers.NodeAnswers: a face's label is a node (--coverage)
-        self.classes = list(classifier.spec.classes)
+        self.classes = list(classifier.spec_.classes)
         self.detector = detector or FaceDetector()
         self.tracker = tracker or FaceTracker()
         self.mode = mode
@@ -66,13 +66,14 @@ class Mirror:
         grey = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         boxes = self.detector.detect(grey)
         if len(boxes):
-            probabilities = self.classifier.predict_proba(crop_faces(grey, boxes), self.mode)
+            outputs = self.classifier.network_outputs(crop_faces(grey, boxes))
+            probabilities = self.classifier.combiner(self.mode).combine(outputs)
         else:
             probabilities = np.zeros((0, len(self.classes)))
         faces = self.tracker.update(boxes, probabilities)
         result = FrameResult(index, seconds, faces, FaceTracker.main(faces))
         if self.explain and result.main is not None:
-            from ..compose.explain import explain
+            from ..evaluation.explain import explain
 
             label = [int(result.main.probabilities.argmax())]  # the smoothed label shown
             result.heat = explain(self.classifier, crop_faces(grey, [result.main.box]), label, self.explain,

@@ -70,14 +70,14 @@ class Served:
     def __init__(self, classifier, name: str, max_clients: int = 4, answers=None, smoothing: float = 0.6):
         self.classifier, self.name, self.max_clients = classifier, name, max_clients
         self.answers, self.smoothing = answers, smoothing
-        self.classes = list(classifier.spec.classes)
+        self.classes = list(classifier.spec_.classes)
         self.lock = asyncio.Lock()
         self.clients = 0
         self.path = None
-        if classifier.spec.kind == "tree":
+        if classifier.spec_.kind == "tree":
             from ..compose.climbing import Hierarchy
 
-            self.path = Hierarchy.from_spec(classifier.spec, self.classes)
+            self.path = Hierarchy.from_spec(classifier.spec_, self.classes)
 
     def mirror(self) -> Mirror:
         """A mirror of its own for one client (its own tracks), on the shared classifier."""
@@ -136,7 +136,7 @@ def create_app(served: Served) -> Starlette:
         return HTMLResponse(PAGE.read_text(encoding="utf-8"))
 
     async def info(request: Request):
-        return JSONResponse({"model": served.name, "kind": served.classifier.spec.kind, "classes": served.classes,
+        return JSONResponse({"model": served.name, "kind": served.classifier.spec_.kind, "classes": served.classes,
                              "tree": served.path is not None, "max_frame_bytes": MAX_FRAME_BYTES,
                              "max_upload_bytes": MAX_UPLOAD_BYTES})
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from ..spec.sections import MODEL
+
 MODELS = {}
 
 NORMALIZERS = {
@@ -20,16 +22,20 @@ NORMALIZERS = {
 
 
 def register(builder):
-    """Add a model builder to the registry under its function name."""
+    """Add a model builder to the registry under its function name; its parameters (no defaults
+    here) are those of its variant in ``spec.sections.MODEL``."""
     MODELS[builder.__name__] = builder
     return builder
 
 
 def create_model(name: str, input_shape=(48, 48, 1), n_outputs: int = 7, normalize: str = "unit",
                  **params) -> keras.Model:
-    """Build model ``name`` with softmax outputs; ``params`` are the spec's model parameters."""
+    """Build model ``name`` with softmax outputs; ``params`` are the spec's model parameters, the
+    ones not given taken from the spec's model table (``spec.sections.MODEL``: the one place a
+    model's parameters, defaults and bounds are written)."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+    params = {k: v for k, v in MODEL.parse({"name": name, **params}, "model").items() if k != "name"}
     inputs = keras.Input(shape=input_shape, name="pixels")
     scale, offset = NORMALIZERS[normalize]
     x = layers.Rescaling(scale, offset, name="normalize")(inputs)
@@ -47,7 +53,7 @@ def _scaled(filters: int, width: float) -> int:
 
 
 @register
-def lenet(x, n_outputs, filters=(64, 128, 160), dense=160, dropout=0.0, l2=0.0):
+def lenet(x, n_outputs, filters, dense, dropout, l2):
     """The reference base model: [conv3x3, maxpool] x 3, dense, output. Overfits by design."""
     for block, f in enumerate(filters, start=1):
         x = layers.Conv2D(f, 3, padding="same", activation="relu", kernel_regularizer=_reg(l2))(x)
@@ -60,8 +66,7 @@ def lenet(x, n_outputs, filters=(64, 128, 160), dense=160, dropout=0.0, l2=0.0):
 
 
 @register
-def vgg(x, n_outputs, blocks=4, filters=(64, 128, 256, 256, 512, 512), dense=256, dropout=0.25,
-        dense_dropout=0.5, width=1.0, l2=0.0):
+def vgg(x, n_outputs, blocks, filters, dense, dropout, dense_dropout, width, l2):
     """The reference VGG-style network: blocks of [conv3x3, BN, conv3x3, BN, maxpool, dropout]."""
     if blocks > len(filters):
         raise ValueError(f"vgg: {blocks} blocks need {blocks} filter counts, got {len(filters)}")
@@ -80,7 +85,7 @@ def vgg(x, n_outputs, blocks=4, filters=(64, 128, 256, 256, 512, 512), dense=256
 
 
 @register
-def mini_xception(x, n_outputs, width=1.0, l2=0.01):
+def mini_xception(x, n_outputs, width, l2):
     """Arriaga, Ploger & Valdenegro (2017): depthwise-separable residual modules, no dense layer."""
     reg = _reg(l2)
     for stem in ("stem_1", "stem"):
@@ -120,7 +125,7 @@ def _inverted_residual(x, out_channels, expansion, l2, name):
 
 
 @register
-def mobilenet_v2(x, n_outputs, widths=(256, 256, 512, 512), expansion=1, dense=128, dropout=0.2, l2=0.0):
+def mobilenet_v2(x, n_outputs, widths, expansion, dense, dropout, l2):
     """The reference MobileNetV2-style model: two plain convs (the second 5x5), then inverted-residual
     stages at ``widths`` with max-pooling between them, global pooling and a dense head."""
     x = layers.Conv2D(32, 3, padding="same", use_bias=False, kernel_regularizer=_reg(l2))(x)
@@ -139,7 +144,7 @@ def mobilenet_v2(x, n_outputs, widths=(256, 256, 512, 512), expansion=1, dense=1
 
 
 @register
-def vggnet(x, n_outputs, width=1.0, dropout=0.2, l2=0.0):
+def vggnet(x, n_outputs, width, dropout, l2):
     """Khaireddin & Chen (2021): 4 stages of 2 [conv3x3, BN, ReLU] blocks with max-pooling, 3 dense layers."""
     for block, f in enumerate((64, 128, 256, 512), start=1):
         for _ in range(2):

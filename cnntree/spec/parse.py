@@ -65,6 +65,10 @@ class Spec:
     finetune: dict = field(default_factory=lambda: {"epochs": 0})  # joint fine-tuning of a tree's nodes
     trunk: dict = field(default_factory=lambda: {"shared": False, "heads": "groups"})  # nodes as heads on one backbone
 
+    def __repr__(self) -> str:  # short: an estimator's repr and a test's id show it
+        changed = f", overrides={self.overrides}" if self.overrides else ""
+        return f"Spec(name={self.name!r}, kind={self.kind!r}, source={self.source!r}{changed})"
+
     def init_source(self) -> str | None:
         """``init.from`` as given on the command line (``--init-from``), else as the spec has it: a
         path relative to the spec file's folder, an MLflow run id, or a shipped model name."""

@@ -7,8 +7,8 @@ from pathlib import Path
 import mlflow
 
 from ..compose import answers
-from ..compose.metrics import headline
-from ..compose.reports import write_evaluation
+from ..evaluation.metrics import headline
+from ..evaluation.reports import write_evaluation
 from ..plots import draw_mistakes
 from . import store
 
@@ -18,14 +18,14 @@ def log_evaluation(model_dir, clf, out: dict, folder: Path) -> list[Path]:
     experiment ``evaluate`` holding them with the headline metrics."""
 
     split, result = out["split"], out["result"]
-    files = write_evaluation(result, clf.spec.classes, split, folder)
+    files = write_evaluation(result, clf.spec_.classes, split, folder)
     if out.get("mistakes"):
         files.append(draw_mistakes(out["mistakes"], folder / f"{split}_mistakes.png",
-                                   f"{clf.spec.name}, {split}: most confident mistakes per true class (Grad-CAM of "
+                                   f"{clf.spec_.name}, {split}: most confident mistakes per true class (Grad-CAM of "
                                    "the class taken)"))
     store.use_experiment("evaluate")
-    with mlflow.start_run(run_name=f"evaluate {clf.spec.name} on {split}"):
-        mlflow.set_tags({"cnntree.kind": "evaluation", "cnntree.spec": clf.spec.name})
+    with mlflow.start_run(run_name=f"evaluate {clf.spec_.name} on {split}"):
+        mlflow.set_tags({"cnntree.kind": "evaluation", "cnntree.spec": clf.spec_.name})
         mlflow.log_params({"model": str(model_dir), "split": split, "faces": out["faces"]})
         mlflow.log_metrics({**headline(result, split), **answers.answer_headline(out.get("hierarchical") or {}, split)})
         for file in files:

@@ -18,7 +18,7 @@ class PyfuncClassifier(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context):
         """Load the saved classifier logged with the model."""
-        from ..compose.storage import load
+        from ..estimator.storage import load
 
         self.classifier = load(context.artifacts["classifier"])
 
@@ -33,8 +33,8 @@ class PyfuncClassifier(mlflow.pyfunc.PythonModel):
             faces = frame.to_numpy(np.float32)
         faces = np.clip(faces, 0, 255).astype(np.uint8).reshape(-1, 48, 48)
         proba = self.classifier.predict_proba(faces)
-        out = pd.DataFrame(proba, columns=list(self.classifier.spec.classes))
-        out["label"] = [self.classifier.spec.classes[i] for i in proba.argmax(1)]
+        out = pd.DataFrame(proba, columns=list(self.classifier.spec_.classes))
+        out["label"] = [self.classifier.spec_.classes[i] for i in proba.argmax(1)]
         return out
 
 

@@ -127,9 +127,9 @@ def log_shared_nodes(clf) -> None:
     """A shared trunk's nodes train inside the joint fine-tuning, not one by one; each still gets its
     child run (its settings, where its own layers start, its validation accuracy), so the MLflow UI
     lists the flat network, the nodes and the fine-tuning of every tree alike."""
-    for node in clf.spec.nodes:
+    for node in clf.spec_.nodes:
         run = NetworkRun(node)
-        run.params["trunk.branch_at"] = str(clf.spec.trunk["branch_at"])
+        run.params["trunk.branch_at"] = str(clf.spec_.trunk["branch_at"])
         with run:
             if node.id in clf.val_accuracy_:
                 run.client.log_metric(run.run_id, "val_accuracy", clf.val_accuracy_[node.id])

@@ -12,7 +12,7 @@ import pytest
 
 from cnntree.pretrained import HERE
 
-from ..conftest import MORAVCIK, ROOT
+from ..helpers import MORAVCIK, ROOT
 from .test_hostile import expect_error
 
 

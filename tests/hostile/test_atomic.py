@@ -30,7 +30,7 @@ def test_an_interrupted_model_save_keeps_the_older_model_whole(tmp_path, tiny_mo
     clf = load_model(tiny_model)
     saved = save_model(clf, tmp_path / "model")
     before = {p.name: p.stat().st_size for p in (saved / "networks").iterdir()}
-    from cnntree.compose import storage
+    from cnntree.estimator import storage
 
     original = storage._write
 
@@ -53,7 +53,7 @@ def test_an_interrupted_model_save_keeps_the_older_model_whole(tmp_path, tiny_mo
 def test_an_interrupted_export_leaves_no_directory(tmp_path, tiny_model, monkeypatch):
     real = runtime.export_network
     stop = interrupt_after(1)
-    monkeypatch.setattr("cnntree.compose.storage.export_network",
+    monkeypatch.setattr("cnntree.estimator.storage.export_network",
                         lambda model, fmt, path: (stop(), real(model, fmt, path)))
     with pytest.raises(KeyboardInterrupt):
         export_model(load_model(tiny_model), tmp_path / "onnx", "onnx")

@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from ..conftest import TINY_MODEL
+from ..helpers import TINY_MODEL
 
 pytestmark = pytest.mark.slow  # real trainings in subprocesses
 

@@ -15,7 +15,7 @@ import pytest
 
 from cnntree.cli import main
 
-from ..conftest import MORAVCIK, ROOT, run_cli, write_csv, write_folder
+from ..helpers import MORAVCIK, ROOT, run_cli, write_csv, write_folder
 
 GOOD = json.loads((ROOT / "trees" / "moravcik.json").read_text())
 

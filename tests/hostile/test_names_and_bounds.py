@@ -21,7 +21,7 @@ import pytest
 
 from cnntree.cli import main
 
-from ..conftest import MORAVCIK, ROOT, write_csv, write_folder
+from ..helpers import MORAVCIK, ROOT, write_csv, write_folder
 from .test_hostile import expect_error, spec_file
 
 

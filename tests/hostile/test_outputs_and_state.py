@@ -20,7 +20,7 @@ from cnntree.files import MARKER, mark
 from cnntree.nets.models import create_model
 from cnntree.spec import parse_spec
 
-from ..conftest import MORAVCIK, TINY_MODEL
+from ..helpers import MORAVCIK, TINY_MODEL
 from .test_hostile import expect_error
 from .test_names_and_bounds import sentinel
 
@@ -220,7 +220,7 @@ def test_a_cache_with_labels_out_of_range_is_rebuilt(tmp_path, sample):
 
     from cnntree.data import cache_dir, load_faces
 
-    from ..conftest import write_csv
+    from ..helpers import write_csv
 
     rows = [(int(sample.labels[i]), sample.images[i], "Training") for i in range(30)]
     path = write_csv(tmp_path / "c.csv", rows)

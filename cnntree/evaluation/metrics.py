@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, precision_recall_fscore_support
 
+from ..compose.calibration import calibration_metrics
 from ..data.nodedata import node_targets
 from ..data.splits import split_prefix
 
@@ -21,26 +22,6 @@ def flat_metrics(y_true, y_pred, classes) -> dict:
                                           output_dict=True, zero_division=0)
     out["confusion"] = confusion_matrix(y_true, y_pred, labels=labels).tolist()
     return out
-
-
-def calibration_metrics(probabilities, labels, bins: int = 15) -> dict:
-    """How far the probabilities are from frequencies: expected calibration error (top-label
-    confidence in ``bins`` equal-width bins, Guo et al. 2017), negative log-likelihood and the
-    multi-class Brier score (sum over classes, 0-2), with the bins a reliability diagram draws."""
-    p = np.asarray(probabilities, np.float64)
-    labels = np.asarray(labels)
-    n = max(len(labels), 1)
-    confidence, correct = p.max(axis=1), (p.argmax(axis=1) == labels).astype(np.float64)
-    which = np.clip(np.digitize(confidence, np.linspace(0, 1, bins + 1)[1:-1], right=True), 0, bins - 1)
-    counts = np.bincount(which, minlength=bins)
-    confidence_sum, correct_sum = np.bincount(which, confidence, bins), np.bincount(which, correct, bins)
-    onehot = np.eye(p.shape[1])[labels]
-    return {"ece": float(np.abs(correct_sum - confidence_sum).sum() / n),
-            "nll": float(-np.log(np.clip(p[np.arange(len(labels)), labels], 1e-12, 1)).mean()) if len(labels) else 0.0,
-            "brier": float(((p - onehot) ** 2).sum(axis=1).mean()) if len(labels) else 0.0,
-            "reliability": {"counts": counts.tolist(),
-                            "confidence": (confidence_sum / np.maximum(counts, 1)).tolist(),
-                            "accuracy": (correct_sum / np.maximum(counts, 1)).tolist()}}
 
 
 def hierarchical_metrics(spec, y_true, y_pred) -> dict:
@@ -61,8 +42,8 @@ def hierarchical_metrics(spec, y_true, y_pred) -> dict:
 def node_reports(clf, outputs: dict, labels) -> dict:
     """Each network on its own relabelled test data (its classes only, grouped as it predicts)."""
     reports = {}
-    for node in clf.spec.nodes:
-        index, targets = node_targets(node, labels, list(clf.spec.classes), np.arange(len(labels)))
+    for node in clf.spec_.nodes:
+        index, targets = node_targets(node, labels, list(clf.spec_.classes), np.arange(len(labels)))
         names = ["+".join(g) for g in node.groups]
         probabilities = outputs[node.id][index]
         reports[node.id] = {"groups": names, **flat_metrics(targets, probabilities.argmax(1), names),
@@ -74,16 +55,16 @@ def evaluate(clf, images, labels) -> dict:
     """Every combining mode's flat metrics (and calibration metrics where the mode answers with
     probabilities, not votes or one-hot paths), hierarchical metrics for trees, per-network reports."""
     outputs = clf.network_outputs(images)
-    result = {"n": int(len(labels)), "kind": clf.spec.kind, "default_mode": clf.default_mode(), "modes": {}}
+    result = {"n": int(len(labels)), "kind": clf.spec_.kind, "default_mode": clf.default_mode(), "modes": {}}
     for mode in clf.modes():
         combiner = clf.combiner(mode)
         probabilities = combiner.combine(outputs)
         predicted = probabilities.argmax(1)
-        metrics = flat_metrics(labels, predicted, clf.spec.classes)
+        metrics = flat_metrics(labels, predicted, clf.spec_.classes)
         if combiner.probabilistic:
             metrics.update(calibration_metrics(probabilities, labels))
-        if clf.spec.kind == "tree":
-            metrics.update(hierarchical_metrics(clf.spec, labels, predicted))
+        if clf.spec_.kind == "tree":
+            metrics.update(hierarchical_metrics(clf.spec_, labels, predicted))
         result["modes"][mode] = metrics
     result["nodes"] = node_reports(clf, outputs, labels)
     return result
@@ -122,7 +103,7 @@ def evaluate_split(clf, spec, data_path=None, split: str = "PrivateTest", label_
         data, splits = load_for_spec(spec)
         tests = splits.tests
     else:
-        data, alignment = align(load_faces(data_path, skip_bad=spec.data["skip_bad"]), clf.spec.classes,
+        data, alignment = align(load_faces(data_path, skip_bad=spec.data["skip_bad"]), clf.spec_.classes,
                                 label_map or {})
         tests = {split: np.flatnonzero(data.splits == split)} if split in set(data.splits.tolist()) else None
     if tests is None:
@@ -146,6 +127,6 @@ def evaluate_split(clf, spec, data_path=None, split: str = "PrivateTest", label_
 
         images, labels = data.images[index], data.labels[index]
         picked = confident_mistakes(clf.predict_proba(images), labels, explain)
-        out["mistakes"] = {clf.spec.classes[c]: explain_faces(clf, images[rows]) if len(rows) else []
+        out["mistakes"] = {clf.spec_.classes[c]: explain_faces(clf, images[rows]) if len(rows) else []
                            for c, rows in picked.items()}
     return out

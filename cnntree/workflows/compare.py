@@ -35,9 +35,9 @@ def budget_overrides(spec, budget: int) -> dict:
     fine-tuning. The first stage this training runs takes what the others leave: the flat network
     when the spec trains it first, else the networks, else (a shared trunk) the fine-tuning. So a
     flat network gets the epochs a tree spends on warm-up and fine-tuning."""
-    from ..compose.flatstart import epochs_spent
     from ..spec import trains_first
     from ..tracking.runs import model_dir_of
+    from ..training.flatstart import epochs_spent
 
     source, joint = spec.init_source(), spec.finetune["epochs"]
     nodes = 0 if spec.trunk["shared"] else max(node.train["epochs"] for node in spec.nodes)
@@ -67,11 +67,11 @@ def compare_specs(specs, data_path=None, seeds: int = 1, epochs=None, quick=Fals
     import hashlib
 
     from ..data import load_for_spec
+    from ..hierarchy.controls import control_spec
     from ..spec import with_overrides
-    from ..tracking.experiment import run_experiment
     from ..tracking.runs import model_dir_of
     from ..tracking.store import RUNS
-    from .controls import control_spec
+    from .train import run_experiment
 
     matched = {}
     for spec in list(specs) if controls else []:
@@ -170,8 +170,8 @@ def rank_logged_runs(runs: list[dict], against: str, data_path=None) -> dict:
     against the spec ``against`` on the same PrivateTest faces; each classifier is loaded from its
     run. A spec name found in several experiments becomes ``NAME@EXPERIMENT`` (different settings
     may share a name)."""
-    from ..compose.storage import load
     from ..data import load_for_spec
+    from ..estimator.storage import load
     from ..spec import with_overrides
     from ..tracking.runs import model_dir_of
 
@@ -194,18 +194,18 @@ def rank_logged_runs(runs: list[dict], against: str, data_path=None) -> dict:
         for run in group:
             clf = load(model_dir_of(run["run_id"]))
             if faces is None:
-                data, splits = load_for_spec(with_overrides(clf.spec, data=data_path))
+                data, splits = load_for_spec(with_overrides(clf.spec_, data=data_path))
                 if TEST_SPLIT not in splits.tests:
                     raise CnnTreeError(f"{data.source}: no {TEST_SPLIT} split to compare on")
-                faces, truth, classes = data.images[splits.tests[TEST_SPLIT]], data.labels[splits.tests[TEST_SPLIT]], clf.spec.classes
+                faces, truth, classes = data.images[splits.tests[TEST_SPLIT]], data.labels[splits.tests[TEST_SPLIT]], clf.spec_.classes
                 calibration, test = splits.tests.get(CALIBRATION_SPLIT), splits.tests[TEST_SPLIT]
-            if clf.spec.classes != classes:
-                raise CnnTreeError(f"run {run['run_id']} ({label}): classes {list(clf.spec.classes)} differ from "
+            if clf.spec_.classes != classes:
+                raise CnnTreeError(f"run {run['run_id']} ({label}): classes {list(clf.spec_.classes)} differ from "
                                    f"{list(classes)}; paired tests need the same test faces")
             run["right"] = clf.predict_proba(faces).argmax(axis=1) == truth
             if SPECIFICITY_90 not in run["metrics"]:  # a run logged before trainings logged it
                 run["metrics"] = {**run["metrics"], **answer_metrics(clf, data, calibration, test)}
-        rows.append({**summary(clf.spec, group), "spec": label})
+        rows.append({**summary(clf.spec_, group), "spec": label})
     best, reference = rank(rows, against)
     return {"test_faces": int(len(truth)), "best": best["spec"], "reference": reference["spec"], "rows": rows}
 

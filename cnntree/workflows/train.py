@@ -9,7 +9,6 @@ run per cross-validation fold. ``bench/accuracy.py`` and ``compare-trees`` reuse
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,25 +16,25 @@ import mlflow
 
 from ..backend import where_training_runs
 from ..compose.answers import answer_metrics
-from ..compose.classifier import CnnTreeClassifier
-from ..compose.flatstart import check_init_source
-from ..compose.metrics import evaluate, headline
-from ..compose.reports import write_evaluation
-from ..compose.storage import check_model_folder, save
 from ..data import load_for_spec
 from ..data.load import dataset_name
 from ..data.nodedata import node_dataset
 from ..errors import CnnTreeError
+from ..estimator.classifier import CnnTreeClassifier
+from ..estimator.storage import check_model_folder, save
+from ..evaluation.metrics import evaluate, headline
+from ..evaluation.reports import write_evaluation
 from ..files import check_output_folder, mark, remove_marked, try_lock, write_text_atomically
 from ..nets import pace
 from ..nets.cost import multiply_adds
 from ..nets.models import create_model
 from ..nets.parallel import make_runner
 from ..nets.train import duration
-from ..plots import draw_confusion, draw_hierarchy
+from ..plots import draw_hierarchy
 from ..spec import Spec, trains_first
-from . import runs, store
-from .pyfunc import log_pyfunc
+from ..tracking import runs, store
+from ..tracking.pyfunc import log_pyfunc
+from ..training.flatstart import check_init_source
 
 
 @dataclass
@@ -84,7 +83,7 @@ def run_experiment(spec: Spec, experiment=None, work_dir=None, resume=False, out
             remove_marked(work, ("work",), "work folder")
         work.mkdir(parents=True, exist_ok=True)
         mark(work, "work")
-        clf = CnnTreeClassifier(spec, work_dir=work, jobs=jobs, ray=ray, printer=printer)
+        clf = CnnTreeClassifier(spec, work_dir=work, jobs=jobs, ray=ray, verbose=1)
         with mlflow.start_run(run_name=f"{spec.name}{' (quick)' if quick else ''}") as run, runs.killed_on_interrupt():
             write_text_atomically(work / "run.json", json.dumps({"run_id": run.info.run_id,
                                                                  "tracking_uri": store.tracking_uri()}))
@@ -217,46 +216,3 @@ def claim_work_folder(given: Path | None, default: Path, resume: bool, printer) 
             break
     raise CnnTreeError(f"{candidates[0]}: in use by another cnntree train; wait for it to end"
                        + ("" if resume or given else " or give --work-dir"))
-
-
-def run_transfer(model_dir, data, label_map: dict, mode: str, folds: int, epochs: int, group_regex=None, seed=0,
-                 experiment="transfer", out=None, printer=print) -> dict:
-    """Cross-validate a transfer of the model in ``model_dir`` to ``data`` under one MLflow parent run
-    with a child per fold; ``out`` keeps the classifier retrained on every face."""
-    import numpy as np
-
-    from ..compose.storage import load
-    from ..compose.transfer import cross_validate, problem, transferred
-    from ..data.splits import stratified_folds
-
-    clf = load(model_dir)
-    target, _, labels = problem(clf, data, label_map)  # bad classes, folds or groups fail before any run starts
-    stratified_folds(labels, folds, target.names, group_regex, seed)
-    if out:
-        check_model_folder(out, reads=[model_dir])
-    store.use_experiment(experiment)
-    with mlflow.start_run(run_name=f"transfer {Path(model_dir).name} -> {Path(data.source).name}") as parent, \
-            runs.killed_on_interrupt():
-        mlflow.set_tags({"cnntree.kind": "transfer", "cnntree.spec": clf.spec.name, "cnntree.source_kind": clf.spec.kind})
-        mlflow.log_params({"model_dir": str(Path(model_dir).resolve()), "data": data.source, "mode": mode,
-                           "folds": folds, "epochs": epochs, "group_regex": group_regex,
-                           "label_map": json.dumps(label_map), "seed": seed})
-        result = cross_validate(model_dir, data, label_map, mode, folds, epochs, group_regex, seed, printer,
-                                fold_run=runs.fold_run)
-        mlflow.log_metrics({k: result[k] for k in ("accuracy_mean", "accuracy_std", "macro_f1_mean", "macro_f1_std")})
-        mlflow.log_dict(result, "transfer.json")
-        with tempfile.TemporaryDirectory(prefix="cnntree-artifact-") as folder:  # logged, needed nowhere else
-            for normalize, title in ((False, "counts"), (True, "recall per class")):
-                picture = Path(folder) / f"confusion{'_normalized' if normalize else ''}.png"
-                draw_confusion(result["confusion"], result["classes"], picture, f"{folds} folds, summed: {title}",
-                               normalize=normalize)
-                mlflow.log_artifact(str(picture), "evaluation")
-        if out:
-            printer(f"[final] retraining ({mode}) on all {len(data.labels)} faces")
-            final = transferred(model_dir, target, np.arange(len(labels)),
-                                {} if clf.spec.kind == "tree" else label_map, mode, epochs, seed)
-            result["out"] = str(save(final, out))
-            mlflow.log_artifacts(result["out"], "classifier")
-        result["run_id"] = parent.info.run_id
-        result["experiment_id"] = parent.info.experiment_id
-    return result

@@ -15,14 +15,14 @@ import json
 import shutil
 from pathlib import Path
 
+from ..compose import answers as climbing
+from ..compose.reading import read_model
 from ..errors import CnnTreeError
 from ..files import MARKER, check_output_folder, new_folder_beside, recover_folder, replace_folder
 from ..nets.runtime import EXPORTS, Columns, export_network, save_network
-from ..spec import parse_spec
+from ..spec import parse_spec, with_overrides
 from ..spec.schema import Ident, load_json
-from . import answers as climbing
 from .classifier import CnnTreeClassifier
-from .reading import read_model
 
 FORMAT_VERSION = 1
 MODEL_KINDS = ("model", "export")  # the marked folders ``save`` and ``export`` may replace
@@ -69,10 +69,10 @@ def ship(clf: CnnTreeClassifier, name: str) -> Path:
 
     from ..pretrained import HERE
 
-    spec = clf.spec
+    spec = clf.spec_
     portable = {key: value for key, value in spec.overrides.items() if key not in MACHINE_OVERRIDES}
-    shipped = copy.copy(clf).set_params(spec=parse_spec(spec.raw, source=spec.source, base_dir=spec.base_dir,
-                                                        overrides=portable))
+    shipped = copy.copy(clf)
+    shipped.spec = shipped.spec_ = parse_spec(spec.raw, source=spec.source, base_dir=spec.base_dir, overrides=portable)
     return save(shipped, HERE / Ident().parse(name, "--name"), shipping=True)
 
 
@@ -91,7 +91,7 @@ def _network_files(clf: CnnTreeClassifier) -> tuple[dict, dict]:
     one-pass shared trunk), and each node's file stem and columns (None: the whole output)."""
     clf.keras_models()  # Keras networks only: one line for an exported classifier
     models, entries = {}, {}
-    for node in clf.spec.nodes:
+    for node in clf.spec_.nodes:
         network = clf.networks_[node.id]
         if isinstance(network, Columns):
             models[ONE_PASS] = network.network.model
@@ -114,7 +114,7 @@ def _write(clf, directory, suffix: str, write_network, exported: str | None = No
     else:
         check_model_folder(directory)
     recover_folder(directory)
-    spec = clf.spec
+    spec = with_overrides(clf.spec_, test_time=clf.test_time) if clf.test_time else clf.spec_  # the views it answers with
     models, entries = _network_files(clf)
     with new_folder_beside(directory, "export" if exported else "model") as tmp:
         (tmp / "networks").mkdir()

@@ -12,13 +12,13 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..compose.reading import SavedModel, read_model
 from ..errors import CnnTreeError
 from ..files import write_atomically
 from ..nets.models import create_model
-from ..nets.parallel import make_runner
 from ..nets.warmstart import trunk_mismatch
 from ..spec import trains_first
-from .reading import SavedModel, read_model
+from .nodes import faces_seen, network_job
 
 FLAT = "flat"  # the flat network's id: its work folder and MLflow child run
 
@@ -37,29 +37,30 @@ class FlatStart:
         return [[self.classes.index(c) for c in group] for group in groups]
 
 
-def flat_start(clf, images, labels, validation, work: Path, network_run=None, resolve_model=None) -> FlatStart | None:
-    """Find or train ``clf.spec``'s flat network and check that every network can start from it.
-    ``resolve_model`` turns a logged reference (an MLflow run id) into a folder: the tracking layer
-    passes its own, so composition never imports tracking."""
-    spec = clf.spec
+def flat_start(spec, images, labels, validation, work: Path, runner, printer, network_run=None,
+               resolve_model=None) -> tuple[FlatStart | None, int]:
+    """Find or train ``spec``'s flat network and check that every network can start from it; with
+    the faces its training saw (0 for a saved one). ``resolve_model`` turns a logged reference (an
+    MLflow run id) into a folder: the tracking layer passes its own, so training never imports
+    tracking."""
     source = spec.init_source()
     if source is None:
-        return None
+        return None, 0
     where = f"init.from {source}"
     file = work / FLAT / "network.keras"
+    seen = 0
     if trains_first(source):
         flat_spec = _flat_spec(spec, source, where)
         node = dataclasses.replace(flat_spec.root, id=FLAT)
-        job, _ = clf._network_job(node, f"{FLAT} 0/{len(spec.nodes)}", images, labels, validation, work / FLAT,
-                                  network_run)
-        ((_, model, state),) = make_runner(clf.jobs, clf.ray).run([job], clf.printer)
-        clf.images_seen_ += len(job.train[1]) * len(state["history"].get("loss", []))
-        classes = flat_spec.classes
+        job, _ = network_job(flat_spec, node, f"{FLAT} 0/{len(spec.nodes)}", images, labels, validation, work / FLAT,
+                             printer, network_run)
+        ((_, model, state),) = runner.run([job], printer)
+        seen, classes = faces_seen(job, state), flat_spec.classes
     else:
         model, classes = _saved_flat_network(source, where, resolve_model)
     _check_networks(spec, model, where)
     write_atomically(file, model.save)
-    return FlatStart(file, tuple(classes))
+    return FlatStart(file, tuple(classes)), seen
 
 
 def check_init_source(spec, resolve_model=None) -> None:

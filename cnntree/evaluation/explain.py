@@ -53,14 +53,14 @@ def explain(clf, faces: np.ndarray, targets=None, method: str = "gradcam", mode:
     """Explanations of ``faces`` (n, 48, 48) for class indices ``targets`` (default: the
     prediction in ``mode``), with ``method`` (gradcam or saliency) per network."""
     faces = np.asarray(faces)
-    probabilities = clf.predict_proba(faces, mode)
-    targets = probabilities.argmax(1) if targets is None else np.asarray(targets)
     outputs = clf.network_outputs(faces)
+    probabilities = clf.combiner(mode).combine(outputs)
+    targets = probabilities.argmax(1) if targets is None else np.asarray(targets)
     models = clf.keras_models()
-    classes = list(clf.spec.classes)
-    paths = [path_of(clf.spec, classes[t]) for t in targets]
+    classes = list(clf.spec_.classes)
+    paths = [path_of(clf.spec_, classes[t]) for t in targets]
     heat = {}  # (face, node id) -> map; one batch per network
-    for node in clf.spec.nodes:
+    for node in clf.spec_.nodes:
         rows = [(i, k) for i, path in enumerate(paths) for n, k in path if n.id == node.id]
         if rows:
             index, branches = map(np.array, zip(*rows))

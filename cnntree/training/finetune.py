@@ -20,12 +20,12 @@ import time
 import keras
 import numpy as np
 
+from ..compose.calibration import calibration_metrics
+from ..compose.routing import path_product
 from ..data.nodedata import node_targets
 from ..nets.schedules import make_optimizer, slower_on
 from ..nets.train import as_input, set_trunk_trainable
 from ..spec.sections import OPTIMIZER
-from .metrics import calibration_metrics
-from .routing import path_product
 
 STAGE = "finetune"
 
@@ -134,20 +134,20 @@ class BestPath(keras.callbacks.Callback):
             self.model.set_weights(self.weights)
 
 
-def finetune(clf, images, labels, validation, network_run=None, printer=print, flat_head=None) -> dict:
-    """Train ``clf``'s tree jointly (``clf.spec.finetune``), with ``flat_head`` (a 7-way head on the
-    shared trunk) when the loss weighs one; returns what to record: epochs, the loss weights,
-    per-epoch history, faces seen, seconds."""
+def finetune(spec, networks: list, images, labels, validation, network_run=None, printer=print,
+             flat_head=None) -> dict:
+    """Train the tree of ``spec`` jointly (its ``finetune`` section): ``networks`` are its nodes'
+    Keras models in spec order, ``flat_head`` a 7-way head on the shared trunk when the loss weighs
+    one. Returns what to record: epochs, the loss weights, per-epoch history, faces seen, seconds."""
     from ..nets.train import Progress
 
-    cfg, spec = clf.spec.finetune, clf.spec
+    cfg = spec.finetune
     started = time.perf_counter()
     seed, cap = spec.root.train["seed"], spec.root.train["max_samples"]
     if cap and len(labels) > cap:  # the networks' face budget (--quick) holds here too
         keep = np.random.default_rng(seed).permutation(len(labels))[:cap]
         images, labels = images[keep], labels[keep]
     flat = flat_head is not None
-    networks = [clf.networks_[node.id].model for node in spec.nodes]
     model = joint_model(spec, networks, flat_head)
     frozen = compile_joint(model, spec, networks, flat)
     printer(f"[{STAGE}] the {len(spec.nodes)} networks as one model (path product), {len(labels)} training faces "

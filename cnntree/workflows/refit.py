@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import answers
-from .climbing import Hierarchy
-from .metrics import evaluate
-from .storage import save_calibration, save_climbing
+from ..compose import answers
+from ..compose.climbing import Hierarchy
+from ..estimator.storage import save_calibration, save_climbing
+from ..evaluation.metrics import evaluate
 
 
 def refit_calibration(clf, data, splits, method: str | None, source, out) -> dict:
@@ -27,7 +27,7 @@ def refit_calibration(clf, data, splits, method: str | None, source, out) -> dic
             found[split] = {k: m[k] for k in ("accuracy", "ece", "nll", "brier") if k in m}
         return found
 
-    before = {"methods": {n.id: clf.calibration(n).name for n in clf.spec.nodes}, "metrics": measure()}
+    before = {"methods": {n.id: clf.calibration(n).name for n in clf.spec_.nodes}, "metrics": measure()}
     fitted = clf.calibrate(data.images[splits.validation], data.labels[splits.validation], method)
     after = {"methods": {k: v["method"] for k, v in fitted.items()}, "metrics": measure()}
     at_bound = [node_id for node_id in fitted if clf.calibrations_[node_id].at_bound]

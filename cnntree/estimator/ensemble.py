@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import re
 
+from ..compose.voting import VOTES
 from ..errors import CnnTreeError
 from ..spec import parse_spec
 from .classifier import CnnTreeClassifier
-from .voting import VOTES
 
 
 def member_ids(names: list[str]) -> list[str]:
@@ -37,13 +37,13 @@ def ensemble(members: dict[str, CnnTreeClassifier], vote: str = "soft", name: st
     networks, val_accuracy, priors, histories, calibrations = {}, {}, {}, {}, {}
     for member_id, clf in members.items():
         clf._check_fitted()
-        if clf.spec.kind != "single":
-            raise CnnTreeError(f"{member_id}: a {clf.spec.kind} classifier; an ensemble's members are single "
+        if clf.spec_.kind != "single":
+            raise CnnTreeError(f"{member_id}: a {clf.spec_.kind} classifier; an ensemble's members are single "
                                "networks (a tree's or ensemble's own networks do not answer every class)")
-        if classes is not None and tuple(clf.spec.classes) != classes:
-            raise CnnTreeError(f"{member_id}: classes {list(clf.spec.classes)} differ from the other members' "
+        if classes is not None and tuple(clf.spec_.classes) != classes:
+            raise CnnTreeError(f"{member_id}: classes {list(clf.spec_.classes)} differ from the other members' "
                                f"{list(classes)}")
-        classes, node = tuple(clf.spec.classes), clf.spec.nodes[0]
+        classes, node = tuple(clf.spec_.classes), clf.spec_.nodes[0]
         raw_members.append({"id": member_id, "model": node.model, "augment": node.augment, "train": node.train,
                             "balance": node.balance})
         networks[member_id] = clf.networks_[node.id]
