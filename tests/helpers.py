@@ -1,7 +1,9 @@
 """What the tests share: the repository's paths, small data files and folders, the tiny model
 and specs every training test uses, and the command line in a process of its own."""
 
+import contextlib
 import gzip
+import io
 import os
 import subprocess
 import sys
@@ -52,11 +54,25 @@ def write_folder(root: Path, data, per_class=5, split=None):
 
 
 def run_cli(*args):
-    """Run ``cnntree`` in a subprocess, as a user would; returns (code, stdout, stderr)."""
+    """Run ``cnntree`` in this process (what a command does, without paying for a Python start);
+    returns (code, stdout, stderr) as a user would see them."""
+    from cnntree import cli
 
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = cli.main([str(a) for a in args])
+        except SystemExit as exit_:  # argparse's usage errors
+            code = exit_.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def run_cli_process(*args, env=None):
+    """Run ``cnntree`` in a fresh process, where the process is what is tested (start-up, native
+    output, environment); returns (code, stdout, stderr)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     proc = subprocess.run([sys.executable, "-m", "cnntree.cli", *map(str, args)], capture_output=True,
-                          text=True, cwd=os.getcwd(), env=env, timeout=600)
+                          text=True, cwd=os.getcwd(), env=env, timeout=900)
     return proc.returncode, proc.stdout, proc.stderr
 
 

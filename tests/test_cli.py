@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from .helpers import FULL_FER2013, MORAVCIK, ROOT, run_cli
+from .helpers import FULL_FER2013, MORAVCIK, ROOT, run_cli, run_cli_process
 
 
 def test_validate_ok_and_misspelt_class(tmp_path):
@@ -131,7 +131,7 @@ def test_every_option_of_every_command_is_described():
 
 
 def test_a_fresh_validate_prints_only_its_own_line():
-    code, out, err = run_cli("validate", MORAVCIK)
+    code, out, err = run_cli_process("validate", MORAVCIK)
     assert code == 0 and err == "" and out.count("\n") == 1
 
 
@@ -140,8 +140,8 @@ def test_commands_that_load_the_backend_stay_quiet(tmp_path, tiny_model, sample)
     import cv2
 
     cv2.imwrite(str(tmp_path / "face.png"), sample.images[0])
-    code, out, err = run_cli("predict", tiny_model, tmp_path / "face.png")
+    code, out, err = run_cli_process("predict", tiny_model, tmp_path / "face.png")
     # no CUDA probes, no absl notices on a machine without a GPU: only how the image was read
     assert code == 0 and err == f"{tmp_path / 'face.png'}: whole image (a face crop: 48x48)\n", err
-    code, out, err = run_cli("--debug", "predict", tiny_model, tmp_path / "face.png")
+    code, out, err = run_cli_process("--debug", "predict", tiny_model, tmp_path / "face.png")
     assert code == 0  # --debug lets the backend's own lines through (what they are depends on the machine)

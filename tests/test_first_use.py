@@ -190,7 +190,10 @@ def test_the_python_api_is_quiet_and_predicts_labels(tmp_path):
             "rng = np.random.default_rng(0)\nfaces, labels = rng.integers(0, 255, (64, 48, 48)), np.arange(64) % 7\n"
             "CnnTreeClassifier(spec).fit(faces, labels, (faces[:14], labels[:14]))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert proc.stderr == ""
+    # TensorFlow 2.21 sometimes logs one native INFO line when its first data pipeline starts,
+    # past TF_CPP_MIN_LOG_LEVEL; anything else on standard error fails
+    assert re.sub(r"^I0000 [^\n]* generator_dataset_op\.cc:\d+\] Memory patch applied[^\n]*\n", "", proc.stderr) == ""
     labels, error = proc.stdout.splitlines()
     assert set(labels.split()) <= {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"}
-    assert error.startswith("expected (n, 48, 48) grey faces of 0-255, got a list of arrays of different shapes")
+    assert error.startswith("images: expected (n, 48, 48) grey faces of 0-255 (or n rows of 2304 pixels), got a "
+                            "list of arrays of different shapes")

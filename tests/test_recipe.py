@@ -1,12 +1,15 @@
+
 """The training recipe's options: mixup and CutMix, warm-up, the weight average (EMA),
 training on several splits, and continuing a training to more epochs."""
 
 import gzip
+import logging
 
 import keras
 import numpy as np
 import pytest
 
+from cnntree import CnnTreeClassifier
 from cnntree.data import load_faces
 from cnntree.data.mixing import CutMix, MixUp, build_mixer
 from cnntree.data.splits import make_splits
@@ -183,12 +186,15 @@ def test_training_on_training_and_public_test(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_training_continues_to_more_epochs(tmp_path, sample):
+def test_a_training_continues_to_more_epochs(tmp_path, sample, caplog):
     spec = tiny_spec("single")
     first = _fit(spec, sample, tmp_path, epochs=1)
     assert len(first.histories_["net"]["loss"]) == 1
-    lines = []
-    longer = _fit(spec, sample, tmp_path, printer=lines.append, epochs=3)
+    train, val = sample.splits == "Training", sample.splits == "PublicTest"
+    with caplog.at_level(logging.INFO, logger="cnntree"):
+        longer = CnnTreeClassifier(spec, epochs=3, work_dir=tmp_path / "work", verbose=1).fit(
+            sample.images[train], sample.labels[train], (sample.images[val], sample.labels[val]))
+    lines = [r.getMessage() for r in caplog.records]
     assert len(longer.histories_["net"]["loss"]) == 3
     assert any("continuing the checkpoints under 3 epochs (they were trained under 1 epochs)" in line
                for line in lines)

@@ -14,9 +14,9 @@ import pytest
 
 from cnntree import load_model
 
-from .helpers import ROOT
+from .helpers import ROOT, run_cli
 
-pytestmark = pytest.mark.slow  # real trainings in subprocesses
+pytestmark = pytest.mark.slow  # real trainings
 
 SAMPLE = "fer2013-sample"  # the experiment of every training on the bundled sample
 TINY = {"name": "tiny_single", "kind": "single",
@@ -24,9 +24,19 @@ TINY = {"name": "tiny_single", "kind": "single",
 
 
 def cnntree(cwd, *args, env=None):
-    proc = subprocess.run([sys.executable, "-m", "cnntree.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env={**os.environ, **(env or {})}, timeout=900)
-    return proc.returncode, proc.stdout, proc.stderr
+    """``cnntree args`` in ``cwd`` with ``env`` set, in this process (``run_cli``)."""
+    before, saved = os.getcwd(), {k: os.environ.get(k) for k in env or {}}
+    os.chdir(cwd)
+    os.environ.update(env or {})
+    try:
+        return run_cli(*args)
+    finally:
+        os.chdir(before)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @pytest.fixture(scope="module")

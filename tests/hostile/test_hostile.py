@@ -15,7 +15,7 @@ import pytest
 
 from cnntree.cli import main
 
-from ..helpers import MORAVCIK, ROOT, run_cli, write_csv, write_folder
+from ..helpers import MORAVCIK, ROOT, run_cli_process, write_csv, write_folder
 
 GOOD = json.loads((ROOT / "trees" / "moravcik.json").read_text())
 
@@ -330,7 +330,7 @@ def _train_against(uri, tmp_path):
 
 def test_the_real_command_prints_one_line_for_a_bad_spec(tmp_path):
     (tmp_path / "s.json").write_text('{"name": 3}')
-    code, stdout, stderr = run_cli("validate", tmp_path / "s.json")
+    code, stdout, stderr = run_cli_process("validate", tmp_path / "s.json")
     assert code == 2 and stdout == ""
     assert [line for line in stderr.splitlines() if line.startswith("cnntree")] == \
         [f"cnntree: error: {tmp_path / 's.json'}: name: expected a non-empty string, got a number"]
