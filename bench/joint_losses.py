@@ -7,7 +7,7 @@ stable, and what makes the nodes' own cross-entropy usable.
 
 The moravcik tree as class-read heads on the shipped small network's trunk
 (``trees/moravcik_shared_default.json``: before training it is exactly that network) is trained
-jointly (``compose.finetune``'s model, targets and compilation, Adam 1e-4, batch 64) on ``--faces``
+jointly (``training.finetune``'s model, targets and compilation, Adam 1e-4, batch 64) on ``--faces``
 Training faces for ``--passes`` passes, once per run. A run is the loss weights ``path,nodes,flat``
 and optionally ``batchnorm=frozen`` (BatchNormalization in inference mode, its statistics fixed),
 ``trunk_lr=F`` (the trunk at F times the heads' rate) and ``mix=balanced`` (the faces resampled to

@@ -8,7 +8,7 @@ train`` runs it (per-epoch checkpoint, schedule, progress), once without augment
 with the reference's augmentation set (a) on each engine (``augment.engine``: albumentations face by
 face, ``batch`` in keras.ops), and with albumentations in ``--workers`` loader processes
 (``train.workers``). Two more sides time the moravcik tree's joint training step (the tree as one
-model, ``compose.finetune``, no augmentation): its nodes as heads on one shared trunk, and as four
+model, ``training.finetune``, no augmentation): its nodes as heads on one shared trunk, and as four
 separate networks; their ratio to the plain fit is the tree's wall time as a multiple of its flat
 network's. The first epoch of each run (tracing) is not timed; ``bench/timing.py`` holds the sides.
 Targets: cnntree with augmentation >= 1.0x the plain fit without it on a CPU, >= 0.9x on a

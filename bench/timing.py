@@ -1,6 +1,6 @@
 """What the speed benchmarks time, in one place: mini-Xception on sample faces, the second epoch of
 each run (the first traces), as a plain ``keras.Model.fit``, as cnntree's ``train_network`` and as a
-tree's joint step (``compose.finetune``). ``throughput.py`` and ``levers.py`` both measure with it."""
+tree's joint step (``training.finetune``). ``throughput.py`` and ``levers.py`` both measure with it."""
 
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ def cnntree_speed(train, validation, train_cfg, augment: dict) -> float:
 
 
 def joint_tree_speed(train, validation, batch: int, shared: bool) -> float:
-    """The moravcik tree's joint training step (``compose.finetune``) over mini-Xception nodes: as
+    """The moravcik tree's joint training step (``training.finetune``) over mini-Xception nodes: as
     heads on one shared trunk, or as four separate networks."""
     from cnntree.nets.models import create_model
     from cnntree.spec import parse_spec

@@ -156,7 +156,7 @@ class Calibrate:
 
 def calibrate_answers(args, clf, data, splits, source, out) -> int:
     """``calibrate --coverage``: the thresholds of the model's hierarchy and of the abstention
-    baseline on ``--split`` (``compose.refit.calibrate_thresholds``), printed."""
+    baseline on ``--split`` (``workflows.refit.calibrate_thresholds``), printed."""
     from ..compose import answers
     from ..errors import CnnTreeError
     from ..workflows.refit import calibrate_thresholds

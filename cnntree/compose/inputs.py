@@ -30,8 +30,8 @@ def as_faces(images, what: str = "images") -> np.ndarray:
         shape = "a list of arrays of different shapes" if faces is None or faces.dtype == object else \
             f"an array of shape {faces.shape}"
         raise InputError(f"{what}: expected (n, 48, 48) grey faces of 0-255 (or n rows of 2304 pixels), got "
-                           f"{shape}: crop and resize photos first (cnntree.data.read_face reads a face image "
-                           "file; the mirror finds faces in a photo)")
+                         f"{shape}: crop and resize photos first (cnntree.data.read_face reads a face image "
+                         "file; the mirror finds faces in a photo)")
     if faces.dtype.kind not in "uif" or not np.isfinite(faces).all():
         raise InputError(f"{what}: pixels must be finite numbers of 0-255, got {faces.dtype} values")
     return faces
@@ -45,12 +45,12 @@ def as_labels(labels, classes: list[str], what: str = "labels") -> np.ndarray:
     if labels.dtype.kind in "iu":
         if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
             raise InputError(f"{what}: labels must be class indices 0..{len(classes) - 1} or names of "
-                               f"{', '.join(classes)}")
+                             f"{', '.join(classes)}")
         return labels.astype(np.int64, copy=False)
     unknown = sorted({str(v) for v in labels} - set(classes))
     if unknown:
         raise InputError(f"{what}: {', '.join(unknown[:3])} {'is not a class' if len(unknown) == 1 else 'are not classes'} "
-                           f"of the spec ({', '.join(classes)})")
+                         f"of the spec ({', '.join(classes)})")
     return np.array([classes.index(str(v)) for v in labels], np.int64)
 
 
@@ -60,5 +60,5 @@ def check_faces(images, labels, classes: list[str], what: str) -> tuple[np.ndarr
     faces, labels = as_faces(images, what), as_labels(labels, classes, what)
     if len(faces) != len(labels) or not len(faces):
         raise InputError(f"{what}: expected (n, 48, 48) grey faces and n labels, got images {faces.shape} and "
-                           f"labels {labels.shape}")
+                         f"labels {labels.shape}")
     return np.clip(faces, 0, 255).astype(np.uint8, copy=False), labels

@@ -177,8 +177,8 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
         validation split): the spec's ``balance.calibrate``, or ``method`` for all. Returns each
         network's fitted state."""
         self._check_fitted()
-        images, labels = check_faces(images, labels, list(self.spec_.classes), "calibration faces")
         classes = list(self.spec_.classes)
+        images, labels = check_faces(images, labels, classes, "calibration faces")
         self.calibrations_ = {}
         for node in self.spec_.nodes:
             index, targets = node_targets(node, labels, classes, np.arange(len(labels)))
@@ -310,5 +310,5 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
         return hasattr(self, "networks_")
 
     def _check_fitted(self):
-        if not hasattr(self, "networks_"):
+        if not self.__sklearn_is_fitted__():
             raise NotFitted("this classifier is not trained yet: call fit() or load a model directory")
