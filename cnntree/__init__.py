@@ -25,7 +25,7 @@ try:  # one source of truth: the installed package's metadata (pyproject.toml)
 except PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0+unknown"
 _PUBLIC = {"CnnTreeClassifier": ("estimator", "CnnTreeClassifier"), "CnnTreeError": ("errors", "CnnTreeError"),
-           "export_model": ("estimator.storage", "export"), "load_model": ("estimator.storage", "load"),
+           "export_model": ("estimator.storage", "export"), "load_model": ("models", "load_model"),
            "save_model": ("estimator.storage", "save"), "load_faces": ("data", "load_faces"),
            "load_for_spec": ("data", "load_for_spec"), "load_spec": ("spec", "load_spec"),
            "with_overrides": ("spec", "with_overrides")}
@@ -44,7 +44,7 @@ def __getattr__(name):
 
     quiet_libraries()
     module, attribute = _PUBLIC[name]
-    if module.startswith("estimator"):  # the names that run networks start the backend now, silenced
+    if module.startswith("estimator") or module == "models":  # the names that run networks start the backend now, silenced
         start()
     with native_stderr_silenced():
         return getattr(importlib.import_module(f".{module}", __name__), attribute)

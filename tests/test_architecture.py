@@ -9,7 +9,7 @@ from .helpers import ROOT
 PACKAGE = ROOT / "cnntree"
 LAYERS = [  # bottom up; a family imports from its own layer or below
     {"errors", "files", "cpu", "backend", "log"},
-    {"spec", "pretrained", "plots", "models"},
+    {"spec", "pretrained", "plots"},
     {"data"},
     {"nets"},
     {"compose"},
@@ -17,6 +17,7 @@ LAYERS = [  # bottom up; a family imports from its own layer or below
     {"estimator"},
     {"evaluation", "hierarchy"},
     {"tracking"},
+    {"models"},
     {"workflows"},
     {"live"},
     {"cli", "cnntree"},

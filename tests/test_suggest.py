@@ -111,7 +111,7 @@ def test_suggest_refuses_trees_and_unknown_sources(tmp_path, capsys, monkeypatch
     assert main(["suggest", str(tiny_model), "--out", str(tmp_path / "x.json")]) == 2
     assert "a tree; suggest reads the confusions of a flat classifier" in capsys.readouterr().err
     assert main(["suggest", "0123abc", "--out", str(tmp_path / "x.json")]) == 2
-    assert "0123abc: neither a model directory, a shipped model (cnntree models), a run id (or runs:/<id>) nor a registered model" in \
+    assert "0123abc: no such model directory (nor a shipped model, cnntree models, or an MLflow run id" in \
         capsys.readouterr().err
     run_id = "0123456789abcdef0123456789abcdef"
     assert main(["suggest", run_id, "--out", str(tmp_path / "x.json")]) == 2  # a run id, but no such store

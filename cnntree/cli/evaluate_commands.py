@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .model_args import chosen_hierarchy, load_model, model_argument, test_time_argument
+from ..models import load_model
+from .model_args import chosen_hierarchy, model_argument, test_time_argument
 from .options import SPLIT_NAME, add_coverage, add_json, count, data_line
 
 

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 from ..errors import CnnTreeError
-from .model_args import load_model, model_argument, test_time_argument
+from ..models import load_model
+from .model_args import model_argument, test_time_argument
 from .options import FRACTION, add_coverage, add_json, count, info
 
 

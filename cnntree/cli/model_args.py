@@ -29,22 +29,6 @@ def test_time_argument(p) -> None:
                    "mirrors: 10x the work); default: the model's own setting")
 
 
-def load_model(reference, test_time: str | None = None):
-    """The classifier a reference names (a model folder, a shipped name, a run id, ``runs:/<id>``,
-    ``models:/<name>/<version>``); ``test_time`` replaces its test-time views."""
-    from ..estimator.storage import load
-    from ..pretrained import resolve
-
-    if not resolve(reference).exists():  # MLflow is loaded only when no folder or shipped model answers
-        from ..models import is_logged
-        from ..tracking.runs import model_dir_of
-
-        if is_logged(reference):
-            reference = model_dir_of(reference)
-    clf = load(reference)
-    return clf.set_params(test_time=test_time) if test_time else clf
-
-
 def chosen_hierarchy(args):
     """What ``--abstain`` and ``--hierarchy`` name: "abstain", a tree spec, or None (the model's own)."""
     from ..spec import load_spec

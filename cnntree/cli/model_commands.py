@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .model_args import load_model, model_argument
+from ..models import load_model
+from .model_args import model_argument
 from .options import EPOCHS, SEED_VALUE, add_json, count, data_line, info
 
 
@@ -31,21 +32,18 @@ class Suggest:
 
     @staticmethod
     def run(args) -> int:
+        from ..estimator.storage import load
         from ..files import check_output_file
         from ..hierarchy.suggest import suggest_spec
-        from ..models import is_logged
-        from ..pretrained import names
+        from ..models import lasting, model_dir
         from ..spec import text_tree, with_overrides
-        from ..tracking.runs import model_dir_of
 
         check_output_file(args.out, "--out")
         check_output_file(Path(args.out).with_suffix(".png"), "--out")
-        model_dir = model_dir_of(args.model)
-        clf = load_model(model_dir)
-        # init.from names what outlives this command: a shipped name, the run or registry entry, a folder
-        lasting = args.model if args.model in names() or is_logged(args.model) else Path(model_dir).resolve()
+        folder = model_dir(args.model)
+        clf = load(folder)
         found = suggest_spec(clf, with_overrides(clf.spec_, data=args.data), args.split, args.method,
-                             args.max_children, args.out, init_from=lasting if args.init else None)
+                             args.max_children, args.out, init_from=lasting(args.model, folder) if args.init else None)
         data_line(found["data"], found["split"], found["faces"])
         print("most confused pairs: " + ", ".join(f"{a}-{b} {v:.3f}" for v, a, b in found["pairs"]))
         print(text_tree(found["spec"]))

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..models import load_model
 from .model_args import (
     add_model_and_images,
     chosen_hierarchy,
-    load_model,
     model_and_faces,
     model_argument,
     test_time_argument,

@@ -116,7 +116,7 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
         ``network_run(node)`` may return a picklable context manager around one network's training
         that yields extra Keras callbacks (the MLflow child run); it is entered where the network
         trains, which with ``jobs`` or ``ray`` is another process. ``resolve_model(reference)`` turns
-        an ``init.from`` that names an MLflow run into a folder (``tracking.runs.model_dir_of``).
+        an ``init.from`` that names an MLflow run into a folder (``models.model_dir``).
         """
         self.spec_ = spec = self._resolved_spec()
         classes = list(spec.classes)

@@ -19,7 +19,6 @@ import numpy as np
 from mlflow.entities import Metric, Param
 
 from ..errors import CnnTreeError
-from ..models import REGISTERED, RUN_ID
 from .store import absolute_uri, connect, quiet_mlflow, sqlite_file, tracking_uri
 
 
@@ -265,33 +264,23 @@ def over_seeds(runs: list[dict], metric: str) -> list[dict]:
             for (spec, data, quick), by_seed in groups.items()]
 
 
-def model_dir_of(reference) -> Path:
-    """The one lookup of a model reference, for every command: a model directory, a shipped model's
-    name, or the classifier an MLflow training logged, named by its run id, ``runs:/<run id>`` or
-    a registry entry ``models:/<name>/<version>`` or ``models:/<name>@<alias>``. A logged one is
-    downloaded into a temporary folder removed when the process ends."""
-    from ..pretrained import resolve
-
-    reference = str(reference)
-    if resolve(reference).exists():
-        return resolve(reference)
-    registered = REGISTERED.fullmatch(reference)
-    run_id = reference.removeprefix("runs:/").split("/")[0] if reference.startswith("runs:/") else reference
+def download_classifier(reference: str, run_id: str | None = None, model: tuple | None = None) -> Path:
+    """The classifier an MLflow training logged, from its run or from a registry entry ``model``
+    (name, version, alias), downloaded into a temporary folder removed when the process ends
+    (``models.model_dir`` is the resolver every caller uses)."""
     database = sqlite_file(tracking_uri())
-    if not (registered or RUN_ID.fullmatch(run_id)) or (database is not None and not database.is_file()):
-        raise CnnTreeError(f"{reference}: neither a model directory, a shipped model (cnntree models), a run id "
-                           f"(or runs:/<id>) nor a registered model (models:/<name>/<version>) in "
-                           f"{tracking_uri()}")  # and no store is created by looking
+    if database is not None and not database.is_file():  # and no store is created by looking
+        raise CnnTreeError(f"{reference}: neither a model directory nor a run: no MLflow store at {tracking_uri()}")
     connect()
     try:
-        if registered:
+        if model is not None:
             client = mlflow.MlflowClient()
-            entry = (client.get_model_version(registered["name"], registered["version"]) if registered["version"]
-                     else client.get_model_version_by_alias(registered["name"], registered["alias"]))
+            name, version, alias = model
+            entry = client.get_model_version(name, version) if version else client.get_model_version_by_alias(name, alias)
             run_id = entry.run_id
         target = tempfile.mkdtemp(prefix="cnntree-model-")
         atexit.register(shutil.rmtree, target, ignore_errors=True)
         return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="classifier", dst_path=target))
     except Exception as error:  # MLflow raises several types for an unknown run or a missing artifact
-        raise CnnTreeError(f"{reference}: neither a model directory nor a {'registered model' if registered else 'run'} "
+        raise CnnTreeError(f"{reference}: neither a model directory nor a {'registered model' if model else 'run'} "
                            f"with a classifier in {tracking_uri()} ({type(error).__name__})") from None

@@ -99,14 +99,13 @@ def _flat_spec(spec, source: str, where: str):
 def saved_flat(source: str, where: str, resolve_model=None) -> SavedModel:
     """A saved single-network classifier's parts (a folder, a shipped name, or, through
     ``resolve_model``, a logged reference such as an MLflow run id)."""
-    from ..models import is_logged
-    from ..pretrained import names
+    from ..pretrained import resolve
 
-    if not Path(source).exists() and source not in names() and is_logged(source):
-        if resolve_model is None:
-            raise CnnTreeError(f"{where}: an MLflow reference; cnntree train resolves it (in Python, give the "
-                               "model folder, or resolve_model=cnntree.tracking.runs.model_dir_of to fit)")
+    if resolve_model is not None:
         source = resolve_model(source)
+    elif not resolve(source).exists():
+        raise CnnTreeError(f"{where}: no such model folder or shipped model (an MLflow run resolves through "
+                           "resolve_model=cnntree.models.model_dir, as cnntree train does)")
     flat = read_model(source)
     if flat.spec.kind != "single":
         raise CnnTreeError(f"{where}: a flat classifier (kind \"single\") is needed, this one is a {flat.spec.kind}")

@@ -11,7 +11,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..compose import answers
+from ..data import load_for_spec
+from ..data.splits import split_prefix
 from ..errors import CnnTreeError
+from ..hierarchy.controls import control_spec
+from ..models import load_model, model_dir
+from ..spec import trains_first, with_overrides
+from ..tracking.store import RUNS
+from ..training.flatstart import epochs_spent
+from .train import run_experiment
 
 TEST_SPLIT = "PrivateTest"
 CALIBRATION_SPLIT = "PublicTest"  # where the answers' threshold is calibrated (compose.answers)
@@ -35,16 +44,13 @@ def budget_overrides(spec, budget: int) -> dict:
     fine-tuning. The first stage this training runs takes what the others leave: the flat network
     when the spec trains it first, else the networks, else (a shared trunk) the fine-tuning. So a
     flat network gets the epochs a tree spends on warm-up and fine-tuning."""
-    from ..spec import trains_first
-    from ..tracking.runs import model_dir_of
-    from ..training.flatstart import epochs_spent
 
     source, joint = spec.init_source(), spec.finetune["epochs"]
     nodes = 0 if spec.trunk["shared"] else max(node.train["epochs"] for node in spec.nodes)
     if source is not None and trains_first(source):
         key, left, others = "flat_epochs", budget - nodes - joint, f"{nodes} for the networks, {joint} joint"
     else:
-        spent = epochs_spent(source, model_dir_of) if source is not None else 0
+        spent = epochs_spent(source, model_dir) if source is not None else 0
         key = "finetune_epochs" if spec.trunk["shared"] else "epochs"
         left = budget - spent - (0 if spec.trunk["shared"] else joint)
         parts = ([f"{spent} spent by {source}"] if source is not None else []) + \
@@ -66,16 +72,10 @@ def compare_specs(specs, data_path=None, seeds: int = 1, epochs=None, quick=Fals
     (``hierarchy.controls``)."""
     import hashlib
 
-    from ..data import load_for_spec
-    from ..hierarchy.controls import control_spec
-    from ..spec import with_overrides
-    from ..tracking.runs import model_dir_of
-    from ..tracking.store import RUNS
-    from .train import run_experiment
 
     matched = {}
     for spec in list(specs) if controls else []:
-        found = control_spec(spec, model_dir_of)
+        found = control_spec(spec, model_dir)
         if found is not None and found[0].name not in {s.name for s in specs}:
             specs = [*specs, found[0]]
             matched[found[0].name] = found[1]
@@ -121,7 +121,6 @@ def answer_metrics(clf, data, calibration, test) -> dict:
     PublicTest and measured on PrivateTest; nothing without a PublicTest split."""
     if calibration is None:
         return {}
-    from ..compose import answers
 
     return answers.answer_metrics(clf, (data.images[calibration], data.labels[calibration]),
                                   (data.images[test], data.labels[test]), 0.9)
@@ -151,7 +150,6 @@ def summary(spec, runs) -> dict:
         values = np.array([r["metrics"][key] for r in runs if key in r["metrics"]], float)
         return (float(values.mean()), float(values.std())) if len(values) else (None, None)
 
-    from ..data.splits import split_prefix
 
     prefix = split_prefix(TEST_SPLIT)
     row = {"spec": spec.name, "kind": spec.kind, "networks": len(spec.nodes), "runs": [r["run_id"] for r in runs]}
@@ -170,10 +168,6 @@ def rank_logged_runs(runs: list[dict], against: str, data_path=None) -> dict:
     against the spec ``against`` on the same PrivateTest faces; each classifier is loaded from its
     run. A spec name found in several experiments becomes ``NAME@EXPERIMENT`` (different settings
     may share a name)."""
-    from ..data import load_for_spec
-    from ..estimator.storage import load
-    from ..spec import with_overrides
-    from ..tracking.runs import model_dir_of
 
     quick = {r["spec"] for r in runs if r["status"] == "FINISHED" and r["quick"]}
     runs = [r for r in runs if r["status"] == "FINISHED" and not r["quick"]]
@@ -192,7 +186,7 @@ def rank_logged_runs(runs: list[dict], against: str, data_path=None) -> dict:
     rows, faces = [], None
     for label, group in groups.items():
         for run in group:
-            clf = load(model_dir_of(run["run_id"]))
+            clf = load_model(run["run_id"])
             if faces is None:
                 data, splits = load_for_spec(with_overrides(clf.spec_, data=data_path))
                 if TEST_SPLIT not in splits.tests:

@@ -25,6 +25,7 @@ from ..estimator.storage import check_model_folder, save
 from ..evaluation.metrics import evaluate, headline
 from ..evaluation.reports import write_evaluation
 from ..files import check_output_folder, mark, remove_marked, try_lock, write_text_atomically
+from ..models import model_dir
 from ..nets import pace
 from ..nets.cost import multiply_adds
 from ..nets.models import create_model
@@ -61,7 +62,7 @@ def run_experiment(spec: Spec, experiment=None, work_dir=None, resume=False, out
     init = spec.init_source()  # every input is checked before a checkpoint is deleted or a run starts
     if out:
         check_model_folder(out, reads=[init] if init and not trains_first(init) else ())
-    check_init_source(spec, runs.model_dir_of)
+    check_init_source(spec, model_dir)
     quick = bool(spec.overrides.get("quick"))
     data, splits = load_for_spec(spec)
     where = where_training_runs()
@@ -100,7 +101,7 @@ def run_experiment(spec: Spec, experiment=None, work_dir=None, resume=False, out
             mlflow.log_artifact(str(draw_hierarchy(spec, work / "hierarchy.png")))
             clf.fit(data.images[splits.train], data.labels[splits.train],
                     (data.images[splits.validation], data.labels[splits.validation]), network_run=runs.NetworkRun,
-                    resolve_model=runs.model_dir_of)
+                    resolve_model=model_dir)
             if spec.trunk["shared"]:
                 runs.log_shared_nodes(clf)
             outcome = Outcome(run.info.run_id, experiment, store.tracking_uri(), clf, experiment_id,
