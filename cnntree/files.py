@@ -231,10 +231,11 @@ def replace_folder(tmp: Path, target: Path) -> Path:
 def recover_folder(target) -> None:
     """Put back a folder that :func:`replace_folder` had set aside when it was killed mid-way."""
     target = Path(target)
-    if target.exists():
+    if target.exists() or not target.parent.is_dir():
         return
-    aside = sorted(target.parent.glob(f".{target.name}.old-*"), key=lambda p: p.stat().st_mtime)
-    aside = [p for p in aside if marked(p)]
+    prefix = f".{target.name}.old-"  # compared as text: a name may hold glob characters
+    aside = [p for p in target.parent.iterdir() if p.name.startswith(prefix) and marked(p)]
+    aside.sort(key=lambda p: p.stat().st_mtime)
     if aside:
         os.replace(aside[-1], target)
 

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from .errors import CnnTreeError
+from .files import recover_folder
 from .pretrained import names, resolve
 
 RUN_ID = re.compile(r"[0-9a-f]{32}")  # how MLflow names a run
@@ -27,7 +28,10 @@ def is_logged(reference) -> bool:
 
 def check_reference(reference) -> None:
     """One line for a reference that names nothing: not a folder, not a shipped name, not of an
-    MLflow form (whether MLflow knows a run is asked when the model loads)."""
+    MLflow form (whether MLflow knows a run is asked when the model loads). A model folder that a
+    killed save had set aside is put back first."""
+    if not is_logged(reference):
+        recover_folder(resolve(reference))
     if not resolve(reference).exists() and not is_logged(reference):
         raise CnnTreeError(f"{reference}: no such model directory (nor a shipped model, cnntree models, or an "
                            "MLflow run id, runs:/<id> or models:/<name>/<version>)")

@@ -5,6 +5,8 @@ import sys
 import numpy as np
 import pytest
 
+from cnntree.cli.registry import REGISTRY
+
 from .helpers import FULL_FER2013, MORAVCIK, ROOT, run_cli, run_cli_process
 
 
@@ -128,6 +130,20 @@ def test_every_option_of_every_command_is_described():
                if not isinstance(action, argparse._HelpAction) and not (action.help or "").strip()]
     assert missing == []
     assert len(commands.choices) == 20
+
+
+def test_only_the_chosen_commands_module_is_imported():
+    """``cnntree validate`` reads its spec without loading the modules of the other 19 commands
+    (nor Keras, MLflow or OpenCV); ``cnntree --help`` lists every command all the same."""
+    code = ("import sys; from cnntree.cli import main\n"
+            f"code = main(['validate', {str(MORAVCIK)!r}])\n"
+            "loaded = sorted(m.rsplit('.', 1)[1] for m in sys.modules if m.endswith('_commands'))\n"
+            "print(code, loaded, [m for m in ('keras', 'mlflow', 'cv2') if m in sys.modules])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.splitlines()[-1] == "0 ['spec_commands'] []", proc.stderr
+    listed = subprocess.run([sys.executable, "-m", "cnntree.cli", "--help"], capture_output=True, text=True,
+                            timeout=60).stdout
+    assert all(command.name in listed for command in REGISTRY) and "serve" in listed
 
 
 def test_a_fresh_validate_prints_only_its_own_line():

@@ -1,38 +1,48 @@
 """The ``cnntree`` command: one sub-command per job, one-line errors, exit status 2 on bad input.
 
-Each command module (``spec_commands``, ``train_commands``, ``evaluate_commands``, ``predict_commands``,
-``model_commands``, ``live_commands``)
-declares its commands: a name, a help line, ``add_arguments`` and ``run``. A command parses, calls
-one library function and prints; the work is in the library.
+``registry.REGISTRY`` lists the commands; the one that runs is imported, given its arguments,
+checked, and run; its result is printed here, as text (the command's ``text``) or, with
+``--json``, as JSON. A command parses, calls one library function and returns what it found.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
 import traceback
+from pathlib import Path
 
+from ..backend import quiet_libraries, start
 from ..errors import CnnTreeError, Terminated
 from ..log import to_standard_error
-from . import evaluate_commands, live_commands, model_commands, predict_commands, spec_commands, train_commands
+from ..models import check_reference
+from ..spec import load_spec
+from .registry import REGISTRY
 
-COMMANDS = [*spec_commands.COMMANDS, *train_commands.COMMANDS, *evaluate_commands.COMMANDS,
-            *predict_commands.COMMANDS, *model_commands.COMMANDS, *live_commands.COMMANDS]
+
+def chosen(argv: list[str]) -> str | None:
+    """The command ``argv`` names: its first word that is not an option."""
+    return next((word for word in argv if not word.startswith("-")), None)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every command."""
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser: every command's name and help, and the arguments of the one ``argv``
+    names (of every command when ``argv`` is None)."""
     parser = argparse.ArgumentParser(prog="cnntree", description="Hierarchical ensembles of CNNs for facial "
                                      "expression recognition.")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks for internal errors and the "
                         "backend's own start-up lines")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in COMMANDS:
+    name = None if argv is None else chosen(argv)
+    for command in REGISTRY:
         p = sub.add_parser(command.name, help=command.help, description=command.help)
-        command.add_arguments(p)
-        p.set_defaults(command_class=command)
+        if argv is None or command.name == name:
+            implementation = command.load()
+            implementation.add_arguments(p)
+            p.set_defaults(command_class=implementation, backend=command.backend)
     return parser
 
 
@@ -44,15 +54,9 @@ def check_inputs(args) -> None:
     """Arguments that name models, data and files are checked before a backend loads, so a
     mistyped path answers at once: the command's own ``check`` (its outputs, images, spec), then
     the model reference and ``--data``."""
-    from pathlib import Path
-
-    from ..models import check_reference
-
     if (getattr(args, "abstain", False) or getattr(args, "hierarchy", None)) and not getattr(args, "coverage", None):
         raise CnnTreeError(f"--{'abstain' if getattr(args, 'abstain', False) else 'hierarchy'} goes with --coverage C")
     if getattr(args, "hierarchy", None):
-        from ..spec import load_spec
-
         load_spec(args.hierarchy)
     if hasattr(args.command_class, "check"):
         args.command_class.check(args)
@@ -65,20 +69,20 @@ def check_inputs(args) -> None:
 
 def main(argv=None) -> int:
     """Run ``cnntree argv``; returns the exit status (0, 2 for bad input, 1 internal, 130/143 stopped)."""
-    from ..backend import quiet_libraries
-
     quiet_libraries()
     to_standard_error()  # progress lines of the library (the cnntree logger) on standard error
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     debug = args.debug or os.environ.get("CNNTREE_DEBUG") == "1"
     previous = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM ends runs as Ctrl-C does
     try:
         check_inputs(args)
-        if getattr(args.command_class, "needs_backend", True):
-            from ..backend import start
-
+        if args.backend:
             start(debug)
-        return args.command_class.run(args)
+        result = args.command_class.run(args)
+        if result is not None:
+            print(json.dumps(result, indent=2) if getattr(args, "json", False) else args.command_class.text(result))
+        return 0
     except CnnTreeError as error:
         print(f"cnntree: error: {error}", file=sys.stderr)
         return 2

@@ -1,12 +1,12 @@
 """Commands that measure a trained model: evaluate (a split, another data set, hierarchical
-answers) and calibrate (probabilities, or the answers' thresholds)."""
+answers) and calibrate (probabilities, or the answers' thresholds).
+
+The library is imported inside each command's functions: a command's mistakes are answered
+before Keras and MLflow load (start-up time)."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-from ..models import load_model
+from ..compose.calibration import CALIBRATIONS
 from .model_args import chosen_hierarchy, model_argument, test_time_argument
 from .options import SPLIT_NAME, add_coverage, add_json, count, data_line
 
@@ -24,10 +24,6 @@ def hierarchical_table(found: dict) -> str:
 
 
 class Evaluate:
-    """A ``cnntree`` command (its ``help`` says what it does)."""
-
-    name, help = "evaluate", "evaluate a trained classifier on a test split or another data set"
-
     @staticmethod
     def add_arguments(p):
         model_argument(p)
@@ -47,61 +43,39 @@ class Evaluate:
         add_json(p)
 
     @staticmethod
-    def run(args) -> int:
-        from ..data.labels import parse_label_map
-        from ..evaluation.metrics import evaluate_split, headline
+    def run(args) -> dict:
+        from ..workflows.evaluate import evaluate_model
+
+        found = evaluate_model(args.model_dir, args.data, args.split, args.label_map, args.test_time, args.skip_bad,
+                               args.report, args.explain or 0, args.coverage, chosen_hierarchy(args))
+        data_line(found["data"], found["split"], found["faces"])
+        return found
+
+    @staticmethod
+    def text(found) -> str:
         from ..evaluation.reports import evaluation_table
-        from ..files import check_output_file
-        from ..spec import with_overrides
 
-        clf = load_model(args.model_dir, args.test_time)
-        if args.explain:
-            clf.keras_models()  # explanations need the Keras networks: fail before evaluating
-        report = Path(args.report) if args.report else (
-            Path("runs", "evaluate", f"{clf.spec_.name}-{args.split}") if args.explain else None)
-        if report:
-            check_output_file(report / "report.json", "--report")
-        spec = with_overrides(clf.spec_, skip_bad=args.skip_bad or None)
-        out = evaluate_split(clf, spec, args.data, args.split, parse_label_map(args.label_map),
-                             explain=args.explain or 0, coverage=args.coverage, hierarchy=chosen_hierarchy(args))
-        split, result = out["split"], out["result"]
-        data_line(out["data"], split, out["faces"])
-        if report:
-            from ..tracking.evaluations import log_evaluation  # MLflow loads only for a report
-
-            out["files"] = [str(f) for f in log_evaluation(args.model_dir, clf, out, report)]
-        if args.json:
-            print(json.dumps({"data": out["data"], "split": split, "faces": out["faces"],
-                              "metrics": headline(result, split), "result": result,
-                              "hierarchical": out.get("hierarchical"), "files": out.get("files", [])}, indent=2))
-            return 0
-        alignment = result.get("alignment")
+        lines = []
+        alignment = found["result"].get("alignment")
         if alignment:
             mapped = alignment["mapped"]
-            print(f"{args.data}: {out['faces']} images of {len(mapped)} classes mapped to the model's "
-                  f"({', '.join(f'{a}->{b}' if a != b else a for a, b in mapped.items())})")
+            lines.append(f"{found['data']}: {found['faces']} images of {len(mapped)} classes mapped to the model's "
+                         f"({', '.join(f'{a}->{b}' if a != b else a for a, b in mapped.items())})")
             if alignment["excluded"]:
-                print(f"excluded (no model class): {', '.join(alignment['excluded'])}")
+                lines.append(f"excluded (no model class): {', '.join(alignment['excluded'])}")
             if alignment["missing"]:
-                print(f"model classes this data never shows: {', '.join(alignment['missing'])}")
-        print(evaluation_table([(split, result)]))
-        if out.get("hierarchical"):
-            print(hierarchical_table(out["hierarchical"]))
-        if report:
-            print(f"report: {report} ({len(out['files'])} files), logged to MLflow experiment evaluate")
-        return 0
+                lines.append(f"model classes this data never shows: {', '.join(alignment['missing'])}")
+        lines.append(evaluation_table([(found["split"], found["result"])]))
+        if found.get("hierarchical"):
+            lines.append(hierarchical_table(found["hierarchical"]))
+        if found["report"]:
+            lines.append(f"report: {found['report']} ({len(found['files'])} files), logged to MLflow experiment evaluate")
+        return "\n".join(lines)
 
 
 class Calibrate:
-    """A ``cnntree`` command (its ``help`` says what it does)."""
-
-    name, help = ("calibrate", "refit a trained classifier's calibration on its validation faces, or the thresholds of "
-                  "its hierarchical answers (--coverage); no retraining")
-
     @staticmethod
     def add_arguments(p):
-        from ..compose.calibration import CALIBRATIONS
-
         model_argument(p)
         p.add_argument("--method", choices=list(CALIBRATIONS), default="temperature",
                        help="for every network: temperature (default), vector, isotonic, prior or none")
@@ -116,68 +90,46 @@ class Calibrate:
         add_json(p)
 
     @staticmethod
-    def run(args) -> int:
-        from ..data import load_for_spec
-        from ..estimator.storage import check_model_folder
-        from ..pretrained import resolve
-        from ..spec import with_overrides
-        from ..workflows.refit import refit_calibration
+    def run(args) -> dict:
+        from ..workflows.refit import calibrate_model
 
-        source = resolve(args.model_dir)
-        out = Path(args.out or source)
-        check_model_folder(out, reads=[source], in_place=True)
-        clf = load_model(source)
-        data, splits = load_for_spec(with_overrides(clf.spec_, data=args.data))
-        if args.coverage:
-            return calibrate_answers(args, clf, data, splits, source, out)
-        data_line(data.source, "fitted on Validation, measured on " + ", ".join(["Validation", *splits.tests]),
-                  len(splits.validation))
-        found = refit_calibration(clf, data, splits, args.method, source, out)
-        before, after = found["before"], found["after"]
-        if args.json:
-            print(json.dumps({"data": data.source, "split": "Validation", "faces": int(len(splits.validation)),
-                              **{k: found[k] for k in ("before", "after", "fitted", "at_bound")},
-                              "out": str(found["out"])}, indent=2))
-            return 0
-        print(f"{'split':12s} {'calibration':22s} {'accuracy':>9s} {'ECE':>7s} {'NLL':>7s} {'Brier':>7s}")
-        for split in found["splits"]:
-            for label, state in ((f"{'/'.join(sorted(set(before['methods'].values())))} (before)", before),
-                                 (args.method, after)):
-                m = state["metrics"][split]
-                print(f"{split:12s} {label:22s} {m['accuracy']:9.4f} " +
-                      " ".join(f"{m[k]:7.4f}" if k in m else f"{'-':>7s}" for k in ("ece", "nll", "brier")))
-        for node_id, record in found["fitted"].items():
-            state = ", ".join(f"{k} {v:.3f}" for k, v in record["state"].items() if isinstance(v, float))
-            print(f"network {node_id}: {record['method']}" + (f" ({state})" if state else "")
-                  + ("  warning: the fit ended at a bound of its parameters (too few or uninformative validation "
-                     "faces); the calibration is not a real optimum" if node_id in found["at_bound"] else ""))
-        print(f"wrote {found['out']}")
-        return 0
+        found = calibrate_model(args.model_dir, args.data, args.method, args.out, args.coverage, args.split,
+                                chosen_hierarchy(args))
+        what = (f"{found['split']} (conformal calibration of hierarchy {found['hierarchy']})" if args.coverage else
+                "fitted on Validation, measured on " + ", ".join(found["splits"]))
+        data_line(found["data"], what, found["faces"])
+        return found
+
+    @staticmethod
+    def text(found) -> str:
+        return thresholds_table(found) if "thresholds" in found else calibration_table(found)
 
 
-def calibrate_answers(args, clf, data, splits, source, out) -> int:
-    """``calibrate --coverage``: the thresholds of the model's hierarchy and of the abstention
-    baseline on ``--split`` (``workflows.refit.calibrate_thresholds``), printed."""
-    from ..compose import answers
-    from ..errors import CnnTreeError
-    from ..workflows.refit import calibrate_thresholds
-
-    index = splits.validation if args.split == "Validation" else splits.tests.get(args.split)
-    if index is None:
-        raise CnnTreeError(f"--split: no split \"{args.split}\"; use Validation or one of {', '.join(splits.tests)}")
-    hierarchy = answers.hierarchy_for(clf, chosen_hierarchy(args))
-    data_line(data.source, f"{args.split} (conformal calibration of hierarchy {hierarchy.name})", len(index))
-    found = calibrate_thresholds(clf, data, index, args.split, hierarchy, args.coverage, source, out)
-    if args.json:
-        print(json.dumps({"data": data.source, "split": args.split, "faces": int(len(index)),
-                          "thresholds": found["thresholds"], "out": str(found["out"])}, indent=2))
-        return 0
-    print(f"{'hierarchy':16s} {'coverage':>8s} {'threshold':>10s} {'faces':>6s} {'specificity on these faces':>27s}")
-    for row in found["thresholds"]:
-        print(f"{row['hierarchy'][:16]:16s} {row['coverage']:8g} {row['threshold']:10.4f} {row['faces']:6d} "
-              f"{row['specificity_here']:27.4f}")
-    print(f"wrote {found['out'] / answers.FILE}")
-    return 0
+def calibration_table(found: dict) -> str:
+    """``calibrate``: each split's accuracy, ECE, NLL and Brier score before and after, and what
+    each network fitted."""
+    before, after = found["before"], found["after"]
+    lines = [f"{'split':12s} {'calibration':22s} {'accuracy':>9s} {'ECE':>7s} {'NLL':>7s} {'Brier':>7s}"]
+    for split in found["splits"]:
+        for label, state in ((f"{'/'.join(sorted(set(before['methods'].values())))} (before)", before),
+                             (found["method"], after)):
+            m = state["metrics"][split]
+            lines.append(f"{split:12s} {label:22s} {m['accuracy']:9.4f} " +
+                         " ".join(f"{m[k]:7.4f}" if k in m else f"{'-':>7s}" for k in ("ece", "nll", "brier")))
+    for node_id, record in found["fitted"].items():
+        state = ", ".join(f"{k} {v:.3f}" for k, v in record["state"].items() if isinstance(v, float))
+        lines.append(f"network {node_id}: {record['method']}" + (f" ({state})" if state else "")
+                     + ("  warning: the fit ended at a bound of its parameters (too few or uninformative validation "
+                        "faces); the calibration is not a real optimum" if node_id in found["at_bound"] else ""))
+    return "\n".join([*lines, f"wrote {found['out']}"])
 
 
-COMMANDS = [Evaluate, Calibrate]
+def thresholds_table(found: dict) -> str:
+    """``calibrate --coverage``: the thresholds of the model's hierarchy and of the abstention baseline."""
+    lines = [f"{'hierarchy':16s} {'coverage':>8s} {'threshold':>10s} {'faces':>6s} {'specificity on these faces':>27s}"]
+    lines += [f"{row['hierarchy'][:16]:16s} {row['coverage']:8g} {row['threshold']:10.4f} {row['faces']:6d} "
+              f"{row['specificity_here']:27.4f}" for row in found["thresholds"]]
+    return "\n".join([*lines, f"wrote {found['out']}"])
+
+
+COMMANDS = {"evaluate": Evaluate, "calibrate": Calibrate}

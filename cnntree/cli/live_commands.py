@@ -3,12 +3,16 @@ serve (the mirror as a web page)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from ..compose.answers import node_answers
 from ..errors import CnnTreeError
+from ..files import check_output_file
+from ..live.configure import make_mirror
+from ..live.mirror import check_outputs, open_source, run_mirror
+from ..live.rehearse import rehearse
 from ..models import load_model
-from .model_args import model_argument, test_time_argument
+from .model_args import chosen_hierarchy, model_argument, test_time_argument
 from .options import FRACTION, add_coverage, add_json, count, info
 
 
@@ -27,38 +31,13 @@ def add_mirror_options(p) -> None:
                    help="overlay the main face's heat map (Grad-CAM, or saliency); Keras model folders only")
 
 
-def make_mirror(args, clf):
-    """The mirror for a loaded classifier, its settings checked before any frame."""
-    from ..live.detect import FaceDetector, FaceTracker
-    from ..live.mirror import Mirror
-
-    if args.runtime and clf.runtime != args.runtime:
-        raise CnnTreeError(f"--runtime {args.runtime}: {args.model_dir} holds {clf.runtime} networks; make a "
-                           f"{args.runtime} copy with: cnntree export {args.model_dir} --format {args.runtime} --out DIR")
-    clf.combiner(args.mode)  # an unknown mode fails before any frame
-    detector = FaceDetector(detect_width=args.detect_width, min_face=args.min_face)
-    return Mirror(clf, detector, FaceTracker(smoothing=args.smoothing), mode=args.mode, explain=args.explain,
-                  answers=node_answers(args, clf))
-
-
-def node_answers(args, clf):
-    """With ``--coverage``: faces are named by the hierarchy's node at that coverage (and the
-    guarantee is said once); None otherwise."""
-    if not getattr(args, "coverage", None):
-        return None
-    from ..compose import answers
-    from .model_args import chosen_hierarchy
-
-    hierarchy = answers.hierarchy_for(clf, chosen_hierarchy(args))
-    info(f"hierarchy {hierarchy.name}, coverage {args.coverage:g}: " + answers.guarantee(clf, hierarchy, args.coverage))
-    return answers.NodeAnswers(hierarchy, answers.threshold(clf, hierarchy, args.coverage)["threshold"])
+def mirror_for(args, clf):
+    """The mirror the shared options describe."""
+    return make_mirror(clf, args.model_dir, args.runtime, args.mode, args.smoothing, args.detect_width, args.min_face,
+                       args.explain, getattr(args, "coverage", None), chosen_hierarchy(args))
 
 
 class MirrorCommand:
-    """A ``cnntree`` command (its ``help`` says what it does)."""
-
-    name, help = "mirror", "label the faces of a webcam, video or photo with their emotion"
-
     @staticmethod
     def add_arguments(p):
         model_argument(p, optional=True)
@@ -75,9 +54,6 @@ class MirrorCommand:
     @staticmethod
     def check(args):
         """A bad source or output fails at once, before the model and the backend load."""
-        from ..files import check_output_file
-        from ..live.mirror import check_outputs, open_source
-
         args.opened = open_source(args.source)
         check_outputs(args.opened, args.out, args.show)
         for option in ("out", "timeline", "jsonl"):
@@ -85,33 +61,26 @@ class MirrorCommand:
                 check_output_file(getattr(args, option), f"--{option}")
 
     @staticmethod
-    def run(args) -> int:
-        from ..live.mirror import run_mirror
-
-        source = args.opened
+    def run(args) -> dict:
         clf = load_model(args.model_dir, args.test_time)
-        run = run_mirror(make_mirror(args, clf), source, out=args.out, jsonl=args.jsonl, timeline=args.timeline,
+        run = run_mirror(mirror_for(args, clf), args.opened, out=args.out, jsonl=args.jsonl, timeline=args.timeline,
                          show=args.show, max_frames=args.max_frames, printer=info)
-        summary = run.summary()
-        if args.json:
-            print(json.dumps(summary, indent=2))
-            return 0
-        print(f"{summary['source']}: {summary['frames']} frame(s), {summary['faces']} face(s) in "
-              f"{summary['frames_with_faces']} frame(s), {summary['fps'] or 0:.1f} frames/s on the {clf.runtime} runtime")
+        return {**run.summary(), "runtime": clf.runtime}
+
+    @staticmethod
+    def text(summary) -> str:
+        lines = [f"{summary['source']}: {summary['frames']} frame(s), {summary['faces']} face(s) in "
+                 f"{summary['frames_with_faces']} frame(s), {summary['fps'] or 0:.1f} frames/s on the "
+                 f"{summary['runtime']} runtime"]
         for face in summary["tracks"]:
             x, y, w, h = face["box"]
             seen = "" if summary["frames"] == 1 else f", {face['frames']} frame(s), mean over them"
-            print(f"face {face['track']} at {x},{y} {w}x{h}: {face['label']} {face['probability']:.2f}{seen}")
-        for name, path in summary["outputs"].items():
-            print(f"wrote {path} ({name})")
-        return 0
+            lines.append(f"face {face['track']} at {x},{y} {w}x{h}: {face['label']} {face['probability']:.2f}{seen}")
+        lines += [f"wrote {path} ({name})" for name, path in summary["outputs"].items()]
+        return "\n".join(lines)
 
 
 class Rehearse:
-    """A ``cnntree`` command (its ``help`` says what it does)."""
-
-    name, help = "rehearse", "score a rehearsal video against a script of expected emotions"
-
     @staticmethod
     def add_arguments(p):
         model_argument(p, optional=True)
@@ -122,41 +91,22 @@ class Rehearse:
         add_mirror_options(p)
 
     @staticmethod
-    def run(args) -> int:
-        from ..files import check_output_file
-        from ..live.mirror import open_source, run_mirror
-        from ..live.rehearse import check_report_path, load_script, report, score_segments
-        from ..plots import draw_timeline
-
-        check_report_path(args.out)
-        check_output_file(args.out, "--out")
-        if args.timeline:
-            check_output_file(args.timeline, "--timeline")
+    def run(args) -> dict:
         clf = load_model(args.model_dir)
-        classes = list(clf.spec_.classes)
-        segments = load_script(args.script, classes)
-        source = open_source(args.source)
-        if source.kind == "image":
-            raise CnnTreeError(f"--source {args.source}: rehearsal needs a video or a camera, not an image")
-        run = run_mirror(make_mirror(args, clf), source, max_frames=args.max_frames, printer=info)
-        rows = score_segments(segments, run.times, run.main, classes)
-        if args.timeline:
-            draw_timeline(run.times, run.main, classes, args.timeline, bands=[(s.start, s.end, s.expected) for s in segments],
-                          title=f"{Path(args.source).name}: detected (curves) vs expected (bands)")
-        report(rows, args.out, f"Rehearsal of {Path(args.script).name} on {Path(args.source).name}", args.timeline)
-        for i, r in enumerate(rows, 1):
+        rows = rehearse(mirror_for(args, clf), args.script, args.source, args.out, args.timeline, args.max_frames)
+        return {"segments": rows, "out": args.out, "timeline": args.timeline}
+
+    @staticmethod
+    def text(found) -> str:
+        lines = []
+        for i, r in enumerate(found["segments"], 1):
             score = f"{r['score']:.2f}" if r["score"] is not None else "  - "
-            print(f"{i:2d} {r['start']:6.1f}-{r['end']:<6.1f} expected {r['expected']:9s} dominant "
-                  f"{r['dominant'] or '-':9s} score {score}  {r['verdict']}")
-        print(f"wrote {args.out}" + (f" and {args.timeline}" if args.timeline else ""))
-        return 0
+            lines.append(f"{i:2d} {r['start']:6.1f}-{r['end']:<6.1f} expected {r['expected']:9s} dominant "
+                         f"{r['dominant'] or '-':9s} score {score}  {r['verdict']}")
+        return "\n".join([*lines, f"wrote {found['out']}" + (f" and {found['timeline']}" if found["timeline"] else "")])
 
 
 class Serve:
-    """A ``cnntree`` command (its ``help`` says what it does)."""
-
-    name, help = "serve", "the live mirror as a local web page: webcam, labels, timeline, rehearsal, uploads"
-
     @staticmethod
     def add_arguments(p):
         model_argument(p, optional=True)
@@ -182,17 +132,17 @@ class Serve:
                                    "give another --host or --port") from None
 
     @staticmethod
-    def run(args) -> int:
-        import uvicorn
+    def run(args) -> None:
+        import uvicorn  # the web server loads only for this command
 
         from ..live.serve import Served, create_app
 
         clf = load_model(args.model_dir)
-        served = Served(clf, Path(str(args.model_dir)).name, args.max_clients, node_answers(args, clf), args.smoothing)
+        answers = node_answers(clf, args.coverage, chosen_hierarchy(args)) if args.coverage else None
+        served = Served(clf, Path(str(args.model_dir)).name, args.max_clients, answers, args.smoothing)
         host = f"[{args.host}]" if ":" in args.host else args.host
         print(f"cnntree mirror: http://{host}:{args.port}/  (Ctrl-C stops it)", flush=True)
         uvicorn.run(create_app(served), host=args.host, port=args.port, log_level="warning")
-        return 0
 
 
-COMMANDS = [MirrorCommand, Rehearse, Serve]
+COMMANDS = {"mirror": MirrorCommand, "rehearse": Rehearse, "serve": Serve}

@@ -6,6 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
+from ..data import IMAGE_SUFFIXES, read_grey
+from ..errors import CnnTreeError
+from ..live.detect import FaceDetector, faces_in_photo
+from ..models import check_reference
+from ..pretrained import default_model, names
+from ..spec import load_spec
 from .options import info
 
 
@@ -14,8 +22,6 @@ def model_argument(p, optional: bool = False) -> None:
     help_text = ("a model directory (runs/models/<spec>, cnntree export --out), a shipped model's name (cnntree "
                  "models), an MLflow run id or runs:/<id>, or models:/<name>/<version>")
     if optional:
-        from ..pretrained import default_model
-
         p.add_argument("model_dir", nargs="?", default=default_model(), help=help_text + "; default: the shipped "
                        "default")
     else:
@@ -30,12 +36,11 @@ def test_time_argument(p) -> None:
 
 
 def chosen_hierarchy(args):
-    """What ``--abstain`` and ``--hierarchy`` name: "abstain", a tree spec, or None (the model's own)."""
-    from ..spec import load_spec
-
+    """What ``--abstain`` and ``--hierarchy`` name: "abstain", a tree spec, or None (the model's own,
+    or a command without them)."""
     if getattr(args, "abstain", False):
         return "abstain"
-    return load_spec(args.hierarchy) if args.hierarchy else None
+    return load_spec(args.hierarchy) if getattr(args, "hierarchy", None) else None
 
 
 def model_and_faces(items: list[str], detect: bool = True):
@@ -43,14 +48,6 @@ def model_and_faces(items: list[str], detect: bool = True):
     the first item is a model when it names a shipped one or a folder. Faces are found in photos
     as the mirror finds them (``live.detect.faces_in_photo``); bad image files fail before any model
     loads."""
-    import numpy as np
-
-    from ..data import IMAGE_SUFFIXES, read_grey
-    from ..errors import CnnTreeError
-    from ..live.detect import FaceDetector, faces_in_photo
-    from ..models import check_reference
-    from ..pretrained import default_model, names
-
     first = Path(items[0])
     looks_like_a_folder = not first.exists() and first.suffix.lower() not in IMAGE_SUFFIXES and len(items) > 1
     is_model = items[0] in names() or first.is_dir() or looks_like_a_folder

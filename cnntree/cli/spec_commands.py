@@ -1,10 +1,10 @@
-"""Commands on a spec: validate, show, data, augment."""
+"""Commands on a spec: validate, show, data (no backend), augment."""
 
 from __future__ import annotations
 
-import json
-
-from ..spec import load_spec, with_overrides
+from ..data.report import data_report, report_text
+from ..files import check_output_file
+from ..spec import load_spec, summarize, text_tree, with_overrides
 from .options import add_data, add_json, count, info
 
 
@@ -14,53 +14,44 @@ def spec_argument(p) -> None:
 
 
 class Validate:
-    """A ``cnntree`` command (its ``help`` says what it does)."""
-
-    name, help, needs_backend = "validate", "check a spec; exit 0 when valid, 2 otherwise", False
-
     @staticmethod
     def add_arguments(p):
         spec_argument(p)
 
     @staticmethod
-    def run(args) -> int:
+    def run(args) -> dict:
         spec = load_spec(args.spec)
-        print(f"{args.spec}: ok ({spec.kind} \"{spec.name}\", {len(spec.classes)} classes, "
-              f"{len(spec.nodes)} network{'s' if len(spec.nodes) != 1 else ''})")
-        return 0
+        return {"spec": args.spec, "kind": spec.kind, "name": spec.name, "classes": len(spec.classes),
+                "networks": len(spec.nodes)}
+
+    @staticmethod
+    def text(found) -> str:
+        return (f"{found['spec']}: ok ({found['kind']} \"{found['name']}\", {found['classes']} classes, "
+                f"{found['networks']} network{'s' if found['networks'] != 1 else ''})")
 
 
 class Show:
-    """A ``cnntree`` command (its ``help`` says what it does)."""
-
-    name, help, needs_backend = "show", "print the hierarchy as text, optionally draw it as a picture", False
-
     @staticmethod
     def add_arguments(p):
         spec_argument(p)
         p.add_argument("--png", metavar="FILE", help="also write a picture of the hierarchy")
 
     @staticmethod
-    def run(args) -> int:
-        from ..files import check_output_file
-        from ..spec import text_tree
-
+    def run(args) -> dict:
         spec = load_spec(args.spec)
-        if args.png:
-            check_output_file(args.png, "--png")
-        print(text_tree(spec))
-        if args.png:
-            from ..plots import draw_hierarchy
+        if not args.png:
+            return {"tree": text_tree(spec)}
+        check_output_file(args.png, "--png")
+        from ..plots import draw_hierarchy  # matplotlib loads only for a picture
 
-            print(f"wrote {draw_hierarchy(spec, args.png)}")
-        return 0
+        return {"tree": text_tree(spec), "png": str(draw_hierarchy(spec, args.png))}
+
+    @staticmethod
+    def text(found) -> str:
+        return found["tree"] + (f"\nwrote {found['png']}" if "png" in found else "")
 
 
 class Data:
-    """A ``cnntree`` command (its ``help`` says what it does)."""
-
-    name, help, needs_backend = "data", "split sizes and every node's balanced training-set counts", False
-
     @staticmethod
     def add_arguments(p):
         spec_argument(p)
@@ -68,23 +59,18 @@ class Data:
         add_json(p)
 
     @staticmethod
-    def run(args) -> int:
-        from ..data.report import data_report, report_text
-
+    def run(args) -> dict:
         report = data_report(with_overrides(load_spec(args.spec), data=args.data, skip_bad=args.skip_bad or None))
         if report["skipped"]:
             info(f"warning: skipped {report['skipped']} bad input(s); first: {report['skipped_first']}")
         if report["resized"]:
             info(f"note: {report['resized']} image(s) were not 48x48 and were resized")
-        print(json.dumps(report, indent=2) if args.json else report_text(report))
-        return 0
+        return report
+
+    text = staticmethod(report_text)
 
 
 class Augment:
-    """A ``cnntree`` command (its ``help`` says what it does)."""
-
-    name, help, needs_backend = "augment", "a preview grid of one node's training augmentation (both engines)", True
-
     @staticmethod
     def add_arguments(p):
         spec_argument(p)
@@ -98,19 +84,20 @@ class Augment:
         p.add_argument("--seed", type=count(0, 2**31 - 1), default=0, help="random seed of the copies")
 
     @staticmethod
-    def run(args) -> int:
-        from ..data.augment import write_preview
-        from ..files import check_output_file
-        from ..spec import summarize
+    def run(args) -> dict:
+        from ..data.augment import write_preview  # the augmentation engines load only for this command
 
         spec = with_overrides(load_spec(args.spec), data=args.data)
         node = spec.node(args.node)
         check_output_file(args.out, "--out")
         faces = write_preview(spec, node, args.out, args.rows, args.columns, args.scale, args.seed)
-        print(f"{node.id}: augmentation {summarize('augment', node.augment)}")
-        print(f"wrote {args.out}: {faces} faces (rows: {', '.join('+'.join(g) for g in node.groups)}), "
-              "first column original; albumentations above, batch engine below")
-        return 0
+        return {"node": node.id, "augment": summarize("augment", node.augment), "out": args.out, "faces": faces,
+                "rows": ["+".join(g) for g in node.groups]}
+
+    @staticmethod
+    def text(found) -> str:
+        return (f"{found['node']}: augmentation {found['augment']}\nwrote {found['out']}: {found['faces']} faces "
+                f"(rows: {', '.join(found['rows'])}), first column original; albumentations above, batch engine below")
 
 
-COMMANDS = [Validate, Show, Data, Augment]
+COMMANDS = {"validate": Validate, "show": Show, "data": Data, "augment": Augment}

@@ -1,8 +1,9 @@
-"""Commands that train and compare: train, compare-trees, compare."""
+"""Commands that train: train (one spec) and compare-trees (several under one budget).
+
+The library is imported inside each command's functions: a command's mistakes are answered
+before Keras and MLflow load (start-up time)."""
 
 from __future__ import annotations
-
-import json
 
 from ..spec import load_spec, with_overrides
 from .options import EPOCHS, SEED_VALUE, WORKERS, add_data, add_json, add_parallel, count, info
@@ -10,10 +11,6 @@ from .spec_commands import spec_argument
 
 
 class Train:
-    """A ``cnntree`` command (its ``help`` says what it does)."""
-
-    name, help = "train", "train every network, evaluate on the test splits, log to MLflow"
-
     @staticmethod
     def add_arguments(p):
         spec_argument(p)
@@ -48,28 +45,25 @@ class Train:
                                      workers=args.workers, init_from=args.init_from)
 
     @staticmethod
-    def run(args) -> int:
-        from ..evaluation.reports import evaluation_table
-        from ..tracking.runs import ui_hint
+    def run(args):
         from ..workflows.train import new_model_folder, run_experiment
 
-        spec = args.loaded
-        out = args.out or new_model_folder(spec.name)
-        outcome = run_experiment(spec, experiment=args.experiment, work_dir=args.work_dir, resume=args.resume,
-                                 out=out, jobs=args.jobs, ray=args.ray, printer=info, register=args.register)
-        print(evaluation_table(outcome.results.items()))
-        print(f"classifier saved to {out}" + (f", registered as models:/{args.register}/{outcome.registered}"
-                                              if args.register else ""))
-        print(f"MLflow run {outcome.run_id} in {outcome.tracking_uri} (experiment {outcome.experiment})")
-        print(ui_hint(outcome.experiment_id, outcome.compared))
-        return 0
+        out = args.out or new_model_folder(args.loaded.name)
+        return run_experiment(args.loaded, experiment=args.experiment, work_dir=args.work_dir, resume=args.resume,
+                              out=out, jobs=args.jobs, ray=args.ray, printer=info, register=args.register)
+
+    @staticmethod
+    def text(outcome) -> str:
+        from ..evaluation.reports import evaluation_table
+        from ..tracking.runs import ui_hint
+
+        registered = f", registered as {outcome.registered_uri}" if outcome.registered_uri else ""
+        return "\n".join([evaluation_table(outcome.results.items()), f"classifier saved to {outcome.out}{registered}",
+                          f"MLflow run {outcome.run_id} in {outcome.tracking_uri} (experiment {outcome.experiment})",
+                          ui_hint(outcome.experiment_id, outcome.compared)])
 
 
 class CompareTrees:
-    """A ``cnntree`` command (its ``help`` says what it does)."""
-
-    name, help = "compare-trees", "train specs under one budget and rank them with a paired test"
-
     @staticmethod
     def add_arguments(p):
         p.add_argument("specs", nargs="+", metavar="SPEC", help="the spec files to compare (same classes)")
@@ -90,71 +84,23 @@ class CompareTrees:
         add_parallel(p)
 
     @staticmethod
-    def run(args) -> int:
-        from ..workflows.compare import compare_specs, ranking_table
+    def run(args) -> dict:
+        from ..workflows.compare import compare_specs
 
         specs = [load_spec(path) for path in args.specs]
-        result = compare_specs(specs, args.data, args.seeds, args.epochs, args.quick, args.experiment,
-                               jobs=args.jobs, ray=args.ray, printer=info, against=args.against,
-                               budget_epochs=args.budget_epochs, controls=args.controls)
-        if args.json:
-            print(json.dumps(result, indent=2))
-            return 0
-        budget = ("quick" if args.quick else f"{args.epochs} epochs per network" if args.epochs else
-                  f"{args.budget_epochs} epochs per spec" if args.budget_epochs else "each spec's own epochs")
-        print(f"{len(result['rows'])} specs x {args.seeds} seed(s), {budget}, ranked on {result['test_faces']} PrivateTest faces "
-              f"(MLflow experiment {args.experiment}):")
-        print(ranking_table(result))
-        return 0
-
-
-class Compare:
-    """A ``cnntree`` command (its ``help`` says what it does)."""
-
-    name, help, needs_backend = "compare", "cnntree runs in the MLflow store as a table, and per spec over seeds", False
-    COLUMNS = {"public_accuracy": "public acc", "private_accuracy": "private acc", "private_accuracy_hard":
-               "private hard", "private_accuracy_soft": "private soft", "private_macro_f1": "private mF1",
-               "private_ece": "private ECE", "private_nll": "private NLL", "train_seconds": "train s"}
+        return compare_specs(specs, args.data, args.seeds, args.epochs, args.quick, args.experiment,
+                             jobs=args.jobs, ray=args.ray, printer=info, against=args.against,
+                             budget_epochs=args.budget_epochs, controls=args.controls)
 
     @staticmethod
-    def add_arguments(p):
-        p.add_argument("--experiment", action="append", metavar="NAME",
-                       help="only this MLflow experiment (repeat for several; default: every experiment)")
-        p.add_argument("--against", metavar="SPEC", help="rank the finished runs as compare-trees does, with "
-                       "McNemar's test of each spec against this one on PrivateTest (loads every classifier)")
-        p.add_argument("--data", metavar="PATH", help="with --against: the data (default: the runs' own)")
-        add_json(p)
+    def text(result) -> str:
+        from ..workflows.compare import ranking_table
 
-    @classmethod
-    def run(cls, args) -> int:
-        from ..tracking.runs import finished_runs, over_seeds
-
-        runs = finished_runs(args.experiment)
-        if args.against:
-            from ..backend import start
-            from ..workflows.compare import rank_logged_runs, ranking_table
-
-            start(args.debug)
-            result = rank_logged_runs(runs, args.against, args.data)
-            print(json.dumps(result, indent=2) if args.json else ranking_table(result))
-            return 0
-        groups = over_seeds(runs, "private_accuracy")
-        if args.json:
-            print(json.dumps({"runs": runs, "over_seeds": groups}, indent=2))
-            return 0
-        print(f"{'run':8s} {'status':8s} {'kind':7s} {'spec':24s} " + " ".join(f"{c:>13s}" for c in cls.COLUMNS.values()))
-        for r in runs:
-            cells = " ".join(f"{'-':>13s}" if (v := r["metrics"].get(c)) is None else
-                             f"{v:13.0f}" if c == "train_seconds" else f"{v:13.4f}" for c in cls.COLUMNS)
-            print(f"{r['run_id'][:8]:8s} {r['status'][:8]:8s} {r['kind']:7s} {r['spec'][:24]:24s} {cells}")
-        if not runs:
-            print("(no cnntree runs yet: run cnntree train SPEC)")
-        if groups:
-            print(f"\n{'spec':24s} {'budget':6s} {'seeds':>5s}  {'private acc (mean +- std)':>26s}  data")
-            for g in sorted(groups, key=lambda g: -g["mean"]):
-                print(f"{g['spec'][:24]:24s} {'quick' if g['quick'] else 'full':6s} {g['seeds']:5d}  "
-                      f"{g['mean']:17.4f} +- {g['std']:.4f}  {g['data']}")
-        return 0
+        budget = ("quick" if result["quick"] else f"{result['epochs']} epochs per network" if result["epochs"] else
+                  f"{result['budget_epochs']} epochs per spec" if result["budget_epochs"] else "each spec's own epochs")
+        return (f"{len(result['rows'])} specs x {result['seeds']} seed(s), {budget}, ranked on "
+                f"{result['test_faces']} PrivateTest faces (MLflow experiment {result['experiment']}):\n"
+                + ranking_table(result))
 
 
-COMMANDS = [Train, CompareTrees, Compare]
+COMMANDS = {"train": Train, "compare-trees": CompareTrees}

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..data.splits import split_prefix
 from ..errors import CnnTreeError
+from ..log import say
 from .climbing import Hierarchy, conformal_threshold, hierarchical_metrics, risk_specificity_curve
 
 FILE = "climbing.json"
@@ -163,3 +164,11 @@ def answer_headline(found: dict, split: str) -> dict:
         out.update({f"{stem}_coverage_{level}": m["coverage"], f"{stem}_specificity_{level}": m["specificity"],
                     f"{stem}_haurc": m["haurc"]})
     return out
+
+
+def node_answers(clf, coverage: float, spec=None) -> NodeAnswers:
+    """The mirror's labels at ``coverage``: the node of the hierarchy (``spec``, "abstain", or the
+    model's own) its calibrated threshold answers; the guarantee is said once."""
+    hierarchy = hierarchy_for(clf, spec)
+    say(f"hierarchy {hierarchy.name}, coverage {coverage:g}: " + guarantee(clf, hierarchy, coverage))
+    return NodeAnswers(hierarchy, threshold(clf, hierarchy, coverage)["threshold"])

@@ -15,8 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CnnTreeError
-from ..files import write_text_atomically
+from ..files import check_output_file, write_text_atomically
+from ..log import say
+from ..plots import draw_timeline
 from ..spec.schema import ListOf, Num, Obj, Text, did_you_mean, fail, load_json
+from .mirror import open_source, run_mirror
 
 SEGMENT = Obj({"start": Num(lo=0), "end": Num(lo=0), "line": Text(""), "expected": Text()})
 MATCH, WEAK, MISS, NO_FACE = "match", "weak", "miss", "no face"
@@ -129,3 +132,25 @@ def check_report_path(path) -> None:
 
 def _relative(target: Path, report_path: Path) -> str:
     return os.path.relpath(target, Path(report_path).resolve().parent)
+
+
+def rehearse(mirror, script, source, out, timeline=None, max_frames: int | None = None) -> list[dict]:
+    """``cnntree rehearse``: the video ``source`` run through ``mirror``, its main face scored
+    against the ``script`` file's segments, the report written to ``out`` (``.md`` or ``.html``)
+    with the ``timeline`` picture (detected curves over the expected bands). One row per segment."""
+    check_report_path(out)
+    check_output_file(out, "--out")
+    if timeline:
+        check_output_file(timeline, "--timeline")
+    classes = list(mirror.classifier.spec_.classes)
+    segments = load_script(script, classes)
+    opened = open_source(source)
+    if opened.kind == "image":
+        raise CnnTreeError(f"--source {source}: rehearsal needs a video or a camera, not an image")
+    run = run_mirror(mirror, opened, max_frames=max_frames, printer=say)
+    rows = score_segments(segments, run.times, run.main, classes)
+    if timeline:
+        draw_timeline(run.times, run.main, classes, timeline, bands=[(s.start, s.end, s.expected) for s in segments],
+                      title=f"{Path(source).name}: detected (curves) vs expected (bands)")
+    report(rows, out, f"Rehearsal of {Path(script).name} on {Path(source).name}", timeline)
+    return rows

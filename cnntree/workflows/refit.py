@@ -10,8 +10,12 @@ import numpy as np
 
 from ..compose import answers
 from ..compose.climbing import Hierarchy
-from ..estimator.storage import save_calibration, save_climbing
+from ..data import load_for_spec
+from ..errors import CnnTreeError
+from ..estimator.storage import check_model_folder, load, save_calibration, save_climbing
 from ..evaluation.metrics import evaluate
+from ..pretrained import resolve
+from ..spec import with_overrides
 
 
 def refit_calibration(clf, data, splits, method: str | None, source, out) -> dict:
@@ -52,3 +56,28 @@ def calibrate_thresholds(clf, data, index: np.ndarray, split: str, hierarchy: Hi
             rows.append({"hierarchy": each.name, "coverage": coverage, **found,
                          "specificity_here": float(each.specificity[nodes].mean())})
     return {"thresholds": rows, "out": written}
+
+
+def calibrate_model(reference, data=None, method: str = "temperature", out=None, coverages=None,
+                    split: str = "PublicTest", hierarchy=None) -> dict:
+    """``calibrate`` as one call: the model folder or shipped name ``reference`` recalibrated
+    (``method`` for every network, on its Validation faces) or, with ``coverages``, its hierarchical
+    answers' thresholds on ``split`` (``hierarchy``: a tree spec, "abstain", or None for the model's
+    own), written to ``out`` (default: in place). Returns what was fitted (JSON-able)."""
+    source = resolve(reference)
+    target = Path(out or source)
+    check_model_folder(target, reads=[source], in_place=True)
+    clf = load(source)
+    data, splits = load_for_spec(with_overrides(clf.spec_, data=data))
+    if not coverages:
+        found = refit_calibration(clf, data, splits, method, source, target)
+        return {"data": data.source, "split": "Validation", "faces": int(len(splits.validation)),
+                "method": method, "splits": found["splits"],
+                **{k: found[k] for k in ("before", "after", "fitted", "at_bound")}, "out": str(found["out"])}
+    index = splits.validation if split == "Validation" else splits.tests.get(split)
+    if index is None:
+        raise CnnTreeError(f"--split: no split \"{split}\"; use Validation or one of {', '.join(splits.tests)}")
+    tree = answers.hierarchy_for(clf, hierarchy)
+    found = calibrate_thresholds(clf, data, index, split, tree, coverages, source, target)
+    return {"data": data.source, "split": split, "faces": int(len(index)), "hierarchy": tree.name,
+            "thresholds": found["thresholds"], "out": str(found["out"] / answers.FILE)}

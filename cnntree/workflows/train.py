@@ -50,7 +50,9 @@ class Outcome:
     results: dict = field(default_factory=dict)  # test split -> evaluate() result
     metrics: dict = field(default_factory=dict)  # the parent run's final metrics
     compared: list = field(default_factory=list)  # this run and the other finished parents on the same data
+    out: str | None = None  # where the classifier was kept, with ``out``
     registered: str | None = None  # the model registry version, with ``register``
+    registered_uri: str | None = None  # ``models:/<name>/<version>``
 
 
 def run_experiment(spec: Spec, experiment=None, work_dir=None, resume=False, out=None, jobs=1, ray=None,
@@ -125,8 +127,10 @@ def run_experiment(spec: Spec, experiment=None, work_dir=None, resume=False, out
             runs.describe_children(run.info.run_id, experiment_id)
             if out:
                 save(clf, out)
+                outcome.out = str(out)
             if register:
                 outcome.registered = runs.register(model_uri, register)
+                outcome.registered_uri = f"models:/{register}/{outcome.registered}"
         outcome.compared = runs.finished_parents_on(experiment_id, data.source, run.info.run_id)
     finally:
         lock.close()

@@ -92,4 +92,5 @@ def run_transfer(model_dir, data, label_map: dict, mode: str, folds: int, epochs
             mlflow.log_artifacts(result["out"], "classifier")
         result["run_id"] = parent.info.run_id
         result["experiment_id"] = parent.info.experiment_id
+        result["experiment"], result["tracking_uri"] = experiment, store.tracking_uri()
     return result
