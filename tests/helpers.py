@@ -5,6 +5,7 @@ import contextlib
 import gzip
 import io
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -111,3 +112,27 @@ def tiny_spec(kind="tree", **extra):
                         {"id": "rest", "children": ["angry", "disgust", "fear", "sad", "surprise", "neutral"],
                          "balance": "none"}]
     return parse_spec(raw)
+
+
+README = ROOT / "README.md"
+
+
+def readme_commands(text: str) -> list[tuple[str, list[str]]]:
+    """Each ``$ cnntree ...`` line of the README's console blocks, its comment removed, with the
+    output lines printed under it."""
+    commands = []
+    for block in re.findall(r"```console\n(.*?)```", text, re.S):
+        for line in block.splitlines():
+            if line.startswith("$ "):
+                commands.append((line[2:].split("  #")[0].strip(), []))
+            elif commands:
+                commands[-1][1].append(line)
+    return commands
+
+
+def runs_on_bundled_data(command: str) -> bool:
+    """Commands that need the full FER2013 (``path/to/``, ``--data fer2013.csv.gz``) or a camera, and
+    ``serve`` (a server runs until stopped: tests/test_serve.py drives it in a browser), are not run
+    here; every other README command is."""
+    return command.startswith("cnntree ") and "fer2013.csv" not in command and "path/to/" not in command \
+        and "webcam" not in command and not command.startswith("cnntree serve")

@@ -2,70 +2,14 @@
 anchors resolve, and no project file speaks of how the project was developed."""
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 
-from .helpers import ROOT, run_cli
+from .helpers import README, ROOT, readme_commands, runs_on_bundled_data
 
-README = ROOT / "README.md"
 DOCS = [README, *sorted((ROOT / "docs").glob("*.md")), ROOT / "CHANGELOG.md", ROOT / "examples" / "README.md"]
-
-
-def readme_commands(text: str) -> list[tuple[str, list[str]]]:
-    """Each ``$ cnntree ...`` line of the README's console blocks, its comment removed, with the
-    output lines printed under it."""
-    commands = []
-    for block in re.findall(r"```console\n(.*?)```", text, re.S):
-        for line in block.splitlines():
-            if line.startswith("$ "):
-                commands.append((line[2:].split("  #")[0].strip(), []))
-            elif commands:
-                commands[-1][1].append(line)
-    return commands
-
-
-def runs_on_bundled_data(command: str) -> bool:
-    """Commands that need the full FER2013 (``path/to/``, ``--data fer2013.csv.gz``) or a camera, and
-    ``serve`` (a server runs until stopped: tests/test_serve.py drives it in a browser), are not run
-    here; every other README command is."""
-    return command.startswith("cnntree ") and "fer2013.csv" not in command and "path/to/" not in command \
-        and "webcam" not in command and not command.startswith("cnntree serve")
-
-
-@pytest.mark.slow
-def test_every_readme_command_runs_as_printed(sample):
-    """The README's commands, in order, in a fresh folder with the repository's specs and examples,
-    a face photo and a group photo. Trainings get ``--quick`` (their full length is what the README's
-    times measure); every other command runs exactly as printed. A command shown with an error
-    must fail with exit status 2 and that line; one shown with its output must print it."""
-    for folder in ("trees", "examples"):
-        shutil.copytree(ROOT / folder, folder)
-    happy = np.flatnonzero(sample.labels == sample.classes.index("happy"))
-    cv2.imwrite("face.png", sample.images[happy[0]])
-    from cnntree.live.scenes import background, grid_boxes, render
-
-    cv2.imwrite("group.jpg", render(sample.images[happy[:4]], grid_boxes(4), background()))
-    commands = [(c, shown) for c, shown in readme_commands(README.read_text()) if runs_on_bundled_data(c)]
-    assert len(commands) >= 12, commands
-    for command, shown in commands:
-        args = command.split()[1:]
-        if args[0] == "train":
-            args.append("--quick")
-        code, out, err = run_cli(*args)
-        error = [line for line in shown if line.startswith("cnntree: error:")]
-        if error:
-            assert code == 2 and err.strip() == error[0], (command, err)
-            continue
-        assert code == 0, (command, err[-2000:])
-        if args[0] in ("validate", "show"):
-            assert [line for line in shown if line] == out.splitlines(), command
-    assert Path("runs/models/moravcik").is_dir() and Path("runs/models/single_vgg").is_dir()
-    assert Path("labelled.jpg").is_file()
 
 
 def test_the_readme_is_short_and_its_commands_are_tested():

@@ -14,13 +14,12 @@ import pytest
 
 from cnntree import load_model
 
-from .helpers import ROOT, run_cli
+from .helpers import ROOT, TINY_MODEL, run_cli
 
 pytestmark = pytest.mark.slow  # real trainings
 
 SAMPLE = "fer2013-sample"  # the experiment of every training on the bundled sample
-TINY = {"name": "tiny_single", "kind": "single",
-        "defaults": {"model": {"name": "lenet", "filters": [4, 8], "dense": 8}, "train": {"epochs": 1}}}
+TINY = {"name": "tiny_single", "kind": "single", "defaults": {"model": TINY_MODEL, "train": {"epochs": 1}}}
 
 
 def cnntree(cwd, *args, env=None):
@@ -41,11 +40,15 @@ def cnntree(cwd, *args, env=None):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """moravcik --quick and a tiny single network, trained once into one sqlite store."""
+    """The moravcik hierarchy on tiny networks (--quick) and a tiny single network with two seeds,
+    trained once into one sqlite store (the real moravcik networks train in test_workflow)."""
     cwd = tmp_path_factory.mktemp("project")
     env = {"MLFLOW_TRACKING_URI": ""}
-    code, out, err = cnntree(cwd, "train", ROOT / "trees" / "moravcik.json", "--quick", "--out", cwd / "model",
-                             env=env)
+    tree = json.loads((ROOT / "trees" / "moravcik.json").read_text())
+    tree["defaults"]["model"] = TINY_MODEL
+    tree["nodes"] = [{key: value for key, value in node.items() if key != "model"} for node in tree["nodes"]]
+    (cwd / "moravcik.json").write_text(json.dumps(tree))
+    code, out, err = cnntree(cwd, "train", cwd / "moravcik.json", "--quick", "--out", cwd / "model", env=env)
     assert code == 0, err[-3000:]
     (cwd / "tiny.json").write_text(json.dumps(TINY))
     for seed in ("0", "1"):  # two seeds of one spec: compare groups them
@@ -86,7 +89,7 @@ def test_parent_run_with_four_nested_node_runs(trained):
     # the tree's answers at 90% coverage, calibrated on PublicTest (compose.answers)
     assert 0 <= metrics["private_answers_specificity_90"] <= 1 and 0 <= metrics["private_answers_haurc"] <= 1
     assert 0.5 <= metrics["private_answers_coverage_90"] <= 1
-    assert parent.data.params["net.NN1.model.blocks"] == "3"
+    assert parent.data.params["net.NN1.model.name"] == "lenet"
     assert parent.data.params["net.NN1.balance.strategy"] == "one_vs_rest"
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"spec.json", "hierarchy.png", "evaluation", "classifier"} <= artifacts

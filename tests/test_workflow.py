@@ -3,37 +3,49 @@ trained into one experiment, each model where the next command looks, compared i
 
 import json
 import re
+import shutil
 
 import cv2
 import mlflow
+import numpy as np
 import pytest
 
 from cnntree.cli import main
+from cnntree.live.scenes import background, grid_boxes, render
 
-from .helpers import ROOT
+from .helpers import README, ROOT, readme_commands, run_cli, runs_on_bundled_data
 
 pytestmark = pytest.mark.slow  # three real (quick) trainings
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    """``train moravcik --quick``, ``train single_vgg --quick --register``, then moravcik again, in
-    one fresh folder with the default store."""
+def project(tmp_path_factory, sample):
+    """A new user's folder: every README command that runs on the bundled data, in order, as printed
+    (trainings with ``--quick``: their full length is what the README's times measure), with the
+    repository's specs and examples, a face photo and a group photo; then the tree once more,
+    registered. Yields the folder, each README command's (command, shown, code, out, err), and the
+    last training's output."""
     import os
 
     cwd = tmp_path_factory.mktemp("workflow")
-    before, os_env = os.getcwd(), os.environ.pop("MLFLOW_TRACKING_URI", None)
+    before = os.getcwd()
     os.chdir(cwd)
     try:
-        for argv in (["train", str(ROOT / "trees" / "moravcik.json"), "--quick"],
-                     ["train", str(ROOT / "trees" / "single_vgg.json"), "--quick", "--register", "face-vgg"],
-                     ["train", str(ROOT / "trees" / "moravcik.json"), "--quick"]):
-            assert main(argv) == 0, argv
-        yield cwd
+        for folder in ("trees", "examples"):
+            shutil.copytree(ROOT / folder, folder)
+        happy = np.flatnonzero(sample.labels == sample.classes.index("happy"))
+        cv2.imwrite("face.png", sample.images[happy[0]])
+        cv2.imwrite("group.jpg", render(sample.images[happy[:4]], grid_boxes(4), background()))
+        ran = []
+        for command, shown in readme_commands(README.read_text()):
+            if runs_on_bundled_data(command):
+                args = command.split()[1:] + (["--quick"] if command.split()[1] == "train" else [])
+                ran.append((command, shown, *run_cli(*args)))
+        code, out, err = run_cli("train", "trees/moravcik.json", "--quick", "--register", "face-tree")
+        assert code == 0, err[-2000:]
+        yield cwd, ran, out
     finally:
         os.chdir(before)
-        if os_env is not None:
-            os.environ["MLFLOW_TRACKING_URI"] = os_env
 
 
 def parents(cwd):
@@ -43,38 +55,52 @@ def parents(cwd):
     return [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
 
 
+def test_every_readme_command_runs_as_printed(project):
+    """A command shown with an error fails with exit status 2 and that line; one shown with its
+    output prints it; every other one succeeds."""
+    cwd, ran, _ = project
+    assert len(ran) >= 12, [command for command, *_ in ran]
+    for command, shown, code, out, err in ran:
+        error = [line for line in shown if line.startswith("cnntree: error:")]
+        if error:
+            assert code == 2 and err.strip() == error[0], (command, err)
+            continue
+        assert code == 0, (command, err[-2000:])
+        if command.split()[1] in ("validate", "show"):
+            assert [line for line in shown if line] == out.splitlines(), command
+    assert (cwd / "labelled.jpg").is_file()
+
+
 def test_tree_and_single_network_land_in_one_experiment_named_after_the_data(project):
-    found = parents(project)
+    found = parents(project[0])
     assert [r.data.tags["cnntree.spec"] for r in found] == ["moravcik", "single_vgg", "moravcik"]
     assert all(r.info.status == "FINISHED" for r in found)
 
 
 def test_models_go_where_the_next_command_looks_and_are_never_replaced(project, capsys, sample, monkeypatch):
-    monkeypatch.chdir(project)  # the folder the user trained in
-    models = project / "runs" / "models"
+    cwd = project[0]
+    monkeypatch.chdir(cwd)  # the folder the user trained in
+    models = cwd / "runs" / "models"
     assert sorted(p.name for p in models.iterdir()) == ["moravcik", "moravcik-2", "single_vgg"]
-    assert main(["calibrate", "runs/models/moravcik", "--method", "temperature", "--out", "runs/models/t"]) == 0
-    first_tree_run = parents(project)[0].info.run_id
+    first_tree_run = parents(cwd)[0].info.run_id
     capsys.readouterr()
     assert main(["evaluate", first_tree_run, "--json"]) == 0  # the run id train printed
     assert 0 <= json.loads(capsys.readouterr().out)["metrics"]["private_accuracy"] <= 1
-    cv2.imwrite(str(project / "face.png"), sample.images[0])
-    for reference in ("models:/face-vgg/1", f"runs:/{parents(project)[1].info.run_id}"):
-        assert main(["predict", reference, str(project / "face.png"), "--json"]) == 0, reference
+    cv2.imwrite(str(cwd / "face.png"), sample.images[0])
+    for reference in ("models:/face-tree/1", f"runs:/{parents(cwd)[1].info.run_id}"):
+        assert main(["predict", reference, str(cwd / "face.png"), "--json"]) == 0, reference
         rows = json.loads(capsys.readouterr().out)
         assert len(rows) == 1 and abs(sum(rows[0]["probabilities"].values()) - 1) < 1e-4
 
 
-def test_train_prints_the_comparison_page_of_the_runs_on_the_same_data(project, capsys, monkeypatch):
-    monkeypatch.chdir(project)
-    assert main(["train", str(ROOT / "trees" / "single_vgg.json"), "--quick", "--out", "runs/models/v2"]) == 0
-    out = capsys.readouterr().out
-    found = parents(project)
+def test_train_prints_the_comparison_page_of_the_runs_on_the_same_data(project):
+    cwd, _, out = project  # the output of the third training
+    found = parents(cwd)
     url = re.search(r"compare with the other (\d+) finished run\(s\) on this data: (\S+)", out)
     assert url and url.group(2).startswith("http://127.0.0.1:5000/#/compare-runs?runs=")
-    assert int(url.group(1)) == len(found) - 1
+    assert int(url.group(1)) == len(found) - 1 == 2
     assert all(r.info.run_id in url.group(2) for r in found)
-    assert "classifier saved to runs/models/v2" in out
+    assert "classifier saved to runs/models/moravcik-2" in out
 
 
 def test_a_downloaded_classifier_is_removed_when_the_command_ends(project, tmp_path, sample):
@@ -85,8 +111,8 @@ def test_a_downloaded_classifier_is_removed_when_the_command_ends(project, tmp_p
     cv2.imwrite(str(tmp_path / "face.png"), sample.images[0])
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    env = {**os.environ, "TMPDIR": str(scratch), "MLFLOW_TRACKING_URI": f"sqlite:///{project}/runs/mlflow.db"}
-    done = subprocess.run([sys.executable, "-m", "cnntree.cli", "predict", f"runs:/{parents(project)[1].info.run_id}",
+    env = {**os.environ, "TMPDIR": str(scratch), "MLFLOW_TRACKING_URI": f"sqlite:///{project[0]}/runs/mlflow.db"}
+    done = subprocess.run([sys.executable, "-m", "cnntree.cli", "predict", f"runs:/{parents(project[0])[1].info.run_id}",
                            str(tmp_path / "face.png")], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert not list(scratch.glob("cnntree-model-*"))  # the copy MLflow downloaded is gone

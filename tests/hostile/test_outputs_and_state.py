@@ -205,8 +205,11 @@ def test_a_training_that_died_is_ended_and_told_on_the_next_start(tmp_path, caps
     work.mkdir()
     mark(work, "work")
     (work / "run.json").write_text(json.dumps({"run_id": run_id, "tracking_uri": f"sqlite:///{store}/mlflow.db"}))
+    tiny = tmp_path / "tiny.json"  # what trains does not matter here: the smallest network
+    tiny.write_text(json.dumps({"name": "tiny", "kind": "single", "defaults": {"model": TINY_MODEL,
+                                                                             "train": {"epochs": 1}}}))
     capsys.readouterr()
-    assert main(["train", str(MORAVCIK), "--quick", "--work-dir", str(work), "--experiment", "crashed"]) == 0
+    assert main(["train", str(tiny), "--work-dir", str(work), "--experiment", "crashed"]) == 0
     err = capsys.readouterr().err
     assert f"(MLflow run {run_id}) ended without finishing" in err and "--resume continues" in err
     assert mlflow.get_run(run_id).info.status == "FAILED"
