@@ -1,10 +1,19 @@
 """Fixtures: every test in a folder of its own, the bundled sample, a tiny trained model."""
 
+import os
+
 import pytest
 
 from cnntree import save_model
 
 from .helpers import rows_from, tiny_spec, write_csv
+
+# The cores shared among the test workers rather than each worker's TensorFlow taking them all
+# (TensorFlow reads these once, when it loads; cnntree loads it only when a backend starts).
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+for _name in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS"):
+    os.environ.setdefault(_name, str(max(1, (os.cpu_count() or 1) // WORKERS)))
+os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1" if WORKERS > 1 else "2")
 
 
 @pytest.fixture(autouse=True)
@@ -39,3 +48,16 @@ def tiny_model(tmp_path_factory, sample):
     clf = CnnTreeClassifier(spec, work_dir=root / "work").fit(
         sample.images[train], sample.labels[train], (sample.images[val], sample.labels[val]))
     return save_model(clf, root / "model")
+
+
+LONGEST_FIRST = ("test_workflow.py", "test_parallel.py", "test_branches.py", "test_train.py", "test_faults.py",
+                 "test_tracking.py", "test_warmstart.py", "test_compare.py")
+
+
+def pytest_collection_modifyitems(items):
+    """The modules that take longest start first, so the workers finish together rather than one
+    running a long module alone at the end (the scheduler hands out modules in this order)."""
+    def rank(item):
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+    items.sort(key=rank)  # stable: the order within a module and among the rest is kept

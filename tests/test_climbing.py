@@ -107,7 +107,7 @@ def test_the_shipped_default_answers_with_its_calibrated_hierarchy(sample):
     assert hierarchy.name == clf.climbing_["default"] and len(hierarchy.nodes) > 8
     found = answers.threshold(clf, hierarchy, 0.9)
     assert found["split"] == "PublicTest" and found["faces"] == 3589 and 0 < found["threshold"] < 1
-    faces = sample.images[sample.splits == "PrivateTest"]
+    faces = sample.images[sample.splits == "PrivateTest"][:80]
     named = clf.predict_node(faces, coverage=0.9)
     labels = {node.label for node in hierarchy.nodes}
     assert set(named) <= labels and any(" or " in n for n in named) and any(n in clf.classes_ for n in named)

@@ -211,7 +211,7 @@ def test_small_data_trains_nodes_that_do_not_answer_one_class(tmp_path, sample):
 
     raw = json.loads((ROOT / "trees" / "moravcik.json").read_text())
     raw["defaults"]["model"]["width"] = 0.25  # the same networks, 16x cheaper
-    spec = with_overrides(parse_spec(raw), epochs=3)
+    spec = with_overrides(parse_spec(raw), epochs=2)
     data, splits = load_for_spec(spec)
     clf = CnnTreeClassifier(spec, work_dir=tmp_path).fit(
         data.images[splits.train], data.labels[splits.train],
