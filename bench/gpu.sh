@@ -19,6 +19,7 @@ EPOCHS=${GPU_BENCH_EPOCHS:-32}
 PACK=${GPU_BENCH_PACK:-.gpu/fer2013_training.u8.xz}
 TRAIN_LIMIT_S=${GPU_BENCH_TRAIN_LIMIT_S:-300}
 SCRATCH=$(mktemp -d)
+trap 'rm -rf "$SCRATCH"' EXIT
 mkdir -p "$OUT"
 started=$(date +%s)
 if compgen -G ".whl/*.whl" > /dev/null; then
@@ -40,16 +41,17 @@ if [ -d "$SCRATCH/models/single_vgg" ]; then
   timeout "${GPU_BENCH_TREE_LIMIT_S:-150}" python3 bench/train_models.py --init-from "$SCRATCH/models/single_vgg" \
     --data "$SCRATCH/fer2013_training.csv" --out "$SCRATCH/models" --work "$SCRATCH/checkpoints" \
     bench/specs/moravcik_vgg_branched.json >> "$SCRATCH/models.log" 2>&1
-  echo "tree training ended with status $? after $(( $(date +%s) - started )) s"
+  tree_status=$?
+  echo "tree training ended with status $tree_status after $(( $(date +%s) - started )) s"
 fi
 cp "$SCRATCH/models.log" "$OUT"/
 for model in "$SCRATCH"/models/*/; do
   [ -d "$model" ] || continue
   tar -C "$SCRATCH/models" -cf "$OUT/$(basename "$model").tar" "$(basename "$model")"
 done
-if [ "$status" -ne 0 ]; then  # cut short: the best weights so far, to finish with --resume elsewhere
+if [ "$status" -ne 0 ] || [ "${tree_status:-0}" -ne 0 ]; then  # cut short: the best weights so far, to finish with --resume elsewhere
   for work in "$SCRATCH"/checkpoints/*/; do
-    [ -d "$work" ] || continue
+    [ -d "$work" ] && [ ! -d "$SCRATCH/models/$(basename "$work")" ] || continue  # only what did not finish
     tar -C "$SCRATCH/checkpoints" -cf "$OUT/$(basename "$work").work.tar" --exclude='last.keras' "$(basename "$work")"
   done
 fi
