@@ -30,14 +30,23 @@ def tree_multiply_adds(spec) -> int:
 
 def matching_width(model: dict, normalize: str, classes: int, target: int) -> tuple[float, int]:
     """The width (from ``WIDTHS``) at which the flat ``model`` costs closest to ``target``
-    multiply-adds per face, and that cost."""
+    multiply-adds per face, and that cost. The cost grows with the width, so a bisection builds
+    about seven networks, not all 61."""
+    from functools import cache
+
     from ..nets.cost import multiply_adds
     from ..nets.models import create_model
 
-    costs = {w: multiply_adds(create_model(n_outputs=classes, normalize=normalize, **{**model, "width": w}))
-             for w in WIDTHS}
-    width = min(costs, key=lambda w: abs(costs[w] - target))
-    return width, costs[width]
+    @cache
+    def cost(index: int) -> int:
+        return multiply_adds(create_model(n_outputs=classes, normalize=normalize, **{**model, "width": WIDTHS[index]}))
+
+    low, high = 0, len(WIDTHS) - 1  # the first width that costs at least the target, or the widest
+    while low < high:
+        middle = (low + high) // 2
+        low, high = (middle + 1, high) if cost(middle) < target else (low, middle)
+    best = min({low, max(low - 1, 0)}, key=lambda i: (abs(cost(i) - target), i))
+    return WIDTHS[best], cost(best)
 
 
 def control_spec(spec, resolve_model=None):
