@@ -30,9 +30,11 @@ def check_reference(reference) -> None:
     """One line for a reference that names nothing: not a folder, not a shipped name, not of an
     MLflow form (whether MLflow knows a run is asked when the model loads). A model folder that a
     killed save had set aside is put back first."""
-    if not is_logged(reference):
-        recover_folder(resolve(reference))
-    if not resolve(reference).exists() and not is_logged(reference):
+    if is_logged(reference):
+        return
+    folder = resolve(reference)
+    recover_folder(folder)
+    if not folder.exists():
         raise CnnTreeError(f"{reference}: no such model directory (nor a shipped model, cnntree models, or an "
                            "MLflow run id, runs:/<id> or models:/<name>/<version>)")
 

@@ -166,9 +166,16 @@ def answer_headline(found: dict, split: str) -> dict:
     return out
 
 
+def announced_hierarchy(clf, coverage: float, spec=None) -> Hierarchy:
+    """The hierarchy ``clf`` answers with (``spec``, "abstain", or the model's own), its guarantee at
+    ``coverage`` said once on the cnntree logger."""
+    hierarchy = hierarchy_for(clf, spec)
+    say(f"hierarchy {hierarchy.name}, coverage {coverage:g}: " + guarantee(clf, hierarchy, coverage))
+    return hierarchy
+
+
 def node_answers(clf, coverage: float, spec=None) -> NodeAnswers:
     """The mirror's labels at ``coverage``: the node of the hierarchy (``spec``, "abstain", or the
     model's own) its calibrated threshold answers; the guarantee is said once."""
-    hierarchy = hierarchy_for(clf, spec)
-    say(f"hierarchy {hierarchy.name}, coverage {coverage:g}: " + guarantee(clf, hierarchy, coverage))
+    hierarchy = announced_hierarchy(clf, coverage, spec)
     return NodeAnswers(hierarchy, threshold(clf, hierarchy, coverage)["threshold"])

@@ -29,7 +29,7 @@ def evaluate_model(reference, data=None, split: str = "PrivateTest", label_map: 
     spec = with_overrides(clf.spec_, skip_bad=skip_bad or None)
     if coverage is None and hierarchy is not None:
         raise CnnTreeError("a hierarchy for the answers goes with a coverage")
-    out = evaluate_split(clf, spec, data, split, parse_label_map(label_map), explain=explain or 0,
+    out = evaluate_split(clf, spec, data, split, parse_label_map(label_map), explain=explain,
                          coverage=coverage, hierarchy=hierarchy)
     files = []
     if folder:

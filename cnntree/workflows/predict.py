@@ -9,7 +9,6 @@ from ..compose import answers
 from ..errors import CnnTreeError
 from ..evaluation.explain import explain
 from ..files import check_output_file
-from ..log import say
 from ..models import load_model
 from ..plots import draw_explanations
 
@@ -25,8 +24,7 @@ def predict_faces(reference, rows: list[dict], faces, test_time: str | None = No
     for row, q in zip(rows, proba):
         row.update(label=classes[int(q.argmax())], probabilities=dict(zip(classes, map(float, q))))
     if coverage:
-        tree = answers.hierarchy_for(clf, hierarchy)
-        say(f"hierarchy {tree.name}, coverage {coverage:g}: " + answers.guarantee(clf, tree, coverage))
+        tree = answers.announced_hierarchy(clf, coverage, hierarchy)
         for row, found in zip(rows, answers.answer(clf, proba, tree, coverage)):
             row["answer"] = {"node": found.node, "label": found.label, "probability": found.probability,
                              "hierarchy": tree.name, "coverage": coverage}
