@@ -58,7 +58,7 @@ def train_untracked(spec, args):
     clf = CnnTreeClassifier(spec, work_dir=work, verbose=1)
     clf.fit(data.images[splits.train], data.labels[splits.train],
             (data.images[splits.validation], data.labels[splits.validation]))
-    return {split: evaluate(clf, data.images[i], data.labels[i]) for split, i in splits.tests.items()}, None
+    return {split: evaluate(clf, clf.network_outputs(data.images[i]), data.labels[i]) for split, i in splits.tests.items()}, None
 
 
 def main():

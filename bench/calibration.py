@@ -39,7 +39,7 @@ def main() -> None:
             row = {"model": str(reference), "spec": clf.spec_.name, "kind": clf.spec_.kind, "method": method,
                    "networks": len(clf.spec_.nodes), "fitted": fitted}
             for split, index in {"Validation": val, **splits.tests}.items():
-                result = evaluate(clf, data.images[index], data.labels[index])
+                result = evaluate(clf, clf.network_outputs(data.images[index]), data.labels[index])
                 m = result["modes"][result["default_mode"]]
                 row[split] = {k: m[k] for k in ("accuracy", "macro_f1", "ece", "nll", "brier")}
                 row[split]["node_ece"] = {n: r["ece"] for n, r in result["nodes"].items()}

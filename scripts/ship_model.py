@@ -156,7 +156,7 @@ def main():
 
     def measured(classifier, split):
         index = splits.tests[split]
-        return evaluate(classifier, data.images[index], data.labels[index])["modes"][classifier.default_mode()]
+        return evaluate(classifier, classifier.network_outputs(data.images[index]), data.labels[index])["modes"][classifier.default_mode()]
 
     for split, prefix in (("PublicTest", "public"), ("PrivateTest", "private")):
         index, result = splits.tests[split], measured(clf, split)

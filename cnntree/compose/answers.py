@@ -139,18 +139,18 @@ def evaluate_answers(clf, proba: np.ndarray, labels: np.ndarray, coverage: float
 
 def answer_metrics(clf, calibration: tuple, test: tuple, coverage: float = 0.9) -> dict:
     """What a hierarchy is for, as metrics every training logs: a classifier's answers at
-    ``coverage``, calibrated on ``calibration`` (faces, labels: PublicTest) and measured on ``test``
-    (PrivateTest): their coverage, mean specificity, and the curve's hAURC. A tree answers with its
-    own hierarchy; a flat model abstains (its class, or any emotion)."""
+    ``coverage``, calibrated on ``calibration`` (its probabilities and the labels of PublicTest) and
+    measured on ``test`` (PrivateTest's): their coverage, mean specificity, and the curve's hAURC. A
+    tree answers with its own hierarchy; a flat model abstains (its class, or any emotion)."""
     classes = list(clf.spec_.classes)
     hierarchy = Hierarchy.from_spec(clf.spec_, classes) if clf.spec_.kind == "tree" else Hierarchy.flat(classes)
-    scores = hierarchy.scores(clf.predict_proba(calibration[0]), calibration[1])
-    proba = clf.predict_proba(test[0])
-    found = hierarchical_metrics(hierarchy, proba, test[1], conformal_threshold(scores, 1 - coverage))
+    scores = hierarchy.scores(*calibration)
+    proba, labels = test
+    found = hierarchical_metrics(hierarchy, proba, labels, conformal_threshold(scores, 1 - coverage))
     level = f"{round(coverage * 100):d}"
     return {f"private_answers_coverage_{level}": found["coverage"],
             f"private_answers_specificity_{level}": found["specificity"],
-            "private_answers_haurc": risk_specificity_curve(hierarchy, proba, test[1])["haurc"]}
+            "private_answers_haurc": risk_specificity_curve(hierarchy, proba, labels)["haurc"]}
 
 
 def answer_headline(found: dict, split: str) -> dict:

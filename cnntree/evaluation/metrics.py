@@ -51,10 +51,11 @@ def node_reports(clf, outputs: dict, labels) -> dict:
     return reports
 
 
-def evaluate(clf, images, labels) -> dict:
+def evaluate(clf, outputs: dict, labels) -> dict:
     """Every combining mode's flat metrics (and calibration metrics where the mode answers with
-    probabilities, not votes or one-hot paths), hierarchical metrics for trees, per-network reports."""
-    outputs = clf.network_outputs(images)
+    probabilities, not votes or one-hot paths), hierarchical metrics for trees, per-network reports,
+    from the networks' ``outputs`` on the faces (``clf.network_outputs``: the caller runs the networks
+    once for everything it measures)."""
     result = {"n": int(len(labels)), "kind": clf.spec_.kind, "default_mode": clf.default_mode(), "modes": {}}
     for mode in clf.modes():
         combiner = clf.combiner(mode)
@@ -112,21 +113,21 @@ def evaluate_split(clf, spec, data_path=None, split: str = "PrivateTest", label_
         raise CnnTreeError(f"--split: no test split \"{split}\"; test splits: {', '.join(tests)}")
     else:
         index = tests[split]
-    result = evaluate(clf, data.images[index], data.labels[index])
+    images, labels = data.images[index], data.labels[index]
+    outputs = clf.network_outputs(images)
+    result = evaluate(clf, outputs, labels)
     if alignment is not None:
         result["alignment"] = alignment.as_dict()
     out = {"data": data.source, "split": split, "faces": int(len(index)), "result": result}
     if coverage is not None:
         from ..compose.answers import evaluate_answers
 
-        out["hierarchical"] = evaluate_answers(clf, clf.predict_proba(data.images[index]), data.labels[index],
-                                               coverage, hierarchy)
+        out["hierarchical"] = evaluate_answers(clf, clf.combiner().combine(outputs), labels, coverage, hierarchy)
     if explain:
         from .explain import confident_mistakes
         from .explain import explain as explain_faces
 
-        images, labels = data.images[index], data.labels[index]
-        picked = confident_mistakes(clf.predict_proba(images), labels, explain)
+        picked = confident_mistakes(clf.combiner().combine(outputs), labels, explain)
         out["mistakes"] = {clf.spec_.classes[c]: explain_faces(clf, images[rows]) if len(rows) else []
                            for c, rows in picked.items()}
     return out

@@ -108,7 +108,7 @@ def compare_specs(specs, data_path=None, seeds: int = 1, epochs=None, quick=Fals
                                      experiment=experiment, work_dir=folder / f"{spec.name}-seed{seed}", jobs=jobs,
                                      ray=ray, printer=printer)
             runs.append({"seed": seed, "run_id": outcome.run_id, "metrics": outcome.metrics,
-                         "right": outcome.classifier.predict_proba(data.images[test]).argmax(axis=1) == truth})
+                         "right": outcome.probabilities[TEST_SPLIT].argmax(axis=1) == truth})
         rows.append({**summary(spec, runs), "budget": budget, "control": matched.get(spec.name)})
     best, reference = rank(rows, against)
     return {"experiment": experiment, "seeds": seeds, "epochs": epochs, "budget_epochs": budget_epochs, "quick": quick,
@@ -122,8 +122,8 @@ def answer_metrics(clf, data, calibration, test) -> dict:
     if calibration is None:
         return {}
 
-    return answers.answer_metrics(clf, (data.images[calibration], data.labels[calibration]),
-                                  (data.images[test], data.labels[test]), 0.9)
+    return answers.answer_metrics(clf, (clf.predict_proba(data.images[calibration]), data.labels[calibration]),
+                                  (clf.predict_proba(data.images[test]), data.labels[test]), 0.9)
 
 
 def rank(rows: list[dict], against: str | None = None) -> tuple[dict, dict]:

@@ -26,7 +26,7 @@ def refit_calibration(clf, data, splits, method: str | None, source, out) -> dic
     def measure() -> dict:
         found = {}
         for split, index in parts.items():
-            result = evaluate(clf, data.images[index], data.labels[index])
+            result = evaluate(clf, clf.network_outputs(data.images[index]), data.labels[index])
             m = result["modes"][result["default_mode"]]
             found[split] = {k: m[k] for k in ("accuracy", "ece", "nll", "brier") if k in m}
         return found

@@ -48,6 +48,7 @@ class Outcome:
     classifier: CnnTreeClassifier
     experiment_id: str = ""
     results: dict = field(default_factory=dict)  # test split -> evaluate() result
+    probabilities: dict = field(default_factory=dict)  # test split -> class probabilities (the default mode's)
     metrics: dict = field(default_factory=dict)  # the parent run's final metrics
     compared: list = field(default_factory=list)  # this run and the other finished parents on the same data
     out: str | None = None  # where the classifier was kept, with ``out``
@@ -109,17 +110,17 @@ def run_experiment(spec: Spec, experiment=None, work_dir=None, resume=False, out
             outcome = Outcome(run.info.run_id, experiment, store.tracking_uri(), clf, experiment_id,
                               metrics={"train_seconds": clf.fit_seconds_, "train_images_seen": clf.images_seen_,
                                        **network_cost(clf)})
-            for split, index in splits.tests.items():
-                result = evaluate(clf, data.images[index], data.labels[index])
+            for split, index in splits.tests.items():  # the networks run once per split for all it measures
+                outputs = clf.network_outputs(data.images[index])
+                result = evaluate(clf, outputs, data.labels[index])
                 outcome.results[split] = result
+                outcome.probabilities[split] = clf.combiner().combine(outputs)
                 outcome.metrics.update(headline(result, split))
                 for file in write_evaluation(result, spec.classes, split, work / "evaluation"):
                     mlflow.log_artifact(str(file), "evaluation")
             if {"PublicTest", "PrivateTest"} <= set(splits.tests):  # answers at 90% coverage (compose.answers)
-                outcome.metrics.update(answer_metrics(clf, (data.images[splits.tests["PublicTest"]],
-                                                            data.labels[splits.tests["PublicTest"]]),
-                                                      (data.images[splits.tests["PrivateTest"]],
-                                                       data.labels[splits.tests["PrivateTest"]])))
+                outcome.metrics.update(answer_metrics(clf, *((outcome.probabilities[split], data.labels[splits.tests[split]])
+                                                            for split in ("PublicTest", "PrivateTest"))))
             mlflow.log_metrics(outcome.metrics)
             saved = save(clf, work / "classifier")
             mlflow.log_artifacts(str(saved), "classifier")
