@@ -3,8 +3,7 @@
 import os
 
 import pytest
-
-from cnntree import save_model
+from filelock import FileLock
 
 from .helpers import rows_from, tiny_spec, write_csv
 
@@ -39,15 +38,20 @@ def small_csv(tmp_path, sample):
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory, sample):
-    """A small tree (happy vs the rest, then the six others) trained 2 epochs on the sample, saved."""
-    from cnntree import CnnTreeClassifier
+    """A small tree (happy vs the rest, then the six others) trained 2 epochs on the sample, saved
+    once for the whole test run: the first test worker to ask trains it, the others wait and read it
+    (tests only read it)."""
+    from cnntree import CnnTreeClassifier, save_model
 
-    spec = tiny_spec()
-    root = tmp_path_factory.mktemp("tiny_model")
-    train, val = sample.splits == "Training", sample.splits == "PublicTest"
-    clf = CnnTreeClassifier(spec, work_dir=root / "work").fit(
-        sample.images[train], sample.labels[train], (sample.images[val], sample.labels[val]))
-    return save_model(clf, root / "model")
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "tiny_model"  # the run's own
+    with FileLock(f"{root}.lock"):
+        if not (root / "model").is_dir():
+            train, val = sample.splits == "Training", sample.splits == "PublicTest"
+            clf = CnnTreeClassifier(tiny_spec(), work_dir=root / "work").fit(
+                sample.images[train], sample.labels[train], (sample.images[val], sample.labels[val]))
+            save_model(clf, root / "model")
+    return root / "model"
 
 
 LONGEST_FIRST = ("test_workflow.py", "test_parallel.py", "test_branches.py", "test_train.py", "test_faults.py",

@@ -15,7 +15,7 @@ import pytest
 
 from cnntree.compose.calibration import TemperatureScaling
 from cnntree.data.balance import make_balancer
-from cnntree.evaluation.reports import evaluation_table
+from cnntree.evaluation.reports import evaluation_table, write_evaluation
 from cnntree.tracking.runs import over_seeds
 
 from .helpers import ROOT, run_cli
@@ -113,12 +113,23 @@ def test_the_printed_training_counts_are_the_counts_used(sample, tmp_path):
     assert sum(counts) == 512 == len(job.train[1])
 
 
-def test_a_single_network_prints_one_row_per_split():
-    modes = {mode: {"accuracy": 0.5, "macro_f1": 0.4, "weighted_f1": 0.45} for mode in ("soft", "hard")}
-    single = {"kind": "single", "default_mode": "soft", "modes": modes}
+def test_a_single_network_prints_one_row_and_draws_one_confusion_per_split(tmp_path):
+    """Its routing modes are one answer: one table row, one confusion picture (counts and recall),
+    where a tree's modes get one each."""
+    report = {"angry": {"precision": 1.0, "recall": 1.0, "f1-score": 1.0, "support": 1}, "accuracy": 0.5}
+    modes = {mode: {"accuracy": 0.5, "macro_f1": 0.4, "weighted_f1": 0.45, "report": report,
+                    "confusion": [[1, 0], [1, 0]]} for mode in ("soft", "hard")}
+    single = {"kind": "single", "default_mode": "soft", "modes": modes, "nodes": {"net": {"report": report}}}
     tree = {**single, "kind": "tree"}
     assert len(evaluation_table([("PrivateTest", single)]).splitlines()) == 2
     assert len(evaluation_table([("PrivateTest", tree)]).splitlines()) == 3
+    pictures = {kind: sorted(p.name for p in write_evaluation(result, ["angry", "sad"], "PrivateTest", tmp_path / kind)
+                             if p.suffix == ".png")
+                for kind, result in (("single", single), ("tree", tree))}
+    assert pictures["single"] == ["PrivateTest_soft_confusion.png", "PrivateTest_soft_confusion_normalized.png"]
+    assert pictures["tree"] == sorted(pictures["single"] + ["PrivateTest_hard_confusion.png",
+                                                            "PrivateTest_hard_confusion_normalized.png"])
+    assert "== PrivateTest, hard ==" not in (tmp_path / "single" / "PrivateTest_report.txt").read_text()
 
 
 def test_a_calibration_that_ends_at_its_bound_says_so():

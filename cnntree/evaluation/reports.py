@@ -9,16 +9,21 @@ from ..files import write_text_atomically
 from ..plots import draw_confusion, draw_reliability
 
 
+def distinct_modes(result: dict) -> dict:
+    """The modes of an evaluation that answer differently: a single network's routing modes are one
+    answer (its default mode's), every mode of a tree or an ensemble its own."""
+    if result.get("kind") == "single":
+        return {result["default_mode"]: result["modes"][result["default_mode"]]}
+    return result["modes"]
+
+
 def evaluation_table(rows) -> str:
     """Metrics per split and mode as a fixed-width table (the default mode starred; calibration
-    columns only for modes that answer with probabilities). A single network's routing modes are
-    one answer: one row."""
+    columns only for modes that answer with probabilities), one row per distinct mode."""
     lines = [f"{'split':12s} {'mode':9s} {'accuracy':>9s} {'macro F1':>9s} {'weighted F1':>12s} {'ECE':>7s} "
              f"{'NLL':>7s} {'Brier':>7s}"]
     for split, result in rows:
-        for mode, m in result["modes"].items():
-            if result.get("kind") == "single" and mode != result["default_mode"]:
-                continue
+        for mode, m in distinct_modes(result).items():
             star = "*" if mode == result["default_mode"] else " "
             calibration = " ".join(f"{m[k]:7.4f}" if k in m else f"{'-':>7s}" for k in ("ece", "nll", "brier"))
             lines.append(f"{split:12s} {mode + star:9s} {m['accuracy']:9.4f} {m['macro_f1']:9.4f} "
@@ -34,7 +39,7 @@ def write_evaluation(result: dict, classes, split: str, folder: Path) -> list[Pa
     files = [folder / f"{split}_report.json"]
     write_text_atomically(files[0], json.dumps(result, indent=2))
     text = []
-    for mode, m in result["modes"].items():
+    for mode, m in distinct_modes(result).items():
         text.append(f"== {split}, {mode} ==\n" + report_text(m["report"]))
         files.append(draw_confusion(m["confusion"], classes, folder / f"{split}_{mode}_confusion.png",
                                     f"{split} ({mode}): counts"))
@@ -43,7 +48,7 @@ def write_evaluation(result: dict, classes, split: str, folder: Path) -> list[Pa
     for node, report in result["nodes"].items():
         text.append(f"== {split}, network {node} on its own test data ==\n" + report_text(report["report"]))
     panels = {f"{mode} ({'composed' if len(result['nodes']) > 1 else 'network'})": m
-              for mode, m in result["modes"].items() if "reliability" in m}
+              for mode, m in distinct_modes(result).items() if "reliability" in m}
     if len(result["nodes"]) > 1:
         panels.update({f"network {node}": report for node, report in result["nodes"].items()})
     if panels:

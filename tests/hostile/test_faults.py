@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from ..helpers import TINY_MODEL
+from ..helpers import TINY_MODEL, run_cli
 
 pytestmark = pytest.mark.slow  # real trainings in subprocesses
 
@@ -39,6 +39,15 @@ def train(store, *extra):
            "TF_DETERMINISTIC_OPS": "1"}  # multi-threaded kernels may otherwise sum in another order
     return subprocess.Popen([sys.executable, "-m", "cnntree.cli", "train", str(store / "faults.json"), *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=store, env=env)
+
+
+def resume(store, work, monkeypatch):
+    """``cnntree train --resume`` in this process (what is tested is what the killed process left
+    behind, not the process that continues it); returns its exit status and output."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}/mlflow.db")
+    monkeypatch.chdir(store)
+    code, out, err = run_cli("train", store / "faults.json", "--work-dir", work, "--resume")
+    return code, out + err
 
 
 def private_probabilities(model_dir):
@@ -79,7 +88,7 @@ def test_two_trainings_at_once_share_the_store(store):
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
-def test_a_killed_training_resumes_to_the_same_result(store):
+def test_a_killed_training_resumes_to_the_same_result(store, monkeypatch):
     work = store / "killed"
     victim = train(store, "--work-dir", work)
     seen = []
@@ -94,9 +103,8 @@ def test_a_killed_training_resumes_to_the_same_result(store):
     assert len(killed) == 1
     assert not (work / "classifier").exists()  # no half-written model
 
-    again = train(store, "--work-dir", work, "--resume")
-    output = again.communicate(timeout=600)[0]
-    assert again.returncode == 0, output
+    code, output = resume(store, work, monkeypatch)
+    assert code == 0, output
     assert "[root 1/2] resuming after epoch 2" in output and "[root 1/2] epoch" not in output  # not retrained
     assert "[rest 2/2] resuming after epoch 1" in output
     by_id = {r.info.run_id: r for r in runs(store)}
@@ -107,7 +115,7 @@ def test_a_killed_training_resumes_to_the_same_result(store):
     assert_same_training(work / "classifier", store)  # resumed batches, order and optimiser state
 
 
-def test_sigterm_ends_the_run_killed_and_resume_finishes_it(store):
+def test_sigterm_ends_the_run_killed_and_resume_finishes_it(store, monkeypatch):
     """SIGTERM (timeout, docker stop, systemd) is handled as Ctrl-C: exit 143, the MLflow runs end
     KILLED, never RUNNING, and --resume continues from the last finished epoch."""
     work = store / "terminated"
@@ -127,8 +135,7 @@ def test_sigterm_ends_the_run_killed_and_resume_finishes_it(store):
     assert client.get_run(run_id).info.status == "KILLED"
     children = client.search_runs([client.get_run(run_id).info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'")
     assert children and {c.info.status for c in children} == {"KILLED"}
-    again = train(store, "--work-dir", work, "--resume")
-    output = again.communicate(timeout=600)[0]
-    assert again.returncode == 0, output
+    code, output = resume(store, work, monkeypatch)
+    assert code == 0, output
     assert "[root 1/2] resuming after epoch 1" in output
     assert_same_training(work / "classifier", store)
