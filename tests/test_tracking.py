@@ -3,6 +3,7 @@ that read it (compare, evaluate, predict, the pyfunc model)."""
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -41,7 +42,8 @@ def cnntree(cwd, *args, env=None):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """The moravcik hierarchy on tiny networks (--quick) and a tiny single network with two seeds,
-    trained once into one sqlite store (the real moravcik networks train in test_workflow)."""
+    trained once into one sqlite store (the real moravcik networks train in test_workflow); yields the
+    folder, the tree's output, a client of the store and the last training's output."""
     cwd = tmp_path_factory.mktemp("project")
     env = {"MLFLOW_TRACKING_URI": ""}
     tree = json.loads((ROOT / "trees" / "moravcik.json").read_text())
@@ -51,23 +53,24 @@ def trained(tmp_path_factory):
     code, out, err = cnntree(cwd, "train", cwd / "moravcik.json", "--quick", "--out", cwd / "model", env=env)
     assert code == 0, err[-3000:]
     (cwd / "tiny.json").write_text(json.dumps(TINY))
-    for seed in ("0", "1"):  # two seeds of one spec: compare groups them
-        code2, _, err2 = cnntree(cwd, "train", cwd / "tiny.json", "--seed", seed, env=env)  # same data, same experiment
+    for seed in ("0", "1"):  # two seeds of one spec: compare groups them; the second is registered
+        code2, last, err2 = cnntree(cwd, "train", cwd / "tiny.json", "--seed", seed,
+                                    *(["--register", "face-tiny"] if seed == "1" else []), env=env)  # same experiment
         assert code2 == 0, err2[-3000:]
     import mlflow
 
     mlflow.set_tracking_uri(f"sqlite:///{cwd}/runs/mlflow.db")
-    return cwd, out + err, mlflow.MlflowClient()
+    return cwd, out + err, mlflow.MlflowClient(), last
 
 
 def test_train_prints_progress_and_results(trained):
-    _, out, _ = trained
+    _, out, _, _ = trained
     assert "[NN1 1/4] epoch 1/1" in out and "[NN4 4/4] epoch 1/1" in out
     assert "PrivateTest  soft*" in out and "PrivateTest  hard" in out
 
 
 def test_parent_run_with_four_nested_node_runs(trained):
-    cwd, _, client = trained
+    cwd, _, client, _ = trained
     experiment = client.get_experiment_by_name(SAMPLE)
     runs = client.search_runs([experiment.experiment_id])
     parents = [r for r in runs if r.data.tags.get("cnntree.kind") == "tree"]
@@ -102,7 +105,7 @@ def test_parent_run_with_four_nested_node_runs(trained):
 
 
 def test_compare_lists_tree_beside_single(trained):
-    cwd, _, _ = trained
+    cwd, _, _, _ = trained
     code, out, err = cnntree(cwd, "compare", "--experiment", SAMPLE, env={"MLFLOW_TRACKING_URI": ""})
     assert code == 0, err
     runs, grouped = out.split("\n\n")
@@ -121,8 +124,26 @@ def test_compare_lists_tree_beside_single(trained):
     assert f"{np.mean(accuracies):.4f} +- {np.std(accuracies):.4f}" in row and " 2 " in row
 
 
+def test_trainings_of_one_spec_keep_their_models_side_by_side_and_one_is_registered(trained, capsys, sample):
+    """The second training of a spec goes to ``<name>-2`` (never replacing the first), prints the
+    comparison page of every finished run on the data, and its registered version predicts."""
+    cwd, _, _, last = trained
+    assert sorted(p.name for p in (cwd / "runs" / "models").iterdir()) == ["tiny_single", "tiny_single-2"]
+    assert "classifier saved to runs/models/tiny_single-2, registered as models:/face-tiny/1" in last
+    url = re.search(r"compare with the other (\d+) finished run\(s\) on this data: (\S+)", last)
+    assert url and int(url.group(1)) == 2 and url.group(2).startswith("http://127.0.0.1:5000/#/compare-runs?runs=")
+    import cv2
+
+    cv2.imwrite(str(cwd / "face.png"), sample.images[0])
+    code, out, err = cnntree(cwd, "predict", "models:/face-tiny/1", cwd / "face.png", "--json",
+                             env={"MLFLOW_TRACKING_URI": ""})
+    assert code == 0, err
+    (row,) = json.loads(out)
+    assert sum(row["probabilities"].values()) == pytest.approx(1, abs=1e-4)
+
+
 def test_mlflow_shows_the_data_the_kind_the_children_and_where_to_look(trained):
-    cwd, out, client = trained
+    cwd, out, client, _ = trained
     experiment = client.get_experiment_by_name(SAMPLE)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     assert "MLflow UI: mlflow ui --backend-store-uri sqlite:///runs/mlflow.db" in out
@@ -140,7 +161,7 @@ def test_mlflow_shows_the_data_the_kind_the_children_and_where_to_look(trained):
 def test_saved_classifier_evaluates_and_predicts(trained, sample):
     import cv2
 
-    cwd, _, _ = trained
+    cwd, _, _, _ = trained
     code, out, err = cnntree(cwd, "evaluate", cwd / "model", "--json")
     assert code == 0, err
     report = json.loads(out)
@@ -159,7 +180,7 @@ def test_pyfunc_model_matches_the_classifier(trained, sample):
     import pandas as pd
 
 
-    cwd, _, client = trained
+    cwd, _, client, _ = trained
     parent = [r for r in client.search_runs([client.get_experiment_by_name(SAMPLE).experiment_id])
               if r.data.tags.get("cnntree.kind") == "tree"][0]
     model = mlflow.pyfunc.load_model(f"runs:/{parent.info.run_id}/model")
@@ -255,7 +276,7 @@ def test_real_mlflow_server(tmp_path):
 def test_mlflow_models_serve_answers_for_the_tree(trained, sample):
     import urllib.request
 
-    cwd, _, client = trained
+    cwd, _, client, _ = trained
     parent = [r for r in client.search_runs([client.get_experiment_by_name(SAMPLE).experiment_id])
               if r.data.tags.get("cnntree.kind") == "tree"][0]
     port = _free_port()

@@ -22,9 +22,8 @@ pytestmark = pytest.mark.slow  # three real (quick) trainings
 def project(tmp_path_factory, sample):
     """A new user's folder: every README command that runs on the bundled data, in order, as printed
     (trainings with ``--quick``: their full length is what the README's times measure), with the
-    repository's specs and examples, a face photo and a group photo; then the single network once
-    more, registered. Yields the folder, each README command's (command, shown, code, out, err), and the
-    last training's output."""
+    repository's specs and examples, a face photo and a group photo. Yields the folder and each
+    README command's (command, shown, code, out, err)."""
     import os
 
     cwd = tmp_path_factory.mktemp("workflow")
@@ -41,9 +40,7 @@ def project(tmp_path_factory, sample):
             if runs_on_bundled_data(command):
                 args = command.split()[1:] + (["--quick"] if command.split()[1] == "train" else [])
                 ran.append((command, shown, *run_cli(*args)))
-        code, out, err = run_cli("train", "trees/single_vgg.json", "--quick", "--register", "face-vgg")
-        assert code == 0, err[-2000:]
-        yield cwd, ran, out
+        yield cwd, ran
     finally:
         os.chdir(before)
 
@@ -58,7 +55,7 @@ def parents(cwd):
 def test_every_readme_command_runs_as_printed(project):
     """A command shown with an error fails with exit status 2 and that line; one shown with its
     output prints it; every other one succeeds."""
-    cwd, ran, _ = project
+    cwd, ran = project
     assert len(ran) >= 12, [command for command, *_ in ran]
     for command, shown, code, out, err in ran:
         error = [line for line in shown if line.startswith("cnntree: error:")]
@@ -73,37 +70,37 @@ def test_every_readme_command_runs_as_printed(project):
 
 def test_tree_and_single_network_land_in_one_experiment_named_after_the_data(project):
     found = parents(project[0])
-    assert [r.data.tags["cnntree.spec"] for r in found] == ["moravcik", "single_vgg", "single_vgg"]
+    assert [r.data.tags["cnntree.spec"] for r in found] == ["moravcik", "single_vgg"]
     assert all(r.info.status == "FINISHED" for r in found)
 
 
-def test_models_go_where_the_next_command_looks_and_are_never_replaced(project, capsys, sample, monkeypatch):
+def test_models_go_where_the_next_command_looks(project, capsys, sample, monkeypatch):
     cwd = project[0]
     monkeypatch.chdir(cwd)  # the folder the user trained in
-    models = cwd / "runs" / "models"
-    assert sorted(p.name for p in models.iterdir()) == ["moravcik", "single_vgg", "single_vgg-2"]
+    assert sorted(p.name for p in (cwd / "runs" / "models").iterdir()) == ["moravcik", "single_vgg"]
     first_tree_run = parents(cwd)[0].info.run_id
     capsys.readouterr()
     assert main(["evaluate", first_tree_run, "--json"]) == 0  # the run id train printed
     assert 0 <= json.loads(capsys.readouterr().out)["metrics"]["private_accuracy"] <= 1
     cv2.imwrite(str(cwd / "face.png"), sample.images[0])
-    for reference in ("models:/face-vgg/1", f"runs:/{parents(cwd)[1].info.run_id}"):
-        assert main(["predict", reference, str(cwd / "face.png"), "--json"]) == 0, reference
-        rows = json.loads(capsys.readouterr().out)
-        assert len(rows) == 1 and abs(sum(rows[0]["probabilities"].values()) - 1) < 1e-4
+    assert main(["predict", f"runs:/{parents(cwd)[1].info.run_id}", str(cwd / "face.png"), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 1 and abs(sum(rows[0]["probabilities"].values()) - 1) < 1e-4
 
 
-def test_train_prints_the_comparison_page_of_the_runs_on_the_same_data(project):
-    cwd, _, out = project  # the output of the third training
+def test_the_single_networks_training_prints_the_comparison_page_with_the_tree(project):
+    cwd, ran = project
+    (out,) = [out for command, _, _, out, _ in ran if command.startswith("cnntree train trees/single_vgg.json")]
     found = parents(cwd)
     url = re.search(r"compare with the other (\d+) finished run\(s\) on this data: (\S+)", out)
     assert url and url.group(2).startswith("http://127.0.0.1:5000/#/compare-runs?runs=")
-    assert int(url.group(1)) == len(found) - 1 == 2
+    assert int(url.group(1)) == len(found) - 1 == 1
     assert all(r.info.run_id in url.group(2) for r in found)
-    assert "classifier saved to runs/models/single_vgg-2" in out
+    assert "classifier saved to runs/models/single_vgg" in out
 
 
 def test_a_downloaded_classifier_is_removed_when_the_command_ends(project, tmp_path, sample):
+    """When its process exits: in a process of its own."""
     import os
     import subprocess
     import sys
