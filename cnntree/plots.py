@@ -74,28 +74,26 @@ def draw_hierarchy(spec: Spec, path) -> Path:
     return save_figure(fig, path)
 
 
-def draw_confusion(confusion, classes, path, title: str = "", normalize: bool = False) -> Path:
-    """A confusion matrix picture: counts, or rows normalised to recall per true class."""
+def draw_confusion(confusion, classes, path, title: str = "") -> Path:
+    """A confusion matrix in one picture: each true class's row coloured by its share of the row
+    (recall on the diagonal), every cell with that share and its count of faces."""
     import numpy as np
 
-    matrix = np.asarray(confusion, dtype=float)
-    if normalize:
-        matrix = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    counts = np.asarray(confusion, dtype=float)
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     size = 1.0 + 0.75 * len(classes)
     fig, ax = plt.subplots(figsize=(size + 1.5, size))
-    image = ax.imshow(matrix, cmap="Blues", vmin=0, vmax=1 if normalize else None)
-    fig.colorbar(image, ax=ax, fraction=0.046)
+    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true class")
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
     ax.set_yticks(range(len(classes)), classes)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(title or ("confusion (row-normalised)" if normalize else "confusion (counts)"))
-    threshold = matrix.max() / 2 if matrix.size else 0
+    ax.set_title(title or "confusion (share of each true class, and count)")
     for i in range(len(classes)):
         for j in range(len(classes)):
-            text = f"{matrix[i, j]:.2f}" if normalize else f"{int(matrix[i, j])}"
-            ax.text(j, i, text, ha="center", va="center", fontsize=8,
-                    color="white" if matrix[i, j] > threshold else "black")
+            ax.text(j, i, f"{shares[i, j]:.2f}\n{int(counts[i, j])}", ha="center", va="center", fontsize=7,
+                    color="white" if shares[i, j] > 0.5 else "black")
     return save_figure(fig, path)
 
 

@@ -54,13 +54,15 @@ def tiny_model(tmp_path_factory, sample):
     return root / "model"
 
 
-LONGEST_FIRST = ("test_workflow.py", "test_parallel.py", "test_branches.py", "test_train.py", "test_faults.py",
-                 "test_tracking.py", "test_warmstart.py", "test_compare.py")
+LONGEST_FIRST = ("test_workflow.py", "test_parallel.py", "test_train.py", "test_faults.py", "test_branches.py",
+                 "test_warmstart.py", "test_compare.py", "test_tracking.py", "test_outputs_and_state.py",
+                 "test_estimator.py", "test_transfer.py", "test_cli.py", "test_pretrained.py", "test_recipe.py")
 
 
 def pytest_collection_modifyitems(items):
     """The modules that take longest start first, so the workers finish together rather than one
-    running a long module alone at the end (the scheduler hands out modules in this order)."""
+    running a long module alone at the end (the scheduler hands out modules in this order, not by
+    their number of tests: ``--no-loadscope-reorder`` in pyproject's addopts)."""
     def rank(item):
         name = item.path.name
         return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)

@@ -98,7 +98,7 @@ def test_parent_run_with_four_nested_node_runs(trained):
     assert {"spec.json", "hierarchy.png", "evaluation", "classifier"} <= artifacts
     evaluation = {a.path for a in client.list_artifacts(parent.info.run_id, "evaluation")}
     assert "evaluation/PrivateTest_soft_confusion.png" in evaluation
-    assert "evaluation/PublicTest_hard_confusion_normalized.png" in evaluation
+    assert "evaluation/PublicTest_hard_confusion.png" in evaluation
     assert {"evaluation/PrivateTest_reliability.png", "evaluation/PublicTest_reliability.png"} <= evaluation
     assert (cwd / "runs" / "artifacts" / SAMPLE).is_dir()  # artifacts under runs/, not ./mlruns
     assert not (cwd / "mlruns").exists()

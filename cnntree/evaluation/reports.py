@@ -32,7 +32,7 @@ def evaluation_table(rows) -> str:
 
 
 def write_evaluation(result: dict, classes, split: str, folder: Path) -> list[Path]:
-    """Reports (JSON, text), confusion-matrix pictures and a reliability diagram (the composed
+    """Reports (JSON, text), a confusion-matrix picture per mode and a reliability diagram (the composed
     classifier's probabilistic modes, then each network of a tree or ensemble) of one split;
     returns the files."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -42,9 +42,7 @@ def write_evaluation(result: dict, classes, split: str, folder: Path) -> list[Pa
     for mode, m in distinct_modes(result).items():
         text.append(f"== {split}, {mode} ==\n" + report_text(m["report"]))
         files.append(draw_confusion(m["confusion"], classes, folder / f"{split}_{mode}_confusion.png",
-                                    f"{split} ({mode}): counts"))
-        files.append(draw_confusion(m["confusion"], classes, folder / f"{split}_{mode}_confusion_normalized.png",
-                                    f"{split} ({mode}): recall per class", normalize=True))
+                                    f"{split} ({mode}): share of each true class, and count"))
     for node, report in result["nodes"].items():
         text.append(f"== {split}, network {node} on its own test data ==\n" + report_text(report["report"]))
     panels = {f"{mode} ({'composed' if len(result['nodes']) > 1 else 'network'})": m

@@ -79,11 +79,9 @@ def run_transfer(model_dir, data, label_map: dict, mode: str, folds: int, epochs
         mlflow.log_metrics({k: result[k] for k in ("accuracy_mean", "accuracy_std", "macro_f1_mean", "macro_f1_std")})
         mlflow.log_dict(result, "transfer.json")
         with tempfile.TemporaryDirectory(prefix="cnntree-artifact-") as folder:  # logged, needed nowhere else
-            for normalize, title in ((False, "counts"), (True, "recall per class")):
-                picture = Path(folder) / f"confusion{'_normalized' if normalize else ''}.png"
-                draw_confusion(result["confusion"], result["classes"], picture, f"{folds} folds, summed: {title}",
-                               normalize=normalize)
-                mlflow.log_artifact(str(picture), "evaluation")
+            picture = draw_confusion(result["confusion"], result["classes"], Path(folder) / "confusion.png",
+                                     f"{folds} folds, summed: share of each true class, and count")
+            mlflow.log_artifact(str(picture), "evaluation")
         if out:
             printer(f"[final] retraining ({mode}) on all {len(data.labels)} faces")
             final = transferred(model_dir, target, np.arange(len(labels)),
