@@ -60,7 +60,7 @@ def built(branch_at, flat):
 def test_a_branched_tree_starts_as_its_flat_network(flat, sample, branch_at, own_blocks):
     clf = built(branch_at, flat)
     faces = sample.images[sample.splits == "PrivateTest"][:64]
-    raw = clf._raw_outputs(faces)
+    raw = clf.raw_outputs(faces)
     path = SoftRouting(clf.spec_).combine(raw)
     np.testing.assert_allclose(path, np.asarray(flat[1](as_input(faces))), atol=1e-4)
     models = list(clf.keras_models().values())
@@ -101,7 +101,7 @@ def test_the_one_pass_network_agrees_with_its_nodes_in_keras_and_onnx_and_runs_t
             layer.set_weights([w * rng.uniform(0.9, 1.1, w.shape).astype(w.dtype) for w in layer.get_weights()])
     faces = sample.images[sample.splits == "PrivateTest"][:32]
     each = {node.id: clf._raw_output(node, faces) for node in clf.spec_.nodes}  # the nodes one by one
-    together = clf._raw_outputs(faces)
+    together = clf.raw_outputs(faces)
     for node_id in each:
         np.testing.assert_allclose(together[node_id], each[node_id], atol=1e-6)
     folder = export(clf, tmp_path / "onnx", "onnx")

@@ -104,9 +104,9 @@ def test_mode_and_test_time_are_parameters(tiny_model, sample):
     hard = clf.set_params(mode="hard").predict_proba(faces)
     np.testing.assert_allclose(hard, clf.combiner("hard").combine(clf.network_outputs(faces)))
     assert not np.allclose(hard, soft)
-    own = clf.set_params(mode=None, test_time="none")._raw_outputs(faces)
-    mirrored = clf._raw_outputs(faces[:, :, ::-1])
-    flipped = clf.set_params(test_time="flip")._raw_outputs(faces)
+    own = clf.set_params(mode=None, test_time="none").raw_outputs(faces)
+    mirrored = clf.raw_outputs(faces[:, :, ::-1])
+    flipped = clf.set_params(test_time="flip").raw_outputs(faces)
     for node in ("root", "rest"):  # each network averages a face and its mirror image
         np.testing.assert_allclose(flipped[node], (own[node] + mirrored[node]) / 2, atol=1e-6)
     assert not np.allclose(clf.predict_proba(faces), soft, atol=1e-6)

@@ -198,8 +198,11 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
         """The test-time views a network averages over: ``test_time``, else its own."""
         return self.test_time or node.augment["test_time"]
 
-    def _raw_outputs(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        """Every network's own probabilities; the nodes of a one-pass tree from one run of it."""
+    def raw_outputs(self, images) -> dict[str, np.ndarray]:
+        """Every network's own probabilities, before its calibration (``calibrated`` applies it); the
+        nodes of a one-pass tree from one run of it."""
+        self._check_fitted()
+        images = as_faces(images)
         runs, out = {}, {}
         for node in self.spec_.nodes:
             network, mode = self.networks_[node.id], self._views(node)
@@ -221,11 +224,13 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
     def _network_output(self, node, images: np.ndarray) -> np.ndarray:
         return self.calibration(node).apply(self._raw_output(node, images))
 
-    def network_outputs(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        """Each network's own probabilities over its groups (for diagnostics and combining)."""
-        self._check_fitted()
-        raw = self._raw_outputs(as_faces(images))
+    def calibrated(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``raw_outputs`` through each network's calibration: what the classifier combines."""
         return {node.id: self.calibration(node).apply(raw[node.id]) for node in self.spec_.nodes}
+
+    def network_outputs(self, images) -> dict[str, np.ndarray]:
+        """Each network's own probabilities over its groups (for diagnostics and combining)."""
+        return self.calibrated(self.raw_outputs(images))
 
     def modes(self) -> tuple[str, ...]:
         """The combining modes this kind of spec has (routing or voting)."""

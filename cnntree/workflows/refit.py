@@ -22,11 +22,12 @@ def refit_calibration(clf, data, splits, method: str | None, source, out) -> dic
     """Every network's calibration refitted on the Validation faces, measured before and after on
     Validation and each test split; the model written to ``out``."""
     parts = {"Validation": splits.validation, **splits.tests}
+    raw = {split: clf.raw_outputs(data.images[index]) for split, index in parts.items()}  # the networks run once
 
     def measure() -> dict:
         found = {}
         for split, index in parts.items():
-            result = evaluate(clf, clf.network_outputs(data.images[index]), data.labels[index])
+            result = evaluate(clf, clf.calibrated(raw[split]), data.labels[index])
             m = result["modes"][result["default_mode"]]
             found[split] = {k: m[k] for k in ("accuracy", "ece", "nll", "brier") if k in m}
         return found
