@@ -159,5 +159,17 @@ def test_commands_that_load_the_backend_stay_quiet(tmp_path, tiny_model, sample)
     code, out, err = run_cli_process("predict", tiny_model, tmp_path / "face.png")
     # no CUDA probes, no absl notices on a machine without a GPU: only how the image was read
     assert code == 0 and err == f"{tmp_path / 'face.png'}: whole image (a face crop: 48x48)\n", err
-    code, out, err = run_cli_process("--debug", "predict", tiny_model, tmp_path / "face.png")
-    assert code == 0  # --debug lets the backend's own lines through (what they are depends on the machine)
+
+
+def test_an_internal_error_is_one_line_and_debug_shows_its_traceback(monkeypatch):
+    from cnntree.cli import spec_commands
+
+    def broken(args):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(spec_commands.Validate, "run", staticmethod(broken))
+    code, _, err = run_cli("validate", MORAVCIK)
+    assert code == 1 and err == ("cnntree: internal error: RuntimeError: disk on fire (run with --debug for the "
+                                 "traceback)\n")
+    code, _, err = run_cli("--debug", "validate", MORAVCIK)
+    assert code == 1 and err.startswith("Traceback (most recent call last):") and "disk on fire" in err
