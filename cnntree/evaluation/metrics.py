@@ -119,15 +119,16 @@ def evaluate_split(clf, spec, data_path=None, split: str = "PrivateTest", label_
     if alignment is not None:
         result["alignment"] = alignment.as_dict()
     out = {"data": data.source, "split": split, "faces": int(len(index)), "result": result}
+    proba = clf.combiner().combine(outputs)  # what the classifier answers, for the answers and the mistakes
     if coverage is not None:
         from ..compose.answers import evaluate_answers
 
-        out["hierarchical"] = evaluate_answers(clf, clf.combiner().combine(outputs), labels, coverage, hierarchy)
+        out["hierarchical"] = evaluate_answers(clf, proba, labels, coverage, hierarchy)
     if explain:
         from .explain import confident_mistakes
         from .explain import explain as explain_faces
 
-        picked = confident_mistakes(clf.combiner().combine(outputs), labels, explain)
+        picked = confident_mistakes(proba, labels, explain)
         out["mistakes"] = {clf.spec_.classes[c]: explain_faces(clf, images[rows]) if len(rows) else []
                            for c, rows in picked.items()}
     return out

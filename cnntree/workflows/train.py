@@ -119,8 +119,9 @@ def run_experiment(spec: Spec, experiment=None, work_dir=None, resume=False, out
                 for file in write_evaluation(result, spec.classes, split, work / "evaluation"):
                     mlflow.log_artifact(str(file), "evaluation")
             if {"PublicTest", "PrivateTest"} <= set(splits.tests):  # answers at 90% coverage (compose.answers)
-                outcome.metrics.update(answer_metrics(clf, *((outcome.probabilities[split], data.labels[splits.tests[split]])
-                                                            for split in ("PublicTest", "PrivateTest"))))
+                public, private = ((outcome.probabilities[split], data.labels[splits.tests[split]])
+                                   for split in ("PublicTest", "PrivateTest"))
+                outcome.metrics.update(answer_metrics(clf, public, private))
             mlflow.log_metrics(outcome.metrics)
             saved = save(clf, work / "classifier")
             mlflow.log_artifacts(str(saved), "classifier")
