@@ -159,12 +159,11 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
             self.finetune_ = finetune(spec, networks, images, labels, validation, network_run, say, flat_head)
             self.images_seen_ += self.finetune_["images_seen"]
             self.priors_ = {}  # trained jointly on the natural class mix: no resampling prior to undo
-        classes = list(spec.classes)
+        outputs = self._node_outputs(*validation)  # the networks run once for the accuracies and the calibration
         for node in spec.nodes:
-            index, targets = node_targets(node, validation[1], classes, np.arange(len(validation[1])))
-            self.val_accuracy_[node.id] = float((self._network_output(node, validation[0][index]).argmax(1)
-                                                 == targets).mean())
-        self.calibrate(*validation)
+            raw, targets = outputs[node.id]
+            self.val_accuracy_[node.id] = float((self.calibration(node).apply(raw).argmax(1) == targets).mean())
+        self._fit_calibrations(outputs)
         self.fit_seconds_ = time.perf_counter() - started
         return self
 
@@ -177,14 +176,25 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
         validation split): the spec's ``balance.calibrate``, or ``method`` for all. Returns each
         network's fitted state."""
         self._check_fitted()
-        classes = list(self.spec_.classes)
-        images, labels = check_faces(images, labels, classes, "calibration faces")
-        self.calibrations_ = {}
+        images, labels = check_faces(images, labels, list(self.spec_.classes), "calibration faces")
+        return self._fit_calibrations(self._node_outputs(images, labels), method)
+
+    def _node_outputs(self, images: np.ndarray, labels: np.ndarray) -> dict[str, tuple]:
+        """Per network: its own probabilities (before calibration) on the faces of its classes, and
+        their targets among its groups."""
+        classes, out = list(self.spec_.classes), {}
         for node in self.spec_.nodes:
             index, targets = node_targets(node, labels, classes, np.arange(len(labels)))
+            out[node.id] = (self._raw_output(node, images[index]), targets)
+        return out
+
+    def _fit_calibrations(self, outputs: dict[str, tuple], method: str | None = None) -> dict:
+        self.calibrations_ = {}
+        for node in self.spec_.nodes:
+            raw, targets = outputs[node.id]
             calibration = make_calibration(method or node.balance["calibrate"], self.priors_.get(node.id))
-            if len(index):
-                calibration.fit(self._raw_output(node, images[index]), targets)
+            if len(targets):
+                calibration.fit(raw, targets)
             self.calibrations_[node.id] = calibration
         return {node_id: c.record() for node_id, c in self.calibrations_.items()}
 
@@ -220,9 +230,6 @@ class CnnTreeClassifier(ClassifierMixin, BaseEstimator):
         fitted, a transferred network) is the spec's strategy with its fit-free part only."""
         fitted = getattr(self, "calibrations_", {})
         return fitted.get(node.id) or make_calibration(node.balance["calibrate"], self.priors_.get(node.id))
-
-    def _network_output(self, node, images: np.ndarray) -> np.ndarray:
-        return self.calibration(node).apply(self._raw_output(node, images))
 
     def calibrated(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """``raw_outputs`` through each network's calibration: what the classifier combines."""
