@@ -116,14 +116,15 @@ def compare_specs(specs, data_path=None, seeds: int = 1, epochs=None, quick=Fals
             "best": best["spec"], "reference": reference["spec"], "rows": rows}
 
 
-def answer_metrics(clf, data, calibration, test) -> dict:
+def answer_metrics(clf, data, calibration, test, proba) -> dict:
     """The answers' metrics at 90% coverage (``compose.answers.answer_metrics``), calibrated on
-    PublicTest and measured on PrivateTest; nothing without a PublicTest split."""
+    PublicTest and measured on PrivateTest (``proba``: the classifier's probabilities there);
+    nothing without a PublicTest split."""
     if calibration is None:
         return {}
 
     return answers.answer_metrics(clf, (clf.predict_proba(data.images[calibration]), data.labels[calibration]),
-                                  (clf.predict_proba(data.images[test]), data.labels[test]), 0.9)
+                                  (proba, data.labels[test]), 0.9)
 
 
 def rank(rows: list[dict], against: str | None = None) -> tuple[dict, dict]:
@@ -196,9 +197,10 @@ def rank_logged_runs(runs: list[dict], against: str, data_path=None) -> dict:
             if clf.spec_.classes != classes:
                 raise CnnTreeError(f"run {run['run_id']} ({label}): classes {list(clf.spec_.classes)} differ from "
                                    f"{list(classes)}; paired tests need the same test faces")
-            run["right"] = clf.predict_proba(faces).argmax(axis=1) == truth
+            proba = clf.predict_proba(faces)
+            run["right"] = proba.argmax(axis=1) == truth
             if SPECIFICITY_90 not in run["metrics"]:  # a run logged before trainings logged it
-                run["metrics"] = {**run["metrics"], **answer_metrics(clf, data, calibration, test)}
+                run["metrics"] = {**run["metrics"], **answer_metrics(clf, data, calibration, test, proba)}
         rows.append({**summary(clf.spec_, group), "spec": label})
     best, reference = rank(rows, against)
     return {"test_faces": int(len(truth)), "best": best["spec"], "reference": reference["spec"], "rows": rows}
