@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -213,6 +214,34 @@ def test_a_crash_ends_the_run_failed(tmp_path, monkeypatch):
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/runs/mlflow.db")
     (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
     assert run.info.status == "FAILED"
+
+
+def test_new_stores_start_from_a_migrated_copy_with_their_own_default_experiment(tmp_path, monkeypatch):
+    import mlflow
+
+    from cnntree.tracking.store import use_experiment
+
+    monkeypatch.setenv("CNNTREE_CACHE", str(tmp_path / "cache"))
+    ids = {}
+    for folder in ("first", "second"):
+        (tmp_path / folder).mkdir()
+        monkeypatch.chdir(tmp_path / folder)
+        ids[folder] = use_experiment("tiny")
+        client = mlflow.MlflowClient(f"sqlite:///{tmp_path / folder}/runs/mlflow.db")
+        default = client.get_experiment("0")
+        assert default.name == "Default" and default.artifact_location.endswith(f"{folder}/mlruns/0")
+        assert client.get_experiment_by_name("tiny").experiment_id == ids[folder]
+    assert ids == {"first": "1", "second": "1"}
+    (template,) = (tmp_path / "cache").glob("mlflow-*-empty.db")
+    with sqlite3.connect(template) as db:  # migrated, and without another folder's Default experiment
+        assert db.execute("SELECT version_num FROM alembic_version").fetchone()
+        assert db.execute("SELECT COUNT(*) FROM experiments").fetchone() == (0,)
+
+    (tmp_path / "blocked").write_text("a file where the cache folder should be")
+    monkeypatch.setenv("CNNTREE_CACHE", str(tmp_path / "blocked"))
+    (tmp_path / "third").mkdir()
+    monkeypatch.chdir(tmp_path / "third")
+    assert use_experiment("tiny") == "1"  # MLflow creates the store itself
 
 
 def _wait_until_up(url: str, process, seconds: int) -> None:

@@ -22,7 +22,7 @@ from ..spec.schema import load_json
 from . import pace
 from .cost import multiply_adds
 from .models import create_model
-from .schedules import Warmup, make_loss, make_optimizer, schedule_callback
+from .schedules import Warmup, compile_model, make_loss, make_optimizer, schedule_callback
 from .warmstart import warm_start, weighted_layers
 
 # ---------------------------------------------------------------------------- batch normalisation
@@ -200,7 +200,7 @@ def compile_network(model, cfg: dict, frozen_trunk: bool = False) -> None:
     output layer is frozen (only the head trains; BatchNormalization then runs on its statistics).
     Freezing or unfreezing takes effect at compile, with a fresh optimiser."""
     set_trunk_trainable(model, not frozen_trunk)
-    model.compile(optimizer=make_optimizer(cfg["optimizer"], cfg["ema"]), loss=make_loss(cfg), metrics=["accuracy"])
+    compile_model(model, make_optimizer(cfg["optimizer"], cfg["ema"]), loss=make_loss(cfg), metrics=["accuracy"])
 
 
 def set_trunk_trainable(model, trainable: bool) -> list:

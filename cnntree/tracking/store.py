@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import sqlite3
+import tempfile
 from pathlib import Path
 
 import mlflow
 
+from ..data.load import cache_dir
 from ..errors import CnnTreeError
 from ..files import check_output_file, lock_file, open_regular
 
@@ -132,7 +136,34 @@ def use_experiment(name: str) -> str:
     training so the MLflow UI opens on its runs); returns the experiment id."""
     uri = connect()
     with _store_lock(uri):
+        database = sqlite_file(absolute_uri(uri))
+        if database is not None and not (database.exists() and database.stat().st_size):
+            _seed(database)
         return _use_experiment(uri, name)
+
+
+def _seed(database: Path) -> None:
+    """Start a new sqlite store as a copy of an empty one MLflow has already migrated, kept in the
+    cache once per MLflow version: MLflow's migrations take 1.5-3 s in every new folder. The copy
+    holds no experiment; MLflow adds its Default one, with this folder's artifact root, on opening
+    it. Where the cache cannot be written, MLflow creates the store itself."""
+    template = cache_dir() / f"mlflow-{mlflow.__version__}-empty.db"
+    try:
+        if not template.is_file():
+            template.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=template.parent) as scratch:
+                fresh = Path(scratch) / "mlflow.db"
+                with quiet_mlflow():
+                    mlflow.MlflowClient(f"sqlite:///{fresh}").search_experiments()
+                with contextlib.closing(sqlite3.connect(fresh)) as db, db:
+                    db.execute("DELETE FROM experiment_tags WHERE experiment_id = 0")
+                    db.execute("DELETE FROM experiments WHERE experiment_id = 0")
+                os.replace(fresh, template)
+        copy = database.with_name(f".{database.name}.new")
+        shutil.copyfile(template, copy)
+        os.replace(copy, database)
+    except (OSError, sqlite3.Error, mlflow.exceptions.MlflowException):
+        return
 
 
 @contextlib.contextmanager

@@ -23,7 +23,7 @@ import numpy as np
 from ..compose.calibration import calibration_metrics
 from ..compose.routing import path_product
 from ..data.nodedata import node_targets
-from ..nets.schedules import make_optimizer, slower_on
+from ..nets.schedules import compile_model, make_optimizer, slower_on
 from ..nets.train import as_input, set_trunk_trainable
 from ..spec.sections import OPTIMIZER
 
@@ -78,7 +78,7 @@ def compile_joint(model, spec, networks: list, flat: bool) -> list:
         layer.trainable = False
     weights = [cfg["loss"]["path"]] + [cfg["loss"]["nodes"]] * len(spec.nodes) + [cfg["loss"]["flat"]] * flat
     optimizer = make_optimizer(OPTIMIZER.parse({"name": "adam", "lr": cfg["lr"]}, "finetune"))
-    model.compile(optimizer=slower_on(optimizer, trunk_weights(networks), cfg["trunk_lr"]),
+    compile_model(model, slower_on(optimizer, trunk_weights(networks), cfg["trunk_lr"]),
                   loss=["categorical_crossentropy"] * len(weights), loss_weights=weights)
     return frozen
 

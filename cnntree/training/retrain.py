@@ -45,12 +45,13 @@ def retrain(model, images, targets, n_outputs, mode: str, epochs: int, lr: float
     """Fit ``model`` (frozen for ``mode``) on target faces; returns the model."""
     import keras
 
+    from ..nets.schedules import compile_model
     from ..nets.train import as_input, set_batchnorm_momentum
 
     keras.utils.set_random_seed(seed)
     freeze_for(model, mode)
     set_batchnorm_momentum(model, -(-len(images) // batch_size))
-    model.compile(optimizer=keras.optimizers.Adam(lr * (FULL_LR_FACTOR if mode == "full" else 1.0)),
+    compile_model(model, keras.optimizers.Adam(lr * (FULL_LR_FACTOR if mode == "full" else 1.0)),
                   loss="categorical_crossentropy", metrics=["accuracy"])
     if len(images):
         model.fit(as_input(images), keras.utils.to_categorical(targets, n_outputs), epochs=epochs,
