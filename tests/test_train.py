@@ -192,6 +192,28 @@ def test_a_work_folder_only_resumes_the_same_training(tmp_path, sample):
         _fit(other, sample, tmp_path)
 
 
+@pytest.mark.parametrize("outputs", [1, 2])
+def test_compiling_makes_every_variable_the_first_step_would(outputs):
+    """Nothing is left for the traced first step to create (TensorFlow would trace it twice), and
+    the trackers built on the zero batch start the training reset."""
+    import keras
+
+    from cnntree.nets.schedules import compile_model
+
+    faces = keras.Input((4,))
+    heads = [keras.layers.Dense(3, activation="softmax")(faces) for _ in range(outputs)]
+    model = keras.Model(faces, heads if outputs > 1 else heads[0])
+    compile_model(model, keras.optimizers.Adam(), loss=["categorical_crossentropy"] * outputs,
+                  metrics=[["accuracy"]] * outputs)
+    made = {v.path for v in [*model.optimizer.variables, *(v for m in model.metrics for v in m.variables)]}
+    assert any("accuracy" in path for path in made) and any("adam" in path for path in made)
+    assert all(float(np.sum(v)) == 0 for m in model.metrics for v in m.variables)
+    targets = np.eye(3, dtype="float32")[[0, 1, 2, 0]]
+    model.train_on_batch(np.ones((4, 4), "float32"), [targets] * outputs if outputs > 1 else targets)
+    after = {v.path for v in [*model.optimizer.variables, *(v for m in model.metrics for v in m.variables)]}
+    assert after == made
+
+
 def test_batchnorm_momentum_follows_the_steps_per_epoch():
     from cnntree.nets.train import batchnorm_momentum
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 
 # Each schedule is a small class: ``lr(epoch)`` for a base learning rate and a number of epochs.
 
@@ -140,11 +141,27 @@ def make_optimizer(cfg: dict, ema: float = 0.0) -> keras.optimizers.Optimizer:
 
 
 def compile_model(model: keras.Model, optimizer: keras.optimizers.Optimizer, **settings) -> None:
-    """``model.compile`` with ``optimizer``'s variables built at once: left to the first training step,
-    Keras's TensorFlow trainer creates them inside the traced step, which then costs about a third
-    more to trace (most of a small network's start)."""
+    """``model.compile``, and every variable the first training step would create made now (see
+    :func:`build_step_variables`)."""
     model.compile(optimizer=optimizer, **settings)
-    optimizer.build(model.trainable_variables)
+    build_step_variables(model)
+
+
+def build_step_variables(model: keras.Model) -> None:
+    """Make the variables a compiled ``model``'s first training step would create: the optimizer's,
+    and the trackers of the losses and metrics (built on a zero batch, then reset). TensorFlow
+    traces a step that creates variables a second time, and Keras's TensorFlow trainer creates them
+    inside the traced step: tracing is most of a small network's training. A subclassed model's
+    outputs are known only once it is called: its trackers are left to the first step."""
+    model.optimizer.build(model.trainable_variables)
+    outputs = getattr(model, "outputs", None)
+    if not outputs:
+        return
+    zeros = [np.zeros((1, *output.shape[1:]), "float32") for output in outputs]
+    targets = zeros[0] if len(zeros) == 1 else zeros
+    model.compute_loss(y=targets, y_pred=targets)
+    model.compute_metrics(None, targets, targets)
+    model.reset_metrics()
 
 
 def slower_on(optimizer: keras.optimizers.Optimizer, variables, scale: float) -> keras.optimizers.Optimizer:

@@ -22,7 +22,7 @@ from ..spec.schema import load_json
 from . import pace
 from .cost import multiply_adds
 from .models import create_model
-from .schedules import Warmup, compile_model, make_loss, make_optimizer, schedule_callback
+from .schedules import Warmup, build_step_variables, compile_model, make_loss, make_optimizer, schedule_callback
 from .warmstart import warm_start, weighted_layers
 
 # ---------------------------------------------------------------------------- batch normalisation
@@ -240,6 +240,7 @@ def train_network(settings: dict, n_outputs: int, train: tuple, validation: tupl
         if int(model.output_shape[-1]) != n_outputs:
             raise CnnTreeError(f"{folder / 'last.keras'}: a checkpoint with {model.output_shape[-1]} outputs where "
                                f"this network has {n_outputs} (another network's?); train without --resume")
+        build_step_variables(model)
         printer(f"[{label}] resuming after epoch {state['epoch']}")
     else:
         model = create_model(n_outputs=n_outputs, normalize=cfg["normalize"], **settings["model"])
