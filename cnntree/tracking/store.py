@@ -14,7 +14,7 @@ import mlflow
 
 from ..data.load import cache_dir
 from ..errors import CnnTreeError
-from ..files import check_output_file, lock_file, open_regular
+from ..files import check_output_file, lock_file, open_regular, write_atomically
 
 RUNS = Path("runs")
 DEFAULT_URI = f"sqlite:///{RUNS}/mlflow.db"
@@ -159,9 +159,7 @@ def _seed(database: Path) -> None:
                     db.execute("DELETE FROM experiment_tags WHERE experiment_id = 0")
                     db.execute("DELETE FROM experiments WHERE experiment_id = 0")
                 os.replace(fresh, template)
-        copy = database.with_name(f".{database.name}.new")
-        shutil.copyfile(template, copy)
-        os.replace(copy, database)
+        write_atomically(database, lambda copy: shutil.copyfile(template, copy))
     except (OSError, sqlite3.Error, mlflow.exceptions.MlflowException):
         return
 
