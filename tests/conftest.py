@@ -5,14 +5,26 @@ import os
 import pytest
 from filelock import FileLock
 
-from .helpers import rows_from, tiny_spec, write_csv
+from .helpers import rows_from, tiny_spec, training_rows, write_csv
 
-# The cores shared among the test workers rather than each worker's TensorFlow taking them all
-# (TensorFlow reads these once, when it loads; cnntree loads it only when a backend starts).
-WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-for _name in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS"):
-    os.environ.setdefault(_name, str(max(1, (os.cpu_count() or 1) // WORKERS)))
-os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1" if WORKERS > 1 else "2")
+THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS", "TF_NUM_INTEROP_THREADS")
+
+
+def pytest_configure(config):
+    """Deterministic kernels, and the cores shared among the processes that run tests rather than
+    each one's TensorFlow taking them all (TensorFlow reads these when it loads; cnntree loads it
+    only when a backend starts). The controller of ``-n N`` runs no test and sets nothing: its
+    workers would inherit its values as if the user had set them."""
+    worker = getattr(config, "workerinput", None)
+    if worker is None and config.getoption("numprocesses", None):
+        return
+    processes = worker["workercount"] if worker else 1
+    threads = max(1, (os.cpu_count() or 1) // processes)
+    for name, value in zip(THREAD_VARIABLES, (threads, threads, 1 if processes > 1 else 2)):
+        os.environ.setdefault(name, str(value))
+    # the same kernels in every test process: a training here and one in a subprocess (which
+    # inherits this) give the same numbers for a seed
+    os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
 
 
 @pytest.fixture(autouse=True)
@@ -38,25 +50,26 @@ def small_csv(tmp_path, sample):
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory, sample):
-    """A small tree (happy vs the rest, then the six others) trained 2 epochs on the sample, saved
-    once for the whole test run: the first test worker to ask trains it, the others wait and read it
-    (tests only read it)."""
+    """A small tree (happy vs the rest, then the six others) trained 2 epochs on 60 training faces
+    of each class of the sample, saved once for the whole test run: the first test worker to ask
+    trains it, the others wait and read it (tests only read it)."""
     from cnntree import CnnTreeClassifier, save_model
 
     base = tmp_path_factory.getbasetemp()
     root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "tiny_model"  # the run's own
     with FileLock(f"{root}.lock"):
         if not (root / "model").is_dir():
-            train, val = sample.splits == "Training", sample.splits == "PublicTest"
+            train, val = training_rows(sample), sample.splits == "PublicTest"
             clf = CnnTreeClassifier(tiny_spec(), work_dir=root / "work").fit(
                 sample.images[train], sample.labels[train], (sample.images[val], sample.labels[val]))
             save_model(clf, root / "model")
     return root / "model"
 
 
-LONGEST_FIRST = ("test_workflow.py", "test_parallel.py", "test_train.py", "test_faults.py", "test_branches.py",
-                 "test_warmstart.py", "test_compare.py", "test_tracking.py", "test_outputs_and_state.py",
-                 "test_estimator.py", "test_transfer.py", "test_cli.py", "test_pretrained.py", "test_recipe.py")
+LONGEST_FIRST = ("test_workflow.py", "test_train.py", "test_branches.py", "test_faults.py", "test_parallel.py",
+                 "test_warmstart.py", "test_tracking.py", "test_compare.py", "test_outputs_and_state.py",
+                 "test_transfer.py", "test_pretrained.py", "test_recipe.py", "test_mirror.py", "test_estimator.py",
+                 "test_first_use.py", "test_cli.py")
 
 
 def pytest_collection_modifyitems(items):

@@ -43,6 +43,13 @@ def rows_from(data, n_per_class=4):
     return rows
 
 
+def training_rows(data, per_class=60):
+    """The first ``per_class`` training faces of each class, in the data's order: what a test of
+    behaviour rather than accuracy trains on (a third of the sample's time)."""
+    train = np.flatnonzero(data.splits == "Training")
+    return np.sort(np.concatenate([train[data.labels[train] == label][:per_class] for label in range(len(data.classes))]))
+
+
 def write_folder(root: Path, data, per_class=5, split=None):
     import cv2
 

@@ -87,6 +87,7 @@ def test_the_cost_counts_a_shared_trunk_once(flat):
     assert one.spec_.trunk["branch_at"] is None
 
 
+@pytest.mark.slow  # two ONNX conversions
 def test_the_one_pass_network_agrees_with_its_nodes_in_keras_and_onnx_and_runs_the_trunk_once(flat, sample, tmp_path):
     pytest.importorskip("onnxruntime")
     import onnx

@@ -22,7 +22,7 @@ def test_mcnemar_exact_values():
 
 def _spec(tmp_path, name, nodes=None, kind="tree"):
     raw = {"name": name, "kind": kind,
-           "defaults": {"model": TINY_MODEL, "train": {"epochs": 1, "batch_size": 64}}}
+           "defaults": {"model": TINY_MODEL, "train": {"epochs": 1, "batch_size": 64, "max_samples": 300}}}
     if nodes:
         raw["nodes"] = nodes
     path = tmp_path / f"{name}.json"

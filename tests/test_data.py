@@ -254,6 +254,7 @@ def test_six_class_spec_drops_disgust_from_data():
     assert data.classes == spec.classes and len(data) == 1750 - 250
 
 
+@pytest.mark.slow  # reads all 35,887 faces
 @pytest.mark.skipif(not FULL_FER2013.exists(), reason="full FER2013 not available")
 def test_full_fer2013_split_sizes():
     spec = parse_spec({"name": "f", "kind": "single", "data": {"validation": {"from": "PublicTest", "fraction": 1.0}}})

@@ -17,7 +17,7 @@ from cnntree.errors import CnnTreeError
 from cnntree.pretrained import default_model
 from cnntree.spec import load_spec
 
-from .helpers import TINY_MODEL, tiny_spec
+from .helpers import TINY_MODEL, tiny_spec, training_rows
 
 TINY = tiny_spec("single", defaults={"model": TINY_MODEL, "train": {"epochs": 1, "batch_size": 32, "seed": 1}})
 
@@ -115,7 +115,7 @@ def test_mode_and_test_time_are_parameters(tiny_model, sample):
 @pytest.mark.slow
 def test_grid_search_over_epochs_on_the_sample(sample):
     """clone and GridSearchCV work: two epoch budgets, two folds, refitted on everything."""
-    train = sample.splits == "Training"
+    train = training_rows(sample)
     search = GridSearchCV(CnnTreeClassifier(TINY), {"epochs": [1, 2]}, cv=2).fit(sample.images[train],
                                                                               sample.labels[train])
     scores = search.cv_results_["mean_test_score"]

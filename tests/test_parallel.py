@@ -24,7 +24,8 @@ from .helpers import TINY_MODEL, run_cli
 pytestmark = pytest.mark.slow  # real trainings in subprocesses
 
 SPEC = {"name": "par", "kind": "tree", "data": {"path": "sample"},
-        "defaults": {"model": TINY_MODEL, "train": {"epochs": 2, "batch_size": 32, "seed": 3, "early_stopping": 0}},
+        "defaults": {"model": TINY_MODEL, "train": {"epochs": 2, "batch_size": 32, "seed": 3, "early_stopping": 0,
+                                                     "max_samples": 256}},  # 8 steps an epoch
         "nodes": [{"id": "root", "children": ["happy", "rest"]},
                   {"id": "rest", "children": ["angry", "disgust", "fear", "sad", "surprise", "neutral"],
                    "balance": "none"}]}
@@ -38,39 +39,42 @@ def store(tmp_path_factory):
     return root
 
 
-def train(store, name, *extra, threads=None):
-    """``cnntree train`` into model directory ``store/name``; returns (output, MLflow parent run id)."""
+def train(store, name, *extra):
+    """``cnntree train`` in this process into model directory ``store/name`` (the processes or Ray
+    tasks that train the networks are what is tested, not the one that starts them); returns
+    (output, MLflow parent run id)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(store)
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}/mlflow.db")
+        code, out, err = run_cli("train", "par.json", "--work-dir", f"work-{name}", "--out", name, *extra)
+    assert code == 0, (out + err)[-3000:]
+    assert "Traceback" not in err, err
+    run_id = next(line.split()[2] for line in out.splitlines() if line.startswith("MLflow run "))
+    return out + err, run_id
+
+
+def train_in_a_process(store, name, threads):
+    """The same in a process of its own whose math libraries use ``threads`` threads."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "MLFLOW_TRACKING_URI": f"sqlite:///{store}/mlflow.db",
-           "TF_DETERMINISTIC_OPS": "1"}
-    if threads:
-        env.update(TF_NUM_INTRAOP_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
-                   TF_NUM_INTEROP_THREADS="1" if threads == 1 else "2")
+           "TF_NUM_INTRAOP_THREADS": str(threads), "OMP_NUM_THREADS": str(threads),
+           "TF_NUM_INTEROP_THREADS": "1" if threads == 1 else "2"}
     proc = subprocess.run([sys.executable, "-m", "cnntree.cli", "train", "par.json", "--work-dir", f"work-{name}",
-                           "--out", name, *extra], capture_output=True, text=True, cwd=store, env=env, timeout=600)
+                           "--out", name], capture_output=True, text=True, cwd=store, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stderr, proc.stderr
-    run_id = next(line.split()[2] for line in proc.stdout.splitlines() if line.startswith("MLflow run "))
-    return proc.stdout + proc.stderr, run_id
 
 
 @pytest.fixture(scope="module")
 def reference(store, sample):
     """The sequential training's probabilities, trained in this process when its math threads are
-    those each parallel worker gets (here the process boundary is not what is tested), else in a
-    process of its own with them."""
+    those each parallel worker gets, else in a process of its own with them."""
     if os.environ.get("TF_NUM_INTRAOP_THREADS") == str(THREADS):
-        with pytest.MonkeyPatch.context() as patch:
-            patch.chdir(store)
-            patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}/mlflow.db")
-            code, _, err = run_cli("train", "par.json", "--work-dir", "work-sequential", "--out", "sequential")
-        assert code == 0, err[-2000:]
+        train(store, "sequential")
     else:
-        train(store, "sequential", threads=THREADS)
+        train_in_a_process(store, "sequential", THREADS)
     return probabilities(store / "sequential", sample)
 
 
 def probabilities(model_dir, sample):
-
     return load_model(model_dir).predict_proba(sample.images[sample.splits == "PrivateTest"])
 
 

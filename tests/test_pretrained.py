@@ -136,6 +136,7 @@ def test_ship_is_the_one_writer_of_shipped_folders(tmp_path, monkeypatch, tiny_m
         ship(clf, "../x")
 
 
+@pytest.mark.slow  # trains three networks
 def test_a_single_networks_work_folder_loads_as_a_classifier(sample, tmp_path):
     """What ``scripts/ship_model.py`` ships from an unfinished training: the checkpoint with the best
     epoch's weights, and how far it trained; a tree's work folder is one line."""
@@ -149,7 +150,7 @@ def test_a_single_networks_work_folder_loads_as_a_classifier(sample, tmp_path):
                        "defaults": {"model": TINY_MODEL, "train": {"epochs": 2, "batch_size": 64, "seed": 3}}})
     train, val = sample.splits == "Training", sample.splits == "PublicTest"
     clf = CnnTreeClassifier(spec, work_dir=tmp_path / "work").fit(
-        sample.images[train], sample.labels[train], (sample.images[val], sample.labels[val]))
+        sample.images[train][:300], sample.labels[train][:300], (sample.images[val], sample.labels[val]))
     loaded, facts = load_checkpoint(tmp_path / "work")
     faces = sample.images[val][:20]
     assert facts == {"epochs_trained": 2, "best_epoch": facts["best_epoch"], "epochs_planned": 2, "finished": False}

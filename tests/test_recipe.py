@@ -19,7 +19,7 @@ from cnntree.nets.train import AugmentedBatches, train_network
 from cnntree.spec import parse_spec
 from cnntree.spec.sections import AUGMENT, DATA, TRAIN
 
-from .helpers import TINY_MODEL, tiny_spec
+from .helpers import TINY_MODEL, tiny_spec, training_rows
 from .test_train import _fit
 
 
@@ -190,7 +190,7 @@ def test_a_training_continues_to_more_epochs(tmp_path, sample, caplog):
     spec = tiny_spec("single")
     first = _fit(spec, sample, tmp_path, epochs=1)
     assert len(first.histories_["net"]["loss"]) == 1
-    train, val = sample.splits == "Training", sample.splits == "PublicTest"
+    train, val = training_rows(sample), sample.splits == "PublicTest"
     with caplog.at_level(logging.INFO, logger="cnntree"):
         longer = CnnTreeClassifier(spec, epochs=3, work_dir=tmp_path / "work", verbose=1).fit(
             sample.images[train], sample.labels[train], (sample.images[val], sample.labels[val]))

@@ -21,7 +21,8 @@ from .helpers import ROOT, TINY_MODEL, run_cli
 pytestmark = pytest.mark.slow  # real trainings
 
 SAMPLE = "fer2013-sample"  # the experiment of every training on the bundled sample
-TINY = {"name": "tiny_single", "kind": "single", "defaults": {"model": TINY_MODEL, "train": {"epochs": 1}}}
+TINY = {"name": "tiny_single", "kind": "single",
+        "defaults": {"model": TINY_MODEL, "train": {"epochs": 1, "max_samples": 300}}}
 
 
 def cnntree(cwd, *args, env=None):

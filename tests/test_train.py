@@ -11,7 +11,7 @@ from cnntree.nets.train import AugmentedBatches, train_network
 from cnntree.spec import parse_spec
 from cnntree.spec.sections import AUGMENT, TRAIN
 
-from .helpers import ROOT, TINY_MODEL, tiny_spec
+from .helpers import ROOT, TINY_MODEL, tiny_spec, training_rows
 
 
 @pytest.mark.parametrize("name,params,epoch,expected", [
@@ -102,7 +102,7 @@ def test_loader_processes_train_on_the_same_batches(tmp_path, sample):
 
 
 def _fit(spec, sample, tmp_path, **overrides):
-    train = sample.splits == "Training"
+    train = training_rows(sample)
     val = sample.splits == "PublicTest"
     return CnnTreeClassifier(with_overrides(spec, **overrides), work_dir=tmp_path / "work").fit(
         sample.images[train], sample.labels[train], (sample.images[val], sample.labels[val]))

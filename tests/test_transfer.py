@@ -15,7 +15,7 @@ from cnntree.data.splits import stratified_folds as folds_of
 from cnntree.errors import CnnTreeError
 from cnntree.training.retrain import freeze_for, retrain, with_new_output
 
-from .helpers import TINY_MODEL
+from .helpers import TINY_MODEL, training_rows
 
 RENAMED = {"angry": "anger", "happy": "happiness", "sad": "sadness", "neutral": "contempt"}  # FER -> target name
 LABEL_MAP = "anger=angry,happiness=happy,sadness=sad"
@@ -48,7 +48,7 @@ def single_model(tmp_path_factory, sample):
     spec = parse_spec({"name": "tiny_single", "kind": "single",
                        "defaults": {"model": TINY_MODEL, "train": {"epochs": 2, "batch_size": 32, "seed": 1}}})
     root = tmp_path_factory.mktemp("single")
-    train, val = sample.splits == "Training", sample.splits == "PublicTest"
+    train, val = training_rows(sample), sample.splits == "PublicTest"
     clf = CnnTreeClassifier(spec, work_dir=root / "work").fit(
         sample.images[train], sample.labels[train], (sample.images[val], sample.labels[val]))
     return save_model(clf, root / "model")

@@ -13,7 +13,7 @@ from cnntree.errors import CnnTreeError
 from cnntree.spec import parse_spec
 from cnntree.training.trunk import trunk_networks
 
-from .helpers import TINY_MODEL, train_grown_tree
+from .helpers import TINY_MODEL, train_grown_tree, training_rows
 
 TREE = [{"id": "root", "children": ["happy", "rest"]},
         {"id": "rest", "children": ["angry", "disgust", "fear", "sad", "surprise", "neutral"], "balance": "none"}]
@@ -35,7 +35,7 @@ def saved_flat(folder, model=None):
 
 
 def fit(spec, sample, work):
-    train, val = sample.splits == "Training", sample.splits == "PublicTest"
+    train, val = training_rows(sample), sample.splits == "PublicTest"
     return CnnTreeClassifier(spec, work_dir=work).fit(
         sample.images[train], sample.labels[train], (sample.images[val], sample.labels[val]))
 
@@ -104,7 +104,7 @@ def test_a_jointly_finetuned_tree_is_the_path_product_of_its_retrained_nodes(tmp
     np.testing.assert_allclose(np.asarray(model(as_input(faces))[0]), proba, rtol=1e-4, atol=1e-6)  # what it trained
     assert joint.priors_ == {} and joint.finetune_["epochs"] == 2  # the natural mix: nothing to undo
     assert len(joint.finetune_["history"]["val_path_nll"]) == 2
-    assert joint.images_seen_ == plain.images_seen_ + 2 * int((sample.splits == "Training").sum())
+    assert joint.images_seen_ == plain.images_seen_ + 2 * len(training_rows(sample))
     again = load_model(save_model(joint, tmp_path / "model"))
     np.testing.assert_allclose(again.predict_proba(faces), proba, rtol=1e-5)
 
