@@ -144,13 +144,14 @@ def test_a_single_networks_work_folder_loads_as_a_classifier(sample, tmp_path):
     from cnntree.estimator.storage import load_checkpoint
     from cnntree.spec import parse_spec
 
-    from .helpers import TINY_MODEL
+    from .helpers import TINY_MODEL, training_rows
 
     spec = parse_spec({"name": "flat", "kind": "single",
                        "defaults": {"model": TINY_MODEL, "train": {"epochs": 2, "batch_size": 64, "seed": 3}}})
     train, val = sample.splits == "Training", sample.splits == "PublicTest"
+    rows = training_rows(sample)
     clf = CnnTreeClassifier(spec, work_dir=tmp_path / "work").fit(
-        sample.images[train][:300], sample.labels[train][:300], (sample.images[val], sample.labels[val]))
+        sample.images[rows], sample.labels[rows], (sample.images[val], sample.labels[val]))
     loaded, facts = load_checkpoint(tmp_path / "work")
     faces = sample.images[val][:20]
     assert facts == {"epochs_trained": 2, "best_epoch": facts["best_epoch"], "epochs_planned": 2, "finished": False}
