@@ -1,7 +1,5 @@
 """``python -m cnntree.cli``: the same as the ``cnntree`` command."""
 
-import sys
+from . import run
 
-from . import main
-
-sys.exit(main())
+run()
