@@ -116,12 +116,12 @@ def run() -> None:
     2-core CPU). Nothing is lost: unfinished threads and the exit handlers (MLflow's, logging's)
     run first, and the standard streams are flushed."""
     code = main()
-    if "keras" not in sys.modules:
+    if "keras" not in sys.modules or not hasattr(threading, "_shutdown"):
         sys.exit(code)
-    for thread in threading.enumerate():
-        if thread is not threading.main_thread() and not thread.daemon:
-            thread.join()
-    atexit._run_exitfuncs()  # what the interpreter would run next; os._exit skips only the teardown
+    # what the interpreter does before its teardown: threading's exit hooks (idle thread pools end),
+    # a join of every non-daemon thread, then the exit handlers
+    threading._shutdown()
+    atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # a closed pipe or stream: nothing to flush to
             stream.flush()
