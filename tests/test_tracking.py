@@ -256,7 +256,7 @@ def _wait_until_up(url: str, process, seconds: int) -> None:
             return
         except OSError:
             assert process.poll() is None and time.time() < deadline, f"{url} did not come up"
-            time.sleep(1)
+            time.sleep(0.2)
 
 
 def _stop(server) -> None:
