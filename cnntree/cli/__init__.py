@@ -120,8 +120,11 @@ def run() -> None:
         sys.exit(code)
     # what the interpreter does before its teardown: threading's exit hooks (idle thread pools end),
     # a join of every non-daemon thread, then the exit handlers
-    threading._shutdown()
-    atexit._run_exitfuncs()
+    try:
+        threading._shutdown()
+        atexit._run_exitfuncs()
+    except KeyboardInterrupt:  # Ctrl-C while a thread finishes: stopped, as during the command
+        code = 130
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # a closed pipe or stream: nothing to flush to
             stream.flush()
