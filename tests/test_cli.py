@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -152,21 +153,11 @@ def test_a_fresh_validate_prints_only_its_own_line():
 
 
 @pytest.mark.slow
-def test_commands_that_load_the_backend_stay_quiet(tmp_path, tiny_model, sample):
-    import cv2
-
-    cv2.imwrite(str(tmp_path / "face.png"), sample.images[0])
-    code, out, err = run_cli_process("predict", tiny_model, tmp_path / "face.png")
-    # no CUDA probes, no absl notices on a machine without a GPU: only how the image was read
-    assert code == 0 and err == f"{tmp_path / 'face.png'}: whole image (a face crop: 48x48)\n", err
-
-
-@pytest.mark.slow
-def test_the_program_skips_the_teardown_but_not_the_exit_handlers_threads_or_output(tmp_path, tiny_model, sample):
-    """``cnntree`` (``cli.run``) ends with ``os._exit`` once the backend is loaded: the exit status
-    is the command's (143 after SIGTERM: tests/hostile/test_faults.py), a thread still writing finishes,
-    an idle thread pool (MLflow downloads with one) does not hold the exit, exit handlers run and what
-    they print arrives."""
+def test_a_command_that_loads_the_backend_is_quiet_and_ends_promptly_losing_nothing(tmp_path, tiny_model, sample):
+    """No CUDA probes or absl notices on standard error, only how the image was read. ``cnntree``
+    (``cli.run``) ends with ``os._exit`` once the backend is loaded: the exit status is the command's
+    (143 after SIGTERM: tests/hostile/test_faults.py), a thread still writing finishes, an idle thread
+    pool (MLflow downloads with one) does not hold the exit, exit handlers run and what they print arrives."""
     import cv2
 
     cv2.imwrite(str(tmp_path / "face.png"), sample.images[0])
@@ -175,8 +166,9 @@ def test_the_program_skips_the_teardown_but_not_the_exit_handlers_threads_or_out
             "threading.Thread(target=lambda: (time.sleep(1), Path('late.txt').write_text('done'))).start()\n"
             "from concurrent.futures import ThreadPoolExecutor\npool = ThreadPoolExecutor(1)\npool.submit(int).result()\n"
             f"sys.argv = ['cnntree', 'predict', {str(tiny_model)!r}, 'face.png', '--json']\ncli.run()")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.returncode == 0 and proc.stderr == "face.png: whole image (a face crop: 48x48)\n", proc.stderr
     assert json.loads(proc.stdout.rsplit("exit handler ran", 1)[0])[0]["image"] == "face.png"
     assert proc.stdout.endswith("exit handler ran\n") and (tmp_path / "late.txt").read_text() == "done"
 
