@@ -1,5 +1,4 @@
 import json
-import os
 import subprocess
 import sys
 
@@ -166,8 +165,7 @@ def test_a_command_that_loads_the_backend_is_quiet_and_ends_promptly_losing_noth
             "threading.Thread(target=lambda: (time.sleep(1), Path('late.txt').write_text('done'))).start()\n"
             "from concurrent.futures import ThreadPoolExecutor\npool = ThreadPoolExecutor(1)\npool.submit(int).result()\n"
             f"sys.argv = ['cnntree', 'predict', {str(tiny_model)!r}, 'face.png', '--json']\ncli.run()")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0 and proc.stderr == "face.png: whole image (a face crop: 48x48)\n", proc.stderr
     assert json.loads(proc.stdout.rsplit("exit handler ran", 1)[0])[0]["image"] == "face.png"
     assert proc.stdout.endswith("exit handler ran\n") and (tmp_path / "late.txt").read_text() == "done"
