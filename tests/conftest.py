@@ -5,9 +5,9 @@ import os
 import pytest
 from filelock import FileLock
 
-from .helpers import rows_from, tiny_spec, training_rows, write_csv
+from cnntree.nets.parallel import share, thread_variables
 
-THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS", "TF_NUM_INTEROP_THREADS")
+from .helpers import rows_from, tiny_spec, training_rows, write_csv
 
 
 def pytest_configure(config):
@@ -19,9 +19,8 @@ def pytest_configure(config):
     if worker is None and config.getoption("numprocesses", None):
         return
     processes = worker["workercount"] if worker else 1
-    threads = max(1, (os.cpu_count() or 1) // processes)
-    for name, value in zip(THREAD_VARIABLES, (threads, threads, 1 if processes > 1 else 2)):
-        os.environ.setdefault(name, str(value))
+    for name, value in thread_variables(share(os.cpu_count() or 1, processes)).items():
+        os.environ.setdefault(name, value)
     # the same kernels in every test process: a training here and one in a subprocess (which
     # inherits this) give the same numbers for a seed
     os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from cnntree import load_model
-from cnntree.nets.parallel import NetworkJob, ProcessPool, RayTasks, Sequential, make_runner, share
+from cnntree.nets.parallel import NetworkJob, ProcessPool, RayTasks, Sequential, make_runner, share, thread_variables
 
 from .helpers import TINY_MODEL, run_cli
 
@@ -56,8 +56,7 @@ def train(store, name, *extra):
 def train_in_a_process(store, name, threads):
     """The same in a process of its own whose math libraries use ``threads`` threads."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "MLFLOW_TRACKING_URI": f"sqlite:///{store}/mlflow.db",
-           "TF_NUM_INTRAOP_THREADS": str(threads), "OMP_NUM_THREADS": str(threads),
-           "TF_NUM_INTEROP_THREADS": "1" if threads == 1 else "2"}
+           **thread_variables(threads)}
     proc = subprocess.run([sys.executable, "-m", "cnntree.cli", "train", "par.json", "--work-dir", f"work-{name}",
                            "--out", name], capture_output=True, text=True, cwd=store, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -45,12 +45,17 @@ def run_job(job: NetworkJob, printer=print):
                              printer=printer)
 
 
+def thread_variables(threads: int) -> dict[str, str]:
+    """The environment variables that cap a process's math libraries at ``threads`` threads (read
+    when the backend loads)."""
+    capped = ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    return {**dict.fromkeys(capped, str(threads)), "TF_NUM_INTEROP_THREADS": "1" if threads == 1 else "2"}
+
+
 def limit_threads(threads: int) -> None:
     """Cap the math libraries' threads of this worker before the backend starts, so that N workers
     share the cores instead of each taking all of them."""
-    for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[name] = str(threads)
-    os.environ["TF_NUM_INTEROP_THREADS"] = "1" if threads == 1 else "2"
+    os.environ.update(thread_variables(threads))
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # one-thread tf.data logs a harmless graph-rewrite error per network
     if os.environ.get("KERAS_BACKEND") == "torch":
         import torch
