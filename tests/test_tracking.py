@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -181,7 +182,6 @@ def test_pyfunc_model_matches_the_classifier(trained, sample):
     import mlflow
     import pandas as pd
 
-
     cwd, _, client, _ = trained
     parent = [r for r in client.search_runs([client.get_experiment_by_name(SAMPLE).experiment_id])
               if r.data.tags.get("cnntree.kind") == "tree"][0]
@@ -192,6 +192,11 @@ def test_pyfunc_model_matches_the_classifier(trained, sample):
     expected = load_model(cwd / "model").predict_proba(faces)
     np.testing.assert_allclose(served[list(expected_classes())].to_numpy(), expected, atol=1e-5)
     assert list(served["label"]) == [expected_classes()[i] for i in expected.argmax(1)]
+    # the code logged with it is cnntree's, without the shipped models and the sample it never reads
+    code = Path(mlflow.artifacts.download_artifacts(f"runs:/{parent.info.run_id}/model")) / "code" / "cnntree"
+    assert (code / "estimator" / "classifier.py").is_file() and (code / "pretrained" / "__init__.py").is_file()
+    assert not (code / "sample").exists() and not [p for p in (code / "pretrained").iterdir() if p.is_dir()]
+    assert sum(f.stat().st_size for f in code.rglob("*") if f.is_file()) < 2_000_000
 
 
 def expected_classes():
