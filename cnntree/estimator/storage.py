@@ -155,6 +155,12 @@ def save_climbing(record: dict, source, out) -> Path:
     return _copy_with(source, out, {climbing.FILE: record})
 
 
+def copy_model(source, out) -> Path:
+    """The saved model folder ``source`` copied to ``out`` atomically: a second place for one saved
+    classifier without serialising its networks again."""
+    return _copy_with(source, out, {})
+
+
 def _copy_with(source, out, files: dict) -> Path:
     """The model folder ``source`` copied to ``out`` (itself to change it in place) with ``files``
     (name -> JSON) written over, atomically."""

@@ -21,7 +21,7 @@ from ..data.load import dataset_name
 from ..data.nodedata import node_dataset
 from ..errors import CnnTreeError
 from ..estimator.classifier import CnnTreeClassifier
-from ..estimator.storage import check_model_folder, save
+from ..estimator.storage import check_model_folder, copy_model, save
 from ..evaluation.metrics import evaluate, headline
 from ..evaluation.reports import write_evaluation
 from ..files import check_output_folder, mark, remove_marked, try_lock, write_text_atomically
@@ -128,7 +128,7 @@ def run_experiment(spec: Spec, experiment=None, work_dir=None, resume=False, out
             model_uri = log_pyfunc(saved)
             runs.describe_children(run.info.run_id, experiment_id)
             if out:
-                save(clf, out)
+                copy_model(saved, out)
                 outcome.out = str(out)
             if register:
                 outcome.registered = runs.register(model_uri, register)

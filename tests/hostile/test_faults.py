@@ -1,8 +1,8 @@
 """Faults: a training killed mid-epoch resumes to the same result, and two trainings share a store.
 
-Two identical trainings run at once against one sqlite store and one ``runs/`` folder (the
-concurrency case, and the uninterrupted reference); a third is SIGKILLed in the middle of its
-second network's epoch and resumed with ``--resume``.
+Two identical trainings run at once against one sqlite store and one ``runs/`` folder, one in a
+process of its own and one in the test's (the concurrency case, and the uninterrupted reference); a
+third is SIGKILLed in the middle of its second network's epoch and resumed with ``--resume``.
 """
 
 import json
@@ -73,15 +73,24 @@ def runs(store):
     return [r for r in client.search_runs([experiment.experiment_id]) if "mlflow.parentRunId" not in r.data.tags]
 
 
-def test_two_trainings_at_once_share_the_store(store):
-    first, second = train(store), train(store)
-    outputs = [p.communicate(timeout=600)[0] for p in (first, second)]
-    assert [first.returncode, second.returncode] == [0, 0], outputs
+def test_two_trainings_at_once_share_the_store(store, monkeypatch):
+    """One training in a process of its own and one in this process, started while the first trains."""
+    first = train(store)
+    seen = []
+    for line in first.stdout:  # the first has claimed the default work folder and is training
+        seen.append(line)
+        if line.startswith("[root 1/2]"):
+            break
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}/mlflow.db")
+    monkeypatch.chdir(store)
+    code, out, err = run_cli("train", store / "faults.json")
+    outputs = ["".join(seen) + first.communicate(timeout=600)[0], out + err]
+    assert [first.returncode, code] == [0, 0], outputs
     parents = runs(store)
     assert len(parents) == 2 and len({r.info.run_id for r in parents}) == 2
     assert {r.info.status for r in parents} == {"FINISHED"}
     # the second found the default work folder busy and used its own
-    assert sum("is in use by another training; using" in out for out in outputs) == 1
+    assert "is in use by another training; using" in outputs[1] and "in use" not in outputs[0]
     assert_same_training(store / "runs" / "work" / "faults-2" / "classifier", store)
     with sqlite3.connect(store / "mlflow.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
