@@ -8,8 +8,6 @@ checked, and run; its result is printed here, as text (the command's ``text``) o
 from __future__ import annotations
 
 import argparse
-import atexit
-import contextlib
 import json
 import os
 import signal
@@ -18,7 +16,7 @@ import threading
 import traceback
 from pathlib import Path
 
-from ..backend import quiet_libraries, start
+from ..backend import exit_promptly, quiet_libraries, start
 from ..errors import CnnTreeError, Terminated
 from ..log import to_standard_error
 from ..models import check_reference
@@ -111,21 +109,10 @@ def main(argv=None) -> int:
 
 
 def run() -> None:
-    """The ``cnntree`` program: :func:`main`, then an exit that skips the interpreter's teardown of
-    the backend's objects once a command has loaded it (2 s after every training or prediction on a
-    2-core CPU). Nothing is lost: unfinished threads and the exit handlers (MLflow's, logging's)
-    run first, and the standard streams are flushed."""
+    """The ``cnntree`` program: :func:`main`, then, once a command has loaded the backend, an exit
+    that skips the interpreter's teardown of its objects (:func:`cnntree.backend.exit_promptly`:
+    nothing is lost, threads and exit handlers run first)."""
     code = main()
     if "keras" not in sys.modules or not hasattr(threading, "_shutdown"):
         sys.exit(code)
-    # what the interpreter does before its teardown: threading's exit hooks (idle thread pools end),
-    # a join of every non-daemon thread, then the exit handlers
-    try:
-        threading._shutdown()
-        atexit._run_exitfuncs()
-    except KeyboardInterrupt:  # Ctrl-C while a thread finishes: stopped, as during the command
-        code = 130
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # a closed pipe or stream: nothing to flush to
-            stream.flush()
-    os._exit(code)
+    exit_promptly(code)

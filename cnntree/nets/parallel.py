@@ -18,6 +18,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..backend import exit_promptly_at_the_end
 from ..errors import CnnTreeError
 
 
@@ -137,7 +138,7 @@ class ProcessPool(Runner):
         context = multiprocessing.get_context("spawn")
         with context.Manager() as manager:
             lines = manager.Queue()
-            pool = ProcessPoolExecutor(workers, mp_context=context)
+            pool = ProcessPoolExecutor(workers, mp_context=context, initializer=exit_promptly_at_the_end)
             try:
                 futures = {pool.submit(worker, job, lines, threads): i for i, job in enumerate(jobs)}
                 pending = set(futures)
