@@ -13,7 +13,7 @@ import pytest
 from cnntree import CnnTreeClassifier, load_model, save_model
 from cnntree.compose.routing import SoftRouting
 from cnntree.errors import CnnTreeError
-from cnntree.nets.cost import multiply_adds, parameters
+from cnntree.nets.cost import multiply_adds, network_multiply_adds, parameters
 from cnntree.nets.models import create_model
 from cnntree.nets.train import as_input
 from cnntree.nets.warmstart import weighted_layers
@@ -181,7 +181,7 @@ def test_a_branched_trees_equal_cost_control_is_its_flat_network_widened_to_its_
     assert control.root.train == small.root.train and control.root.augment == small.root.augment  # its recipe
     assert facts["tree_multiply_adds"] == tree_multiply_adds(tree) > multiply_adds(create_model(n_outputs=7,
                                                                                               **small.root.model))
-    widths = {w: multiply_adds(create_model(n_outputs=7, **{**small.root.model, "width": w}))
+    widths = {w: network_multiply_adds({**small.root.model, "width": w})
               for w in (facts["width"] - 0.05, facts["width"], facts["width"] + 0.05)}
     gap = {w: abs(c - facts["tree_multiply_adds"]) for w, c in widths.items()}
     assert min(gap, key=gap.get) == facts["width"] and control.root.model["width"] == facts["width"] > 1

@@ -45,3 +45,16 @@ def test_the_planned_work_counts_every_network_at_its_budget(monkeypatch, tmp_pa
     assert training_work(spec, data, splits) == pytest.approx((root_faces * macs[0] + 512 * macs[1]) * 1)
     line = plan(spec, data, splits)
     assert line.startswith("plan: 2 network(s), 1 epochs each") and "at most, at a 2-core CPU's pace" in line
+
+
+def test_a_networks_cost_is_counted_once_per_setting():
+    from cnntree.nets.cost import _built_multiply_adds, multiply_adds, network_multiply_adds
+    from cnntree.nets.models import create_model
+
+    model = {"name": "lenet", "filters": [4, 8], "dense": 8}
+    first = network_multiply_adds(model, 3, "symmetric")
+    built = _built_multiply_adds.cache_info().misses
+    assert first == multiply_adds(create_model(n_outputs=3, normalize="symmetric", **model))
+    assert network_multiply_adds(dict(reversed(model.items())), 3, "symmetric") == first  # the same setting
+    assert _built_multiply_adds.cache_info().misses == built  # not built again
+    assert network_multiply_adds(model, 4, "symmetric") > first and _built_multiply_adds.cache_info().misses == built + 1

@@ -16,30 +16,24 @@ WIDTHS = [round(1 + 0.05 * k, 2) for k in range(61)]  # 1.0 to 4.0: the widths a
 
 def tree_multiply_adds(spec) -> int:
     """Multiply-adds per face of ``spec``'s networks as built (a shared trunk once)."""
-    from ..nets.cost import multiply_adds
+    from ..nets.cost import multiply_adds, network_multiply_adds
     from ..nets.heads import head_outputs, shared_networks
-    from ..nets.models import create_model
 
     root = spec.root
     if spec.trunk["shared"]:
         return multiply_adds(*shared_networks(root.model, root.train["normalize"], head_outputs(spec),
                                               spec.trunk["branch_at"]).values())
-    return multiply_adds(*(create_model(n_outputs=len(n.groups), normalize=n.train["normalize"], **n.model)
-                           for n in spec.nodes))
+    return sum(network_multiply_adds(n.model, len(n.groups), n.train["normalize"]) for n in spec.nodes)
 
 
 def matching_width(model: dict, normalize: str, classes: int, target: int) -> tuple[float, int]:
     """The width (from ``WIDTHS``) at which the flat ``model`` costs closest to ``target``
     multiply-adds per face, and that cost. The cost grows with the width, so a bisection builds
     about seven networks, not all 61."""
-    from functools import cache
+    from ..nets.cost import network_multiply_adds
 
-    from ..nets.cost import multiply_adds
-    from ..nets.models import create_model
-
-    @cache
     def cost(index: int) -> int:
-        return multiply_adds(create_model(n_outputs=classes, normalize=normalize, **{**model, "width": WIDTHS[index]}))
+        return network_multiply_adds({**model, "width": WIDTHS[index]}, classes, normalize)
 
     low, high = 0, len(WIDTHS) - 1  # the first width that costs at least the target, or the widest
     while low < high:

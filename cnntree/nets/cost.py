@@ -5,6 +5,8 @@ equal cost."""
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 
 import keras
@@ -33,6 +35,20 @@ def multiply_adds(*models) -> int:
     for model in models:
         collect(model)
     return int(sum(map(_layer_multiply_adds, layers.values())))
+
+
+def network_multiply_adds(model: dict, n_outputs: int = 7, normalize: str = "unit") -> int:
+    """:func:`multiply_adds` of the network ``create_model`` builds from a spec's ``model`` section,
+    built once per process for each setting (a plan, a control's width search and a comparison over
+    seeds ask for the same networks again)."""
+    return _built_multiply_adds(json.dumps(model, sort_keys=True), n_outputs, normalize)
+
+
+@functools.lru_cache(maxsize=256)
+def _built_multiply_adds(model: str, n_outputs: int, normalize: str) -> int:
+    from .models import create_model
+
+    return multiply_adds(create_model(n_outputs=n_outputs, normalize=normalize, **json.loads(model)))
 
 
 def _layer_multiply_adds(layer) -> int:

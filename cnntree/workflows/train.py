@@ -27,8 +27,7 @@ from ..evaluation.reports import write_evaluation
 from ..files import check_output_folder, mark, remove_marked, try_lock, write_text_atomically
 from ..models import model_dir
 from ..nets import pace
-from ..nets.cost import multiply_adds
-from ..nets.models import create_model
+from ..nets.cost import multiply_adds, network_multiply_adds, parameters
 from ..nets.parallel import make_runner
 from ..nets.train import duration
 from ..plots import draw_hierarchy
@@ -144,8 +143,6 @@ def network_cost(clf) -> dict:
     routing and soft voting run them all). The bookkeeping metrics are named ``size_*`` and ``train_*``
     so that MLflow, which lists metrics alphabetically, shows the ``private_*`` and ``public_*`` test
     figures first."""
-    from ..nets.cost import multiply_adds, parameters
-
     models = list(clf.keras_models().values())
     return {"size_parameters": parameters(*models), "size_multiply_adds": multiply_adds(*models)}
 
@@ -177,8 +174,7 @@ def training_work(spec: Spec, data, splits) -> float:
     joint epochs, each counted there as a whole network: an upper bound)."""
     costs, work = [], 0.0
     for node in spec.nodes:
-        costs.append(multiply_adds(create_model(n_outputs=len(node.groups), normalize=node.train["normalize"],
-                                                **node.model)))
+        costs.append(network_multiply_adds(node.model, len(node.groups), node.train["normalize"]))
         if not spec.trunk["shared"]:
             faces = len(node_dataset(node, data.labels, data.classes, splits.train).index)
             work += min(faces, node.train["max_samples"] or faces) * costs[-1] * node.train["epochs"]
