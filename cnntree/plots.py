@@ -103,32 +103,32 @@ def draw_reliability(panels: dict, path, title: str = "") -> Path:
     shaded, bin sizes as a histogram below, ECE and NLL in the panel's title."""
     import numpy as np
 
-    fig, axes = plt.subplots(2, len(panels), figsize=(3.2 * len(panels), 4.4), squeeze=False,
-                             gridspec_kw={"height_ratios": [3, 1]})
+    fig, axes = plt.subplots(2, len(panels), figsize=(3.2 * len(panels), 4.4), squeeze=False, sharey="row",
+                             gridspec_kw={"height_ratios": [3, 1]})  # one scale a row, labelled once
     for (name, metrics), ax, hist in zip(panels.items(), axes[0], axes[1]):
         bins = metrics["reliability"]
         counts = np.asarray(bins["counts"])
-        k = len(counts)
-        centres = (np.arange(k) + 0.5) / k
-        used = counts > 0
+        edges = np.linspace(0, 1, len(counts) + 1)
+        used = counts > 0  # an empty bin draws nothing (zero height)
+        accuracy = np.where(used, bins["accuracy"], 0.0)
         ax.plot([0, 1], [0, 1], color="#888", lw=1, ls="--")
-        ax.bar(centres[used], np.asarray(bins["accuracy"])[used], width=1 / k, color="#2c6fad", ec="white",
-               label="accuracy")
-        ax.bar(centres[used], (np.asarray(bins["confidence"]) - np.asarray(bins["accuracy"]))[used],
-               bottom=np.asarray(bins["accuracy"])[used], width=1 / k, color="#e4572e", alpha=0.35, ec="none",
-               label="gap to confidence")
+        # steps, one shape a series: a bar per bin costs a tenth of a second a panel to draw
+        ax.stairs(accuracy, edges, fill=True, color="#2c6fad", label="accuracy")
+        ax.stairs(np.where(used, bins["confidence"], 0.0), edges, baseline=accuracy, fill=True, color="#e4572e",
+                  alpha=0.35, lw=0, label="gap to confidence")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_title(f"{name}\nECE {metrics['ece']:.3f}  NLL {metrics['nll']:.3f}", fontsize=9)
         ax.set_xticks([])
-        hist.bar(centres, counts / max(counts.sum(), 1), width=1 / k, color="#888")
+        hist.stairs(counts / max(counts.sum(), 1), edges, fill=True, color="#888")
         hist.set_xlim(0, 1)
+        hist.set_xticks([0, 0.5, 1], ["0", "0.5", "1"])
         hist.set_xlabel("confidence")
     axes[0][0].set_ylabel("accuracy")
     axes[0][0].legend(loc="upper left", fontsize=7, frameon=False)
     axes[1][0].set_ylabel("share")
     fig.suptitle(title or "reliability", fontsize=11)
-    fig.tight_layout()
+    fig.subplots_adjust(top=0.8, wspace=0.12, hspace=0.15)  # fixed spacing (the margins are cut to fit on saving)
     return save_figure(fig, path)
 
 
