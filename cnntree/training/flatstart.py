@@ -9,6 +9,7 @@ output layer); ``nets.warmstart`` copies it in when each network's training star
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,8 +133,14 @@ def _saved_flat_network(source: str, where: str, resolve_model=None):
 
 
 def _check_networks(spec, flat, where: str) -> None:
-    """One line naming the first network whose architecture differs from the flat network's."""
+    """One line naming the first network whose architecture differs from the flat network's. The
+    trunk is what is compared, so networks of one model setting are built once (their outputs differ)."""
+    checked = set()
     for node in spec.nodes:
+        setting = json.dumps([node.model, node.train["normalize"]], sort_keys=True)
+        if setting in checked:
+            continue
+        checked.add(setting)
         model = create_model(n_outputs=len(node.groups), normalize=node.train["normalize"], **node.model)
         why = trunk_mismatch(model, flat)
         if why:
