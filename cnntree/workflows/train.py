@@ -64,6 +64,8 @@ def run_experiment(spec: Spec, experiment=None, work_dir=None, resume=False, out
     init = spec.init_source()  # every input is checked before a checkpoint is deleted or a run starts
     if out:
         check_model_folder(out, reads=[init] if init and not trains_first(init) else ())
+    if work_dir:  # the default work folder is known once claimed, below
+        check_work_folder(Path(work_dir), out)
     check_init_source(spec, model_dir)
     quick = bool(spec.overrides.get("quick"))
     data, splits = load_for_spec(spec)
