@@ -8,7 +8,7 @@ from .helpers import ROOT
 
 PACKAGE = ROOT / "cnntree"
 LAYERS = [  # bottom up; a family imports from its own layer or below
-    {"errors", "files", "cpu", "backend", "log"},
+    {"errors", "interrupts", "files", "cpu", "backend", "log"},
     {"spec", "pretrained", "plots"},
     {"data"},
     {"nets"},

@@ -222,6 +222,37 @@ def test_a_crash_ends_the_run_failed(tmp_path, monkeypatch):
     assert run.info.status == "FAILED"
 
 
+def test_sigterm_during_a_store_write_is_raised_once_the_write_is_done(tmp_path, monkeypatch):
+    """An interrupt raised inside SQLAlchemy left SQLite's lock held, and ending the runs KILLED then
+    failed with "database is locked": a signal that arrives while an epoch's figures are written is
+    raised once they are stored, and the network's run ends KILLED."""
+    from types import SimpleNamespace
+
+    import mlflow
+
+    from cnntree.errors import Terminated
+    from cnntree.interrupts import handled
+    from cnntree.tracking.runs import NetworkRun
+    from cnntree.tracking.store import use_experiment
+
+    monkeypatch.chdir(tmp_path)
+    use_experiment("faults")
+    write = mlflow.tracking.MlflowClient.log_batch
+
+    def signalled(self, run_id, metrics=(), **kwargs):
+        if metrics:
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives while the figures are being written
+        return write(self, run_id, metrics=metrics, **kwargs)
+
+    monkeypatch.setattr(mlflow.tracking.MlflowClient, "log_batch", signalled)
+    with handled(), pytest.raises(Terminated), mlflow.start_run():
+        network = NetworkRun(SimpleNamespace(id="root", settings=lambda: {"epochs": 2}))
+        with network as (callback,):
+            callback.on_epoch_end(0, {"loss": 0.5})
+    run = mlflow.tracking.MlflowClient().get_run(network.run_id)
+    assert run.data.metrics == {"loss": 0.5} and run.info.status == "KILLED"
+
+
 def test_new_stores_start_from_a_migrated_copy_with_their_own_default_experiment(tmp_path, monkeypatch):
     import mlflow
 

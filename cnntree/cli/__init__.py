@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 import threading
 import traceback
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from ..backend import exit_promptly, quiet_libraries, start
 from ..errors import CnnTreeError, Terminated
+from ..interrupts import handled
 from ..log import to_standard_error
 from ..models import check_reference
 from ..spec import load_spec
@@ -47,10 +47,6 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _terminate(signum, frame):
-    raise Terminated()
-
-
 def check_inputs(args) -> None:
     """Arguments that name models, data and files are checked before a backend loads, so a
     mistyped path answers at once: the command's own ``check`` (its outputs, images, spec), then
@@ -75,12 +71,12 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(argv).parse_args(argv)
     debug = args.debug or os.environ.get("CNNTREE_DEBUG") == "1"
-    previous = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM ends runs as Ctrl-C does
     try:
-        check_inputs(args)
-        if args.backend:
-            start(debug)
-        result = args.command_class.run(args)
+        with handled():  # SIGTERM ends runs as Ctrl-C does; neither lands inside a store write
+            check_inputs(args)
+            if args.backend:
+                start(debug)
+            result = args.command_class.run(args)
         if result is not None:
             print(json.dumps(result, indent=2) if getattr(args, "json", False) else args.command_class.text(result))
         return 0
@@ -104,8 +100,6 @@ def main(argv=None) -> int:
         print(f"cnntree: internal error: {type(error).__name__}: {error} (run with --debug for the traceback)",
               file=sys.stderr)
         return 1
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def run() -> None:

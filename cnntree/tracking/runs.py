@@ -19,6 +19,7 @@ import numpy as np
 from mlflow.entities import Metric, Param
 
 from ..errors import CnnTreeError
+from ..interrupts import held
 from .store import absolute_uri, connect, quiet_mlflow, sqlite_file, tracking_uri
 
 
@@ -103,19 +104,21 @@ class NetworkRun:
         import keras
 
         self.client = mlflow.tracking.MlflowClient(self.uri)
-        run = self.client.create_run(self.experiment_id, run_name=self.name,
-                                     tags={"mlflow.parentRunId": self.parent_id, "cnntree.network": self.name,
-                                           "cnntree.kind": "network"})
-        self.run_id = run.info.run_id
-        params = [Param(k, v) for k, v in self.params.items()]
-        for start in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
-            self.client.log_batch(self.run_id, params=params[start:start + 100])
+        with held():
+            run = self.client.create_run(self.experiment_id, run_name=self.name,
+                                         tags={"mlflow.parentRunId": self.parent_id, "cnntree.network": self.name,
+                                               "cnntree.kind": "network"})
+            self.run_id = run.info.run_id
+            params = [Param(k, v) for k, v in self.params.items()]
+            for start in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
+                self.client.log_batch(self.run_id, params=params[start:start + 100])
         return [keras.callbacks.LambdaCallback(on_epoch_end=self._log_epoch)]
 
     def _log_epoch(self, epoch: int, logs: dict | None) -> None:
         now = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[Metric(k.replace("learning_rate", "lr"), float(v), now, epoch)
-                                                    for k, v in (logs or {}).items()])
+        with held():  # Ctrl-C at an epoch's end, where a user sees the epoch's line, waits for its figures
+            self.client.log_batch(self.run_id, metrics=[Metric(k.replace("learning_rate", "lr"), float(v), now, epoch)
+                                                        for k, v in (logs or {}).items()])
 
     def __exit__(self, kind, error, trace):
         self.client.set_terminated(self.run_id, end_status(kind))
