@@ -1,8 +1,9 @@
-"""Faults: a training killed mid-epoch resumes to the same result, and two trainings share a store.
+"""Faults: a training stopped mid-epoch resumes to the same result, and two trainings share a store.
 
 Two identical trainings run at once against one sqlite store and one ``runs/`` folder, one in a
 process of its own and one in the test's (the concurrency case, and the uninterrupted reference); a
-third is SIGKILLed in the middle of its second network's epoch and resumed with ``--resume``.
+third is terminated in its first network's epoch, resumed in a process that is SIGKILLed in its
+second network's epoch, and resumed again with ``--resume``.
 """
 
 import json
@@ -96,17 +97,38 @@ def test_two_trainings_at_once_share_the_store(store, monkeypatch):
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
-def test_a_killed_training_resumes_to_the_same_result(store, monkeypatch):
-    work = store / "killed"
-    victim = train(store, "--work-dir", work)
+def stop_at(process, line_start, how):
+    """Read ``process``'s output until a line starts with ``line_start``, send it signal ``how``, and
+    return everything it printed and its exit status."""
     seen = []
-    for line in victim.stdout:  # the second network's first epoch is checkpointed before its line is printed
+    for line in process.stdout:
         seen.append(line)
-        if line.startswith("[rest 2/2] epoch 1/2"):
-            victim.send_signal(signal.SIGKILL)  # at once: on a fast machine its 2nd epoch ends within 0.3 s
+        if line.startswith(line_start):
+            process.send_signal(how)  # at once: on a fast machine the next epoch ends within 0.3 s
             break
-    victim.wait(timeout=60)
-    assert victim.returncode == -signal.SIGKILL, "".join(seen)
+    seen.append(process.communicate(timeout=120)[0])
+    return "".join(seen), process.returncode
+
+
+def test_a_terminated_then_killed_training_resumes_to_the_same_result(store, monkeypatch):
+    """SIGTERM (timeout, docker stop, systemd) is handled as Ctrl-C: exit 143, the MLflow runs end
+    KILLED, never RUNNING. The training resumed from there is SIGKILLed in its second network's
+    epoch: its run is found RUNNING by the next ``--resume``, which ends it FAILED and finishes the
+    training from the last finished epochs, as if it had never stopped."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{store}/mlflow.db")
+    work = store / "stopped"
+    output, status = stop_at(train(store, "--work-dir", work), "[root 1/2] epoch 1/2", signal.SIGTERM)
+    assert status == 143 and "cnntree: terminated" in output, output
+    terminated = client.get_run(json.loads((work / "run.json").read_text())["run_id"])
+    children = client.search_runs([terminated.info.experiment_id],
+                                  f"tags.mlflow.parentRunId = '{terminated.info.run_id}'")
+    assert terminated.info.status == "KILLED" and children and {c.info.status for c in children} == {"KILLED"}
+
+    # the second network's first epoch is checkpointed before its line is printed
+    output, status = stop_at(train(store, "--work-dir", work, "--resume"), "[rest 2/2] epoch 1/2", signal.SIGKILL)
+    assert status == -signal.SIGKILL and "[root 1/2] resuming after epoch 1" in output, output
     killed = {r.info.run_id for r in runs(store) if r.info.status == "RUNNING"}
     assert len(killed) == 1
     assert not (work / "classifier").exists()  # no half-written model
@@ -118,32 +140,7 @@ def test_a_killed_training_resumes_to_the_same_result(store, monkeypatch):
     by_id = {r.info.run_id: r for r in runs(store)}
     old = by_id[killed.pop()]
     assert old.info.status == "FAILED" and "killed" in old.data.tags["cnntree.ended"]
+    assert old.data.tags["cnntree.resumed_from"] == terminated.info.run_id
     resumed = [r for r in by_id.values() if r.data.tags.get("cnntree.resumed_from") == old.info.run_id]
     assert len(resumed) == 1 and resumed[0].info.status == "FINISHED"
     assert_same_training(work / "classifier", store)  # resumed batches, order and optimiser state
-
-
-def test_sigterm_ends_the_run_killed_and_resume_finishes_it(store, monkeypatch):
-    """SIGTERM (timeout, docker stop, systemd) is handled as Ctrl-C: exit 143, the MLflow runs end
-    KILLED, never RUNNING, and --resume continues from the last finished epoch."""
-    work = store / "terminated"
-    victim = train(store, "--work-dir", work)
-    seen = []
-    for line in victim.stdout:
-        seen.append(line)
-        if line.startswith("[root 1/2] epoch 1/2"):
-            victim.send_signal(signal.SIGTERM)
-            break
-    seen.append(victim.communicate(timeout=120)[0])
-    assert victim.returncode == 143 and "cnntree: terminated" in "".join(seen), "".join(seen)
-    run_id = json.loads((work / "run.json").read_text())["run_id"]
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(f"sqlite:///{store}/mlflow.db")
-    assert client.get_run(run_id).info.status == "KILLED"
-    children = client.search_runs([client.get_run(run_id).info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'")
-    assert children and {c.info.status for c in children} == {"KILLED"}
-    code, output = resume(store, work, monkeypatch)
-    assert code == 0, output
-    assert "[root 1/2] resuming after epoch 1" in output
-    assert_same_training(work / "classifier", store)
