@@ -128,17 +128,28 @@ def test_the_trees_nodes_do_not_answer_one_group_for_every_face(project):
     assert np.mean(inference_accuracy) >= np.mean(batch_accuracy) - 0.05, (inference_accuracy, batch_accuracy)
 
 
-def test_a_downloaded_classifier_is_removed_when_the_command_ends(project, tmp_path, sample):
-    """When its process exits: in a process of its own."""
-    import os
-    import subprocess
-    import sys
+def test_a_downloaded_classifier_is_removed_when_the_command_ends(project, tmp_path, sample, monkeypatch):
+    """The copy MLflow downloads is removed by an exit handler (``cnntree`` runs them before its
+    prompt exit: test_cli.py); here the handlers are collected and run as the process's end would."""
+    import atexit
+    import tempfile
 
+    at_exit, register = [], atexit.register
+
+    def collect(handler, *args, **kwargs):  # removals of folders; other libraries' handlers stay registered
+        if handler is not shutil.rmtree:
+            return register(handler, *args, **kwargs)
+        at_exit.append((handler, args, kwargs))
+        return handler
+
+    monkeypatch.setattr(atexit, "register", collect)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project[0]}/runs/mlflow.db")
     cv2.imwrite(str(tmp_path / "face.png"), sample.images[0])
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
-    env = {**os.environ, "TMPDIR": str(scratch), "MLFLOW_TRACKING_URI": f"sqlite:///{project[0]}/runs/mlflow.db"}
-    done = subprocess.run([sys.executable, "-m", "cnntree.cli", "predict", f"runs:/{parents(project[0])[1].info.run_id}",
-                           str(tmp_path / "face.png")], capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert not list(scratch.glob("cnntree-model-*"))  # the copy MLflow downloaded is gone
+    code, out, err = run_cli("predict", f"runs:/{parents(project[0])[1].info.run_id}", tmp_path / "face.png")
+    assert code == 0, err
+    (downloaded,) = tmp_path.glob("cnntree-model-*")
+    assert (downloaded / "classifier").is_dir() and at_exit
+    for handler, args, kwargs in at_exit:
+        handler(*args, **kwargs)
+    assert not list(tmp_path.glob("cnntree-model-*"))
