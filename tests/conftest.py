@@ -26,12 +26,19 @@ def pytest_configure(config):
     os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
 
 
+def run_folder(tmp_path_factory):
+    """The test run's own temporary folder, shared by its test workers (``-n N``)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(autouse=True)
 def _private_folders(tmp_path_factory, monkeypatch):
     """Every test runs in a folder of its own, with its own MLflow store (``runs/`` there) and the
-    session's data cache: nothing is written into the repository or the user's folders."""
+    test run's cache (parsed data, the empty MLflow store new stores copy), one for all test workers,
+    which write it atomically: nothing is written into the repository or the user's folders."""
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
-    monkeypatch.setenv("CNNTREE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.setenv("CNNTREE_CACHE", str(run_folder(tmp_path_factory) / "cache"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
 
@@ -54,8 +61,7 @@ def tiny_model(tmp_path_factory, sample):
     trains it, the others wait and read it (tests only read it)."""
     from cnntree import CnnTreeClassifier, save_model
 
-    base = tmp_path_factory.getbasetemp()
-    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "tiny_model"  # the run's own
+    root = run_folder(tmp_path_factory) / "tiny_model"
     with FileLock(f"{root}.lock"):
         if not (root / "model").is_dir():
             train, val = training_rows(sample), sample.splits == "PublicTest"
