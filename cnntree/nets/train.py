@@ -20,6 +20,7 @@ from ..errors import CnnTreeError
 from ..files import write_atomically, write_text_atomically
 from ..spec.schema import load_json
 from . import pace
+from .allocator import reuse_freed_memory
 from .cost import multiply_adds
 from .models import create_model
 from .schedules import Warmup, build_step_variables, compile_model, make_loss, make_optimizer, schedule_callback
@@ -111,6 +112,9 @@ class AugmentedBatches(keras.utils.PyDataset):
         if self.mixer is not None:
             x, y = self.mixer.mix(x, y, np.random.default_rng([self.seed, self.epoch, index, 1]))
         return x, y
+
+    def on_epoch_begin(self):
+        reuse_freed_memory()  # TensorFlow's generator dataset, just started, has stopped that
 
     def on_epoch_end(self):
         self.start_epoch(self.epoch + 1)
