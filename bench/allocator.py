@@ -7,8 +7,8 @@ threshold at 128 KB; cnntree sets glibc's own limits back when each epoch begins
 one network with ``train_network`` for two epochs in a fresh process (the setting is process-wide),
 "not reused" with that call disabled, as before cnntree made it; the second epoch is measured:
 images/s, the process's CPU seconds (user and system) and its minor page faults; and the process's
-peak memory (resident set). The sides
-alternate ``--rounds`` times (the machine is noisy); the table shows each side's median.
+peak memory (resident set). The sides alternate ``--rounds`` times (the machine is noisy); the
+table shows each side's median.
 """
 
 import argparse

@@ -281,7 +281,7 @@ def train_network(settings: dict, n_outputs: int, train: tuple, validation: tupl
                              Checkpoint(folder, cfg["early_stopping"], state, ema),
                              progress, *callbacks])
     if len(progress.times) > 1:  # the first epoch also traces: the pace is that of the later ones
-        pace.record(progress.median_epoch(), len(train[1]), multiply_adds(model))
+        pace.record(settings["model"]["name"], progress.median_epoch(), len(train[1]), multiply_adds(model))
     if cfg["restore_best"] and (folder / "best.weights.h5").exists():
         model.load_weights(folder / "best.weights.h5")
     elif cfg["ema"] and not trained:  # finished earlier, last.keras holds the raw weights: the average is the result

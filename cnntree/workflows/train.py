@@ -170,17 +170,19 @@ def plan(spec: Spec, data, splits) -> str:
             + ("this machine's pace" if own else "a 2-core CPU's pace (this machine's own is measured as it trains)"))
 
 
-def training_work(spec: Spec, data, splits) -> float:
-    """Faces x multiply-adds x epochs of every network and of the joint epochs: the work ``plan``
-    times (a flat network trained first is not counted; a shared trunk's nodes train only in the
-    joint epochs, each counted there as a whole network: an upper bound)."""
-    costs, work = [], 0.0
+def training_work(spec: Spec, data, splits) -> dict[str, float]:
+    """Faces x multiply-adds x epochs of every network and of the joint epochs, by model family: the
+    work ``plan`` times (a flat network trained first is not counted; a shared trunk's nodes train
+    only in the joint epochs, each counted there as a whole network: an upper bound)."""
+    work: dict[str, float] = {}
     for node in spec.nodes:
-        costs.append(network_multiply_adds(node.model, len(node.groups), node.train["normalize"]))
+        cost = network_multiply_adds(node.model, len(node.groups), node.train["normalize"])
+        faces = len(splits.train) * spec.finetune["epochs"]
         if not spec.trunk["shared"]:
-            faces = len(node_dataset(node, data.labels, data.classes, splits.train).index)
-            work += min(faces, node.train["max_samples"] or faces) * costs[-1] * node.train["epochs"]
-    return work + len(splits.train) * sum(costs) * spec.finetune["epochs"]
+            node_faces = len(node_dataset(node, data.labels, data.classes, splits.train).index)
+            faces += min(node_faces, node.train["max_samples"] or node_faces) * node.train["epochs"]
+        work[node.model["name"]] = work.get(node.model["name"], 0.0) + faces * cost
+    return work
 
 
 def new_model_folder(name: str) -> Path:
