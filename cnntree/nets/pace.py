@@ -8,7 +8,7 @@ backward pass, augmentation and the epoch's validation included): a network's ep
 a plain convolution, and a tiny network's epoch is mostly batches and augmentation, so one family's
 pace says nothing of another's. Each finished training records its family's pace; until this machine
 has one, the estimate uses the pace measured on the project's reference machine (a 2-core AMD EPYC,
-oneDNN limited to AVX2), or the slowest of those for a family measured there.
+oneDNN limited to AVX2), and for a family not measured there the slowest of those.
 """
 
 from __future__ import annotations
