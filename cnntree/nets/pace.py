@@ -31,8 +31,9 @@ def pace_file() -> Path:
     return cache_dir() / "pace.json"
 
 
-def _recorded() -> dict[str, float]:
-    """This machine's recorded paces by model family; a damaged record is forgotten."""
+def measured() -> dict[str, float]:
+    """This machine's recorded paces (seconds per face-multiply-add) by model family; a damaged
+    record is forgotten."""
     try:
         paces = json.loads(pace_file().read_text())["seconds_per_work"]
     except (OSError, ValueError, KeyError, TypeError):
@@ -43,18 +44,13 @@ def _recorded() -> dict[str, float]:
             if isinstance(pace, (int, float)) and 0 < pace < 1}
 
 
-def measured(model: str) -> float | None:
-    """This machine's last recorded pace for ``model`` (seconds per face-multiply-add), or None."""
-    return _recorded().get(model)
-
-
 def record(model: str, epoch_seconds: float, faces: int, multiply_adds: int) -> None:
     """Remember the pace of an epoch of ``faces`` through a network of family ``model`` with
     ``multiply_adds``. A cache folder that cannot be written only loses the estimate."""
     if epoch_seconds <= 0 or faces <= 0 or multiply_adds <= 0:
         return
     try:
-        paces = {**_recorded(), model: epoch_seconds / faces / multiply_adds}
+        paces = {**measured(), model: epoch_seconds / faces / multiply_adds}
         os.makedirs(pace_file().parent, exist_ok=True)
         write_text_atomically(pace_file(), json.dumps({"seconds_per_work": paces}))
     except OSError:
@@ -64,7 +60,7 @@ def record(model: str, epoch_seconds: float, faces: int, multiply_adds: int) -> 
 def estimate(work: dict[str, float]) -> tuple[float, bool]:
     """Seconds for ``work`` (face-multiply-adds by model family), and whether every family's pace
     is this machine's own."""
-    recorded = _recorded()
+    recorded = measured()
     slowest = max(REFERENCE_SECONDS_PER_WORK.values())
     seconds = sum(amount * recorded.get(name, REFERENCE_SECONDS_PER_WORK.get(name, slowest))
                   for name, amount in work.items())
