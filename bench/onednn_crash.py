@@ -8,8 +8,9 @@ mini-Xception epoch over 4,096 faces under each setting (what a safe setting cos
 
 Each setting trains the layer in a child process (a native crash there is an exit status, not the
 end of this script), first with oneDNN's AVX-512 kernels (``TF_ENABLE_ONEDNN_OPTS=1``: the user's
-own setting, which cnntree's CPU guard leaves alone), then with ``ONEDNN_MAX_CPU_ISA=AVX2`` (what
-the guard applies), then with oneDNN off. Prints a table and writes JSON.
+own setting, which cnntree's CPU guard leaves alone), then with ``ONEDNN_MAX_CPU_ISA=AVX2``, then
+with ``ONEDNN_MAX_CPU_ISA=AVX`` (what the guard applies on an AMD), then with oneDNN off (what it
+applies on an Intel). Prints a table and writes JSON.
 
 ``ONEDNN_VERBOSE=1`` on the full training (``cnntree train trees/single_mini_xception.json --data
 fer2013.csv.gz --epochs 1``) showed the last primitives before ``double free or corruption``: the
@@ -41,8 +42,8 @@ print("finished")
 
 SETTINGS = {"oneDNN AVX-512 (TF_ENABLE_ONEDNN_OPTS=1)": {"TF_ENABLE_ONEDNN_OPTS": "1"},
             "ONEDNN_MAX_CPU_ISA=AVX2": {"ONEDNN_MAX_CPU_ISA": "AVX2"},
-            "ONEDNN_MAX_CPU_ISA=AVX (cnntree's guard)": {"ONEDNN_MAX_CPU_ISA": "AVX"},
-            "oneDNN off (TF_ENABLE_ONEDNN_OPTS=0)": {"TF_ENABLE_ONEDNN_OPTS": "0"}}
+            "ONEDNN_MAX_CPU_ISA=AVX (the guard on AMD)": {"ONEDNN_MAX_CPU_ISA": "AVX"},
+            "oneDNN off (the guard on Intel and others)": {"TF_ENABLE_ONEDNN_OPTS": "0"}}
 ROOT = Path(__file__).resolve().parents[1]
 
 

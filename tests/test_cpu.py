@@ -1,4 +1,5 @@
-"""The CPU guard limits oneDNN to AVX on CPUs that report AVX-512, unless the user chose."""
+"""The CPU guard limits oneDNN to AVX (AMD) or turns it off (Intel and others) on CPUs that report
+AVX-512, unless the user chose."""
 
 import importlib.util
 import os
@@ -20,6 +21,12 @@ flags\t\t: fpu vme sse sse2 avx avx2 fma avx512f avx512dq avx512bw avx512_vnni a
 processor\t: 1
 flags\t\t: fpu
 """
+SAPPHIRE_RAPIDS = """processor\t: 0
+vendor_id\t: GenuineIntel
+cpu family\t: 6
+model\t\t: 207
+flags\t\t: fpu avx avx2 avx512f avx512dq avx512_bf16 amx_tile
+"""
 AVX2_ONLY = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
 
 
@@ -28,10 +35,14 @@ def test_the_first_processors_flags_are_read():
     assert cpu_flags("") == set() and cpu_flags("Features\t: fp asimd\n") == {"fp", "asimd"}
 
 
-def test_avx512_gets_avx_and_a_note_naming_why():
+def test_avx512_gets_the_vendors_faster_safe_setting_and_a_note_naming_why():
     settings, note = safe_isa_setting({}, ZEN4)
     assert settings == {"ONEDNN_MAX_CPU_ISA": "AVX"}
-    assert "AVX-512" in note and "avx512_bf16" in note and "(ONEDNN_MAX_CPU_ISA=AVX)" in note
+    assert note.startswith("oneDNN: limited to AVX (ONEDNN_MAX_CPU_ISA=AVX) on this AVX-512 CPU (avx512_bf16, ")
+    settings, note = safe_isa_setting({}, SAPPHIRE_RAPIDS)
+    assert settings == {"TF_ENABLE_ONEDNN_OPTS": "0"}
+    assert note.startswith("oneDNN: off (TF_ENABLE_ONEDNN_OPTS=0) on this AVX-512 CPU (avx512_bf16, ")
+    assert safe_isa_setting({}, SAPPHIRE_RAPIDS.replace("GenuineIntel", "Unknown"))[0] == settings
 
 
 def test_a_cpu_without_avx512_is_left_alone():
@@ -46,15 +57,19 @@ def test_the_users_own_onednn_setting_wins():
         assert settings == {} and f"{name}={value}" in note
 
 
-def test_importing_cnntree_sets_the_variable_before_tensorflow_loads(monkeypatch):
-    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
-    code = ("import os, sys, cnntree; print(os.environ.get('ONEDNN_MAX_CPU_ISA'), 'tensorflow' in sys.modules); "
-            "print(cnntree.CPU_NOTE)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
-    flags = cpu_flags(open("/proc/cpuinfo").read())
-    avx512 = any(flag.startswith("avx512") for flag in flags)
-    assert out[0] == ("AVX False" if avx512 else "None False")
-    assert out[1].startswith("oneDNN: limited to AVX " if avx512 else "oneDNN: unchanged")
+def test_importing_cnntree_sets_the_variable_before_tensorflow_loads():
+    env = {k: v for k, v in os.environ.items() if k not in USER_VARIABLES}
+    code = ("import os, sys, cnntree; print([os.environ.get(n) for n in cnntree.cpu.USER_VARIABLES], "
+            "'tensorflow' in sys.modules); print(cnntree.CPU_NOTE)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=env).stdout.splitlines()
+    cpuinfo = open("/proc/cpuinfo").read()
+    if any(flag.startswith("avx512") for flag in cpu_flags(cpuinfo)):
+        amd = "AuthenticAMD" in cpuinfo
+        assert out[0] == ("['AVX', None, None] False" if amd else "[None, None, '0'] False")
+        assert out[1].startswith("oneDNN: limited to AVX " if amd else "oneDNN: off ")
+    else:
+        assert out == ["[None, None, None] False", "oneDNN: unchanged (the CPU reports no AVX-512)"]
 
 
 @pytest.mark.slow
