@@ -1,11 +1,17 @@
-"""Benchmark: training with glibc's malloc reusing freed memory (``cnntree.nets.allocator``) or not.
+"""Benchmark: where training's memory comes from (``cnntree.nets.allocator``): malloc with freed
+memory reused (as cnntree trains), malloc as TensorFlow's generator dataset leaves it, or
+TensorFlow's own pool.
 
     python bench/allocator.py [--images 1024] [--batch 32] [--rounds 2] [--json bench/allocator.json]
 
 TensorFlow's first generator dataset sets glibc's trim threshold, which pins malloc's mmap
-threshold at 128 KB; cnntree sets glibc's own limits back when each epoch begins. Each side trains
-one network with ``train_network`` for two epochs in a fresh process (the setting is process-wide),
-"not reused" with that call disabled, as before cnntree made it; the second epoch is measured:
+threshold at 128 KB; cnntree sets glibc's own limits back when each epoch begins. Buffers over
+malloc's 32 MB mmap ceiling are still mapped afresh, unless TensorFlow keeps its tensors in its own
+pool (``TF_CPU_ALLOCATOR_USE_BFC=true``; with oneDNN on it pools already). Each side trains one
+network with ``train_network`` for two epochs in a fresh process (the settings are process-wide):
+"malloc, reused" as cnntree trains, "malloc, not reused" with cnntree's call disabled, "pool" with
+TensorFlow's pool. TheThe
+second epoch is measured:
 images/s, the process's CPU seconds (user and system) and its minor page faults; and the process's
 peak memory (resident set). The sides alternate ``--rounds`` times (the machine is noisy); the
 table shows each side's median.
@@ -22,8 +28,11 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import cnntree  # noqa: E402, F401  the CPU guard's setting, inherited by every side's process
+
 MODELS = {"mini_xception": {"name": "mini_xception", "width": 1.0, "l2": 0.01},  # the small default's network
           "vgg": {"name": "vgg", "blocks": 4}}  # trees/single_vgg.json's network (the default)
+SIDES = {"malloc, reused": ("false", True), "malloc, not reused": ("false", False), "pool": ("true", True)}
 
 
 def child(model: str, reuse: bool, images: int, batch: int) -> dict:
@@ -68,23 +77,24 @@ def main():
         return
     from timing import machine_line
 
-    sides = [(model, reuse) for model in MODELS for reuse in (True, False)]
-    results = {side: [] for side in sides}
+    results = {(model, side): [] for model in MODELS for side in SIDES}
     for _ in range(args.rounds):
-        for model, reuse in sides:
+        for model, side in results:
+            pool, reuse = SIDES[side]
             done = subprocess.run([sys.executable, __file__, "--child", model, str(int(reuse)), "--images",
                                    str(args.images), "--batch", str(args.batch)],
-                                  capture_output=True, text=True, check=True)
-            results[(model, reuse)].append(json.loads(done.stdout.splitlines()[-1]))
+                                  capture_output=True, text=True, check=True,
+                                  env={**os.environ, "TF_CPU_ALLOCATOR_USE_BFC": pool})
+            results[(model, side)].append(json.loads(done.stdout.splitlines()[-1]))
     rows = []
-    print(f"{'network':14s} {'freed memory':>13s} {'images/s':>9s} {'user s':>7s} {'system s':>9s} {'minor faults':>13s} "
+    print(f"{'network':14s} {'memory':>18s} {'images/s':>9s} {'user s':>7s} {'system s':>9s} {'minor faults':>13s} "
           f"{'peak MB':>8s}")
-    for (model, reuse), runs in results.items():
-        row = {"network": model, "reused": reuse, "runs": runs,
+    for (model, side), runs in results.items():
+        row = {"network": model, "memory": side, "runs": runs,
                **{key: statistics.median(run[key] for run in runs)
                   for key in ("images_per_s", "user_s", "system_s", "minor_faults", "peak_memory_mb")}}
         rows.append(row)
-        print(f"{model:14s} {'reused' if reuse else 'not reused':>13s} {row['images_per_s']:9.1f} {row['user_s']:7.2f} "
+        print(f"{model:14s} {side:>18s} {row['images_per_s']:9.1f} {row['user_s']:7.2f} "
               f"{row['system_s']:9.2f} {row['minor_faults']:13,.0f} {row['peak_memory_mb']:8.0f}")
     report = {"machine": machine_line(), "images": args.images, "batch": args.batch, "rounds": args.rounds,
               "command": "python bench/allocator.py " + " ".join(sys.argv[1:]), "rows": rows}
