@@ -10,11 +10,9 @@ malloc's 32 MB mmap ceiling are still mapped afresh, unless TensorFlow keeps its
 pool (``TF_CPU_ALLOCATOR_USE_BFC=true``; with oneDNN on it pools already). Each side trains one
 network with ``train_network`` for two epochs in a fresh process (the settings are process-wide):
 "malloc, reused" as cnntree trains, "malloc, not reused" with cnntree's call disabled, "pool" with
-TensorFlow's pool. TheThe
-second epoch is measured:
-images/s, the process's CPU seconds (user and system) and its minor page faults; and the process's
-peak memory (resident set). The sides alternate ``--rounds`` times (the machine is noisy); the
-table shows each side's median.
+TensorFlow's pool. The second epoch is measured: images/s, the process's CPU seconds (user and
+system) and its minor page faults; and the process's peak memory (resident set). The sides
+alternate ``--rounds`` times (the machine is noisy); the table shows each side's median.
 """
 
 import argparse
