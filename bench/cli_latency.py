@@ -33,16 +33,6 @@ COMMANDS = [
 ]
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def timed(args: list[str], cwd: str) -> tuple[float, int]:
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "cnntree.cli", *args], cwd=cwd, capture_output=True)
@@ -50,6 +40,8 @@ def timed(args: list[str], cwd: str) -> tuple[float, int]:
 
 
 def main() -> None:
+    from timing import cpu_model
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--json", default=str(ROOT / "bench" / "cli_latency.json"))

@@ -92,6 +92,8 @@ def browser(clf, scenes, seconds: float, screenshot: str | None) -> dict:
 
 
 def main() -> None:
+    from timing import cpu_model
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=15)
@@ -124,9 +126,7 @@ def main() -> None:
     if page:
         print(f"browser (default, Keras): {page['labelled_fps']} labelled frames/s over {page['seconds']:g} s")
     result = {"command": f"python bench/serve.py --frames {args.frames} --seconds {args.seconds:g}", "rows": rows,
-              "browser": page, "cpu": next((line.split(":", 1)[1].strip() for line in
-                                            Path("/proc/cpuinfo").read_text().splitlines()
-                                            if line.startswith("model name")), "")}
+              "browser": page, "cpu": cpu_model()}
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.json}")
 

@@ -20,15 +20,14 @@ def cpu_model() -> str:
     the JSON of every speed benchmark: ``AMD EPYC (family 25, model 17, AVX-512)``."""
     import platform
 
-    try:
-        with open("/proc/cpuinfo") as f:
-            fields = dict(line.split(":", 1) for line in f.read().split("\n\n")[0].splitlines() if ":" in line)
-    except OSError:
+    from cnntree.cpu import cpu_field, cpu_flags, read_cpuinfo
+
+    cpuinfo = read_cpuinfo()
+    if not cpuinfo:
         return platform.processor() or platform.machine()
-    fields = {k.strip(): v.strip() for k, v in fields.items()}
-    avx512 = "AVX-512" if "avx512f" in fields.get("flags", "").split() else "no AVX-512"
-    return (f"{fields.get('model name', platform.machine())} (family {fields.get('cpu family', '?')}, "
-            f"model {fields.get('model', '?')}, {avx512})")
+    avx512 = "AVX-512" if "avx512f" in cpu_flags(cpuinfo) else "no AVX-512"
+    return (f"{cpu_field(cpuinfo, 'model name') or platform.machine()} (family {cpu_field(cpuinfo, 'cpu family') or '?'}, "
+            f"model {cpu_field(cpuinfo, 'model') or '?'}, {avx512})")
 
 
 def machine_line() -> str:

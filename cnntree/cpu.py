@@ -52,7 +52,8 @@ def safe_isa_setting(environ, cpuinfo: str) -> tuple[dict[str, str], str]:
                       "AVX-512 and AVX2 kernels crash training (docs/errors.md)")
 
 
-def _read_cpuinfo() -> str:
+def read_cpuinfo() -> str:
+    """``/proc/cpuinfo``'s text, or "" where there is none."""
     try:
         with open("/proc/cpuinfo") as f:
             return f.read(1 << 20)
@@ -66,6 +67,6 @@ NOTE = ""  # what the guard did in this process (``apply_guard``), for ``cnntree
 def apply_guard(environ=os.environ) -> str:
     """Set the safe oneDNN setting in ``environ`` where needed (before TensorFlow loads); the note."""
     global NOTE
-    settings, NOTE = safe_isa_setting(environ, _read_cpuinfo())
+    settings, NOTE = safe_isa_setting(environ, read_cpuinfo())
     environ.update(settings)
     return NOTE
